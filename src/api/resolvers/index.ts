@@ -1,0 +1,23 @@
+/** All resolvers, merged by type. Each file owns one area of schema.graphql. */
+import { GraphQLScalarType, Kind } from "graphql";
+import { healthResolvers } from "./health.ts";
+import { serverTimeResolvers } from "./server-time.ts";
+
+const DateTime = new GraphQLScalarType({
+  name: "DateTime",
+  serialize: (value) => (value instanceof Date ? value.toISOString() : String(value)),
+  parseValue: (value) => new Date(String(value)),
+  parseLiteral: (ast) => (ast.kind === Kind.STRING ? new Date(ast.value) : null),
+});
+
+export const resolvers = {
+  DateTime,
+  Node: { __resolveType: () => null },
+  Query: {
+    ...healthResolvers.Query,
+    node: () => null,
+  },
+  Subscription: {
+    ...serverTimeResolvers.Subscription,
+  },
+};

@@ -1,0 +1,108 @@
+/**
+ * The HTTP server: GraphQL queries and mutations over HTTP (Apollo Server 5 on Express 5) and
+ * subscriptions over WebSocket (graphql-ws), both on the same port and path, `/graphql`.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ApolloServer } from "@apollo/server";
+import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import { expressMiddleware } from "@as-integrations/express5";
+import express from "express";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+import type { Db } from "../platform/db/client.ts";
+import type { Logger } from "../platform/logger.ts";
+import { packageVersion } from "../platform/version.ts";
+import type { ApiContext } from "./context.ts";
+import { buildSchema } from "./schema.ts";
+
+export const GRAPHQL_PATH = "/graphql";
+
+export interface ApiServerOptions {
+  db: Db;
+  logger: Logger;
+  port: number;
+  host?: string;
+}
+
+export interface ApiServer {
+  /** http://host:port/graphql; the WebSocket URL is the same with ws://. */
+  url: string;
+  wsUrl: string;
+  httpServer: Server;
+  /** Stop accepting, close WebSockets, drain in-flight requests. */
+  close(): Promise<void>;
+}
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const { db, logger } = options;
+  const schema = buildSchema();
+  const startedAt = new Date();
+  const version = packageVersion();
+  const context = (): ApiContext => ({ db, logger, startedAt, version });
+
+  const app = express();
+  const httpServer = createServer(app);
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const wsCleanup = useServer(
+    {
+      schema,
+      context,
+      onError: (_ctx, _id, _payload, errors) => logger.warn({ errors }, "subscription error"),
+    },
+    wsServer,
+  );
+
+  const apollo = new ApolloServer<ApiContext>({
+    schema,
+    includeStacktraceInErrorResponses: false,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              await wsCleanup.dispose();
+            },
+          };
+        },
+      },
+    ],
+    logger: {
+      debug: (m) => logger.debug(m),
+      info: (m) => logger.info(m),
+      warn: (m) => logger.warn(m),
+      error: (m) => logger.error(m),
+    },
+  });
+  await apollo.start();
+
+  app.use(
+    GRAPHQL_PATH,
+    express.json({ limit: "1mb" }),
+    expressMiddleware(apollo, { context: async () => context() }),
+  );
+  app.get("/healthz", (_req, res) => {
+    res.json({ ok: true });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once("error", reject);
+    httpServer.listen(options.port, options.host ?? "0.0.0.0", () => {
+      httpServer.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  const host = options.host && options.host !== "0.0.0.0" ? options.host : "localhost";
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}${GRAPHQL_PATH}`,
+    wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`,
+    httpServer,
+    close: () => {
+      closing ??= apollo.stop();
+      return closing;
+    },
+  };
+}

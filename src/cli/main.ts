@@ -1,0 +1,18 @@
+/**
+ * `incubator` — the command line. Each subcommand lives in its own file; this one wires them.
+ * Errors a user can fix (bad configuration, unreachable database) end the process with one
+ * clear line and exit code 1; anything else prints its stack.
+ */
+import { Command } from "commander";
+import { packageVersion } from "../platform/version.ts";
+import { serveCommand } from "./serve.ts";
+
+const program = new Command()
+  .name("incubator")
+  .description("Train large vision transformers by Deep Incubation, served through a GraphQL API")
+  .version(packageVersion())
+  .showHelpAfterError();
+
+program.addCommand(serveCommand());
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,60 @@
+/** Run the real `incubator` command as a child process. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { resolve } from "node:path";
+
+export const BIN = resolve(import.meta.dirname, "../../bin/incubator.js");
+
+export interface Spawned {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+  /** Resolves when the combined output matches `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+}
+
+export function spawnIncubator(args: string[], env: NodeJS.ProcessEnv): Spawned {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const waiter of [...waiters]) {
+      const match = output.match(waiter.pattern);
+      if (match) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(match);
+      }
+    }
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+  return {
+    child,
+    output: () => output,
+    exited,
+    waitFor: (pattern, timeoutMs = 60_000) =>
+      new Promise((res, rej) => {
+        const match = output.match(pattern);
+        if (match) return res(match);
+        const timer = setTimeout(
+          () => rej(new Error(`timed out waiting for ${pattern}; output:\n${output}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          pattern,
+          resolve: (m) => {
+            clearTimeout(timer);
+            res(m);
+          },
+        });
+        exited.then(() => {
+          clearTimeout(timer);
+          rej(new Error(`process exited before ${pattern}; output:\n${output}`));
+        });
+      }),
+  };
+}
