@@ -69,23 +69,19 @@ describe("migrations", () => {
   });
 });
 
+async function architectureAndDataset(name: string, depth: number, moduleSplit: number[]) {
+  const arch = await t.db.architecture.create({
+    data: { name, imageSize: 32, patchSize: 4, width: 192, depth, heads: 3, numClasses: 10, moduleSplit },
+  });
+  const dataset = await t.db.dataset.create({
+    data: { name: `synthetic-${name}`, format: "synthetic", numClasses: 10, trainSize: 1000, testSize: 200 },
+  });
+  return { arch, dataset };
+}
+
 describe("core tables through Prisma", () => {
   it("writes a run with its modules and reads it back", async () => {
-    const arch = await t.db.architecture.create({
-      data: {
-        name: "deit-t-16",
-        imageSize: 32,
-        patchSize: 4,
-        width: 192,
-        depth: 16,
-        heads: 3,
-        numClasses: 10,
-        moduleSplit: [4, 4, 4, 4],
-      },
-    });
-    const dataset = await t.db.dataset.create({
-      data: { name: "synthetic-small", format: "synthetic", numClasses: 10, trainSize: 1000, testSize: 200 },
-    });
+    const { arch, dataset } = await architectureAndDataset("deit-t-16", 16, [4, 4, 4, 4]);
     const run = await t.db.run.create({
       data: {
         kind: "INCUBATION",
@@ -112,21 +108,7 @@ describe("core tables through Prisma", () => {
   });
 
   it("enforces one event per (run, seq)", async () => {
-    const arch = await t.db.architecture.create({
-      data: {
-        name: "tiny",
-        imageSize: 16,
-        patchSize: 4,
-        width: 64,
-        depth: 4,
-        heads: 4,
-        numClasses: 10,
-        moduleSplit: [1, 1, 1, 1],
-      },
-    });
-    const dataset = await t.db.dataset.create({
-      data: { name: "synthetic-events", format: "synthetic", numClasses: 10, trainSize: 10, testSize: 10 },
-    });
+    const { arch, dataset } = await architectureAndDataset("tiny", 4, [1, 1, 1, 1]);
     const run = await t.db.run.create({
       data: { kind: "E2E", architectureId: arch.id, datasetId: dataset.id },
     });
