@@ -11,6 +11,7 @@ import express from "express";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Db } from "../platform/db/client.ts";
+import { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { ApiContext } from "./context.ts";
@@ -20,6 +21,8 @@ export const GRAPHQL_PATH = "/graphql";
 
 export interface ApiServerOptions {
   db: Db;
+  /** For the event hub's LISTEN connection. */
+  databaseUrl: string;
   logger: Logger;
   port: number;
   host?: string;
@@ -39,7 +42,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const schema = buildSchema();
   const startedAt = new Date();
   const version = packageVersion();
-  const context = (): ApiContext => ({ db, logger, startedAt, version });
+  const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
+  await events.start();
+  const context = (): ApiContext => ({ db, events, logger, startedAt, version });
 
   const app = express();
   const httpServer = createServer(app);
@@ -62,6 +67,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         async serverWillStart() {
           return {
             async drainServer() {
+              await events.close();
               await wsCleanup.dispose();
             },
           };

@@ -25,6 +25,7 @@ export function serveCommand(): Command {
         platform = await openPlatform({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, logger });
         const server = await startApiServer({
           db: platform.db,
+          databaseUrl: platform.database.url,
           logger,
           port: config.PORT,
           host: config.HOST,

@@ -1,6 +1,7 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
+import { readMigrations } from "../../src/platform/db/migrate.ts";
 import { packageVersion } from "../../src/platform/version.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
@@ -9,7 +10,13 @@ const t = useTestDatabase();
 let server: ApiServer;
 
 beforeAll(async () => {
-  server = await startApiServer({ db: t.db, logger: pino({ level: "silent" }), port: 0, host: "127.0.0.1" });
+  server = await startApiServer({
+    db: t.db,
+    databaseUrl: t.url,
+    logger: pino({ level: "silent" }),
+    port: 0,
+    host: "127.0.0.1",
+  });
 });
 afterAll(async () => {
   await server?.close();
@@ -25,7 +32,7 @@ describe("GraphQL over HTTP", () => {
     expect(res.data?.health).toMatchObject({
       ok: true,
       database: true,
-      migrations: 1,
+      migrations: readMigrations().length,
       version: packageVersion(),
     });
     expect(res.data?.health.databaseLatencyMs).toBeGreaterThan(0);

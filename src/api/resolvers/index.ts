@@ -1,7 +1,14 @@
 /** All resolvers, merged by type. Each file owns one area of schema.graphql. */
 import { GraphQLScalarType, Kind } from "graphql";
 import { healthResolvers } from "./health.ts";
+import { runEventsResolvers } from "./run-events.ts";
 import { serverTimeResolvers } from "./server-time.ts";
+
+const JSONScalar = new GraphQLScalarType({
+  name: "JSON",
+  serialize: (value) => value,
+  parseValue: (value) => value,
+});
 
 const DateTime = new GraphQLScalarType({
   name: "DateTime",
@@ -12,6 +19,7 @@ const DateTime = new GraphQLScalarType({
 
 export const resolvers = {
   DateTime,
+  JSON: JSONScalar,
   Node: { __resolveType: () => null },
   Query: {
     ...healthResolvers.Query,
@@ -19,5 +27,6 @@ export const resolvers = {
   },
   Subscription: {
     ...serverTimeResolvers.Subscription,
+    ...runEventsResolvers.Subscription,
   },
 };

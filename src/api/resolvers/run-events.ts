@@ -1,0 +1,37 @@
+import { GraphQLError } from "graphql";
+import type { ApiContext } from "../context.ts";
+import { fromGlobalId } from "../global-id.ts";
+
+interface RunEventsArgs {
+  runId: string;
+  afterSeq: number;
+  moduleIndex?: number | null;
+}
+
+async function* asPayloads(events: AsyncIterableIterator<unknown>) {
+  for await (const event of events) yield { runEvents: event };
+}
+
+export const runEventsResolvers = {
+  Subscription: {
+    runEvents: {
+      subscribe: async (_: unknown, args: RunEventsArgs, ctx: ApiContext) => {
+        const runId = fromGlobalId("Run", args.runId, "runId");
+        if (args.afterSeq < 0) {
+          throw new GraphQLError("afterSeq must be 0 or the seq of an event you received", {
+            extensions: { code: "BAD_USER_INPUT", argument: "afterSeq" },
+          });
+        }
+        const run = await ctx.db.run.findUnique({ where: { id: runId }, select: { id: true } });
+        if (!run) {
+          throw new GraphQLError(`runId: no run with ID ${args.runId}`, {
+            extensions: { code: "NOT_FOUND", argument: "runId" },
+          });
+        }
+        return asPayloads(
+          ctx.events.subscribe(runId, { afterSeq: args.afterSeq, moduleIndex: args.moduleIndex }),
+        );
+      },
+    },
+  },
+};

@@ -1,0 +1,311 @@
+/**
+ * Fans run events out to this process's subscribers.
+ *
+ * One LISTEN connection per API process hears `{runId, seq}` notices; for each run that has
+ * subscribers here, ONE query reads the new rows (seq > what this hub has read) and every
+ * subscriber of that run gets them — 1,000 subscribers on a run cost one query per batch, not
+ * 1,000. Rows, not notices, are the truth: a missed or coalesced notice only delays delivery
+ * until the next notice or the poll, never loses an event.
+ *
+ * A subscriber first replays the table from its `afterSeq`, buffering live rows meanwhile, then
+ * goes live; its own cursor drops anything it has already delivered. So the stream is exactly
+ * the table's rows with seq > afterSeq, in order, without gaps or repeats.
+ */
+import pg from "pg";
+import type { Db } from "../db/client.ts";
+import type { Logger } from "../logger.ts";
+import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents, type StoredRunEvent } from "./event-log.ts";
+
+const FETCH_PAGE = 1000;
+/** A subscriber this far behind is cut off (it can resubscribe with its last seq). */
+const MAX_QUEUED_EVENTS = 50_000;
+
+export interface SubscribeOptions {
+  afterSeq?: number;
+  moduleIndex?: number | null;
+  /** End the stream after the run's terminal STATE event (default true). */
+  completeOnTerminal?: boolean;
+}
+
+const TERMINAL_RUN_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+/** A STATE event about the run itself (no module) that reports a final state. */
+export function isTerminalRunEvent(event: StoredRunEvent): boolean {
+  const payload = event.payload as { state?: string } | null;
+  return (
+    event.type === "STATE" &&
+    event.moduleIndex === null &&
+    typeof payload?.state === "string" &&
+    TERMINAL_RUN_STATES.has(payload.state)
+  );
+}
+
+class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
+  private queue: StoredRunEvent[] = [];
+  private waiting: ((result: IteratorResult<StoredRunEvent>) => void) | null = null;
+  private failure: Error | null = null;
+  done = false;
+  /** Buffer live rows until the replay has caught up. */
+  replaying = true;
+  private buffered: StoredRunEvent[] = [];
+
+  constructor(
+    public cursor: number,
+    private readonly moduleIndex: number | null,
+    private readonly completeOnTerminal: boolean,
+    private readonly onClose: (subscriber: Subscriber) => void,
+  ) {}
+
+  /** Deliver live rows (buffered while replaying). */
+  offerLive(rows: StoredRunEvent[]): void {
+    if (this.replaying) this.buffered.push(...rows);
+    else this.deliver(rows);
+  }
+
+  /** Deliver rows in seq order; rows at or below the cursor were delivered already. */
+  deliver(rows: StoredRunEvent[]): void {
+    for (const row of rows) {
+      if (this.done) return;
+      if (row.seq <= this.cursor) continue;
+      this.cursor = row.seq;
+      const terminal = this.completeOnTerminal && isTerminalRunEvent(row);
+      if (this.moduleIndex === null || row.moduleIndex === this.moduleIndex || terminal) this.push(row);
+      if (terminal) {
+        this.finish();
+        return;
+      }
+    }
+  }
+
+  finishReplay(): void {
+    this.replaying = false;
+    const buffered = this.buffered;
+    this.buffered = [];
+    this.deliver(buffered);
+  }
+
+  private push(row: StoredRunEvent): void {
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = null;
+      resolve({ value: row, done: false });
+      return;
+    }
+    this.queue.push(row);
+    if (this.queue.length > MAX_QUEUED_EVENTS) {
+      this.fail(new Error(`subscriber fell ${MAX_QUEUED_EVENTS} events behind; resubscribe with afterSeq`));
+    }
+  }
+
+  fail(error: Error): void {
+    this.failure = error;
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.onClose(this);
+    if (this.waiting && this.queue.length === 0) {
+      const resolve = this.waiting;
+      this.waiting = null;
+      resolve({ value: undefined, done: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<StoredRunEvent>> {
+    const row = this.queue.shift();
+    if (row) return Promise.resolve({ value: row, done: false });
+    if (this.failure) {
+      const failure = this.failure;
+      this.failure = null;
+      return Promise.reject(failure);
+    }
+    if (this.done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+    });
+  }
+
+  return(): Promise<IteratorResult<StoredRunEvent>> {
+    this.queue = [];
+    this.finish();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<StoredRunEvent> {
+    return this;
+  }
+}
+
+interface RunChannel {
+  /** Highest seq this hub has read for the run. */
+  cursor: number;
+  subscribers: Set<Subscriber>;
+  fetching: boolean;
+  again: boolean;
+}
+
+export interface RunEventHubOptions {
+  db: Db;
+  databaseUrl: string;
+  logger: Logger;
+  /** Safety net for lost connections: re-read runs with subscribers this often. */
+  pollIntervalMs?: number;
+}
+
+export class RunEventHub {
+  private readonly channels = new Map<string, RunChannel>();
+  private listener: pg.Client | null = null;
+  private poll: NodeJS.Timeout | null = null;
+  private closed = false;
+  private reconnectDelayMs = 250;
+
+  constructor(private readonly options: RunEventHubOptions) {}
+
+  async start(): Promise<void> {
+    await this.connectListener();
+    this.poll = setInterval(() => this.refreshAll(), this.options.pollIntervalMs ?? 5_000);
+    this.poll.unref();
+  }
+
+  /** Number of live subscribers in this process (for metrics and tests). */
+  get subscriberCount(): number {
+    let n = 0;
+    for (const channel of this.channels.values()) n += channel.subscribers.size;
+    return n;
+  }
+
+  /** Stream a run's events with seq > afterSeq, then live ones, in order. */
+  subscribe(runId: string, options: SubscribeOptions = {}): AsyncIterableIterator<StoredRunEvent> {
+    if (this.closed) throw new Error("event hub is closed");
+    const subscriber = new Subscriber(
+      options.afterSeq ?? 0,
+      options.moduleIndex ?? null,
+      options.completeOnTerminal ?? true,
+      (s) => this.remove(runId, s),
+    );
+    void this.attach(runId, subscriber);
+    return subscriber;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.poll) clearInterval(this.poll);
+    for (const channel of this.channels.values()) {
+      for (const subscriber of channel.subscribers) void subscriber.return();
+    }
+    this.channels.clear();
+    const listener = this.listener;
+    this.listener = null;
+    await listener?.end().catch(() => {});
+  }
+
+  private async attach(runId: string, subscriber: Subscriber): Promise<void> {
+    try {
+      let channel = this.channels.get(runId);
+      if (!channel) {
+        // Start reading live rows after what is committed now; the replay covers the rest.
+        const run = await this.options.db.run.findUnique({
+          where: { id: runId },
+          select: { lastEventSeq: true },
+        });
+        if (!run) throw new Error(`no run with id ${runId}`);
+        channel = this.channels.get(runId) ?? {
+          cursor: run.lastEventSeq,
+          subscribers: new Set(),
+          fetching: false,
+          again: false,
+        };
+        this.channels.set(runId, channel);
+      }
+      channel.subscribers.add(subscriber);
+      // Replay from the table: everything the hub has read (or will read) is committed by now.
+      for (;;) {
+        const page = await readRunEvents(this.options.db, runId, subscriber.cursor, { limit: FETCH_PAGE });
+        subscriber.deliver(page);
+        if (page.length < FETCH_PAGE || subscriber.done) break;
+      }
+      subscriber.finishReplay();
+    } catch (error) {
+      subscriber.fail(error as Error);
+    }
+  }
+
+  private remove(runId: string, subscriber: Subscriber): void {
+    const channel = this.channels.get(runId);
+    if (!channel) return;
+    channel.subscribers.delete(subscriber);
+    if (channel.subscribers.size === 0) this.channels.delete(runId);
+  }
+
+  private onNotice(notice: RunEventNotice): void {
+    const channel = this.channels.get(notice.runId);
+    if (channel && notice.seq > channel.cursor) void this.fetch(notice.runId, channel);
+  }
+
+  private refreshAll(): void {
+    for (const [runId, channel] of this.channels) void this.fetch(runId, channel);
+  }
+
+  /** Read new rows once for all of a run's subscribers; coalesces overlapping notices. */
+  private async fetch(runId: string, channel: RunChannel): Promise<void> {
+    if (channel.fetching) {
+      channel.again = true;
+      return;
+    }
+    channel.fetching = true;
+    try {
+      do {
+        channel.again = false;
+        for (;;) {
+          const rows = await readRunEvents(this.options.db, runId, channel.cursor, { limit: FETCH_PAGE });
+          if (rows.length === 0) break;
+          channel.cursor = rows[rows.length - 1]!.seq;
+          for (const subscriber of channel.subscribers) subscriber.offerLive(rows);
+          if (rows.length < FETCH_PAGE) break;
+        }
+      } while (channel.again);
+    } catch (error) {
+      this.options.logger.warn({ err: error, runId }, "event hub: reading new events failed; will retry");
+    } finally {
+      channel.fetching = false;
+    }
+  }
+
+  private async connectListener(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.options.databaseUrl });
+    client.on("notification", (message) => {
+      if (message.channel !== RUN_EVENTS_CHANNEL || !message.payload) return;
+      try {
+        this.onNotice(JSON.parse(message.payload) as RunEventNotice);
+      } catch {
+        this.options.logger.warn({ payload: message.payload }, "event hub: unreadable notice");
+      }
+    });
+    client.on("error", (error) => {
+      this.options.logger.warn({ err: error }, "event hub: LISTEN connection lost; reconnecting");
+      void this.reconnect(client);
+    });
+    await client.connect();
+    await client.query(`LISTEN ${RUN_EVENTS_CHANNEL}`);
+    this.listener = client;
+    this.reconnectDelayMs = 250;
+  }
+
+  private async reconnect(broken: pg.Client): Promise<void> {
+    if (this.closed || this.listener !== broken) return;
+    this.listener = null;
+    await broken.end().catch(() => {});
+    while (!this.closed) {
+      try {
+        await this.connectListener();
+        this.refreshAll(); // catch up on anything committed while we were deaf
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, this.reconnectDelayMs));
+        this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 10_000);
+      }
+    }
+  }
+}
