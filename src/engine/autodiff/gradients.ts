@@ -1,0 +1,96 @@
+/**
+ * Reverse-mode differentiation at graph-build time: `gradients` appends the backward pass to
+ * the graph being built, using one VJP rule per op (rules.ts).
+ *
+ * Only the nodes on a path from a differentiated value (`wrt`) to the loss get a rule applied;
+ * everything else — frozen parameters, data preprocessing, branches the loss does not see — gets
+ * no backward work. A frozen parameter simply isn't in `wrt`: it receives no gradient, yet
+ * gradients flow *through* the ops that use it to whatever earlier trainable values feed them.
+ */
+import type { GraphBuilder } from "../ir/builder.ts";
+import { isFloatDType } from "../ir/dtype.ts";
+import type { Node, Value } from "../ir/graph.ts";
+import type { OpName } from "../ir/ops.ts";
+import { formatShape, shapesEqual } from "../ir/shape.ts";
+import { NONDIFFERENTIABLE, VJP_RULES, type VjpRule } from "./rules.ts";
+
+export interface GradientOptions {
+  /** Gradient of the final objective w.r.t. `loss` (default: 1, which requires a scalar loss). */
+  seed?: Value;
+}
+
+/**
+ * d loss / d w for each w in `wrt`, as new values in `b`'s graph. An entry is undefined when the
+ * loss does not depend on that value (callers decide whether that is zero or an error).
+ */
+export function gradients(
+  b: GraphBuilder,
+  loss: Value,
+  wrt: readonly Value[],
+  opts: GradientOptions = {},
+): (Value | undefined)[] {
+  if (!isFloatDType(loss.dtype)) throw new Error(`gradients: loss must be float, got ${loss}`);
+  if (!opts.seed && loss.rank !== 0)
+    throw new Error(`gradients: loss ${loss} is not a scalar; pass a seed gradient of its shape`);
+  for (const w of wrt)
+    if (!isFloatDType(w.dtype)) throw new Error(`gradients: cannot differentiate w.r.t. ${w}`);
+
+  const nodes = b.graph.nodes.slice(); // the forward graph as it is now
+  const active = activeNodes(nodes, loss, wrt);
+  const grads = new Map<Value, Value>();
+  grads.set(loss, opts.seed ?? b.scalar(1, loss.dtype));
+
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i]!;
+    const needs = active.get(node);
+    if (!needs) continue;
+    const dy = node.outputs.map((v) => grads.get(v));
+    if (dy.every((g) => g === undefined)) continue;
+    const rule = VJP_RULES[node.op] as VjpRule<OpName>;
+    const dx = rule({ b, node, x: node.inputs, y: node.outputs, dy, needs });
+    node.inputs.forEach((input, j) => {
+      if (!needs[j]) return;
+      const g = dx[j];
+      if (!g) return;
+      checkGradient(node, j, input, g);
+      const prev = grads.get(input);
+      grads.set(input, prev ? b.add(prev, g) : g);
+    });
+  }
+  return wrt.map((w) => grads.get(w));
+}
+
+/**
+ * The nodes whose VJP must run, each with which of its inputs need a gradient: an input needs
+ * one when it depends on a `wrt` value (forward sweep) and the loss depends on the node
+ * (backward sweep).
+ */
+function activeNodes(nodes: readonly Node[], loss: Value, wrt: readonly Value[]): Map<Node, boolean[]> {
+  const dependsOnWrt = new Set<Value>(wrt);
+  for (const n of nodes) {
+    if (VJP_RULES[n.op] === NONDIFFERENTIABLE) continue;
+    if (n.inputs.some((v) => dependsOnWrt.has(v)))
+      for (const out of n.outputs) if (isFloatDType(out.dtype)) dependsOnWrt.add(out);
+  }
+  const feedsLoss = new Set<Value>([loss]);
+  const active = new Map<Node, boolean[]>();
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (!n.outputs.some((v) => feedsLoss.has(v)) || VJP_RULES[n.op] === NONDIFFERENTIABLE) continue;
+    const needs = n.inputs.map((v) => dependsOnWrt.has(v));
+    if (!needs.some(Boolean)) continue;
+    active.set(n, needs);
+    n.inputs.forEach((v, j) => {
+      if (needs[j]) feedsLoss.add(v);
+    });
+  }
+  return active;
+}
+
+function checkGradient(node: Node, index: number, input: Value, g: Value): void {
+  if (g.dtype !== input.dtype || !shapesEqual(g.shape, input.shape))
+    throw new Error(
+      `VJP rule of ${node.op} returned gradient ${g.dtype}${formatShape(g.shape)} for input ${index} ` +
+        `${input.dtype}${formatShape(input.shape)}`,
+    );
+}

@@ -1,0 +1,64 @@
+/**
+ * One ONNX Runtime InferenceSession per compiled graph, created once and reused every step.
+ */
+import * as ort from "onnxruntime-node";
+import { assertProviderAvailable, type ExecutionProvider, explainProviderFailure } from "./providers.ts";
+import { fromOrt, type HostTensor, toOrt } from "./tensor.ts";
+
+export interface SessionOptions {
+  provider?: ExecutionProvider;
+  /** Threads inside one op (ORT's intra-op pool); default: ORT's choice (all cores). */
+  intraOpNumThreads?: number;
+  /** ORT graph optimisation level; "all" fuses e.g. MatMul+Add and LayerNorm patterns. */
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /** ORT log severity (0 verbose … 4 fatal); default 3 (errors only). */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+export class EngineSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly provider: ExecutionProvider,
+  ) {}
+
+  static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
+    const provider = opts.provider ?? "cpu";
+    assertProviderAvailable(provider);
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: [provider],
+      graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
+      logSeverityLevel: opts.logSeverityLevel ?? 3,
+    };
+    if (opts.intraOpNumThreads !== undefined) options.intraOpNumThreads = opts.intraOpNumThreads;
+    try {
+      return new EngineSession(await ort.InferenceSession.create(model, options), provider);
+    } catch (e) {
+      throw explainProviderFailure(provider, e);
+    }
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Run with host tensors; fetches every output unless `fetch` names a subset. */
+  async run(
+    feeds: Record<string, HostTensor>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+    const results = fetch ? await this.session.run(ortFeeds, [...fetch]) : await this.session.run(ortFeeds);
+    const out: Record<string, HostTensor> = {};
+    for (const [name, t] of Object.entries(results)) out[name] = fromOrt(t);
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

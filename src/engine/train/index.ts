@@ -1,0 +1,30 @@
+export {
+  buildEvalGraph,
+  buildTrainStepGraph,
+  type CompiledModel,
+  compileEval,
+  compileTrainLoop,
+  compileTrainStep,
+} from "./compile.ts";
+export { FlatLayout, type ParamInit, type ParamSlot, type ParamSpec } from "./params.ts";
+export {
+  type ForwardContext,
+  type ForwardFn,
+  type ForwardResult,
+  type InputSpec,
+  NAMES,
+  type TrainSpec,
+} from "./spec.ts";
+export {
+  type Batch,
+  type CompileTrainerOptions,
+  compileTrainer,
+  type EvalResult,
+  optimizerKey,
+  STEP_KEY,
+  type StepResult,
+  stackBatches,
+  Trainer,
+  type TrainerArtifacts,
+  type TrainerOptions,
+} from "./trainer.ts";
