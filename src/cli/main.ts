@@ -5,6 +5,7 @@
  */
 import { Command } from "commander";
 import { packageVersion } from "../platform/version.ts";
+import { benchCommand } from "./bench.ts";
 import { serveCommand } from "./serve.ts";
 
 const program = new Command()
@@ -14,5 +15,6 @@ const program = new Command()
   .showHelpAfterError();
 
 program.addCommand(serveCommand());
+program.addCommand(benchCommand());
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,185 @@
+/**
+ * `incubator bench engine`: the same ViT trained (forward + backward + AdamW, fp32) by our ONNX
+ * Runtime engine and by PyTorch, side by side, on this machine.
+ *
+ * Each measurement runs in its own child process so peak RSS is per configuration. PyTorch is
+ * Debian's python3-torch with the OpenMP OpenBLAS (bench/torch/vit_train_bench.py). A large
+ * fp32 MatMul in ONNX Runtime gives the machine's practical peak, against which each model's
+ * achieved GFLOP/s is reported.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { GraphBuilder } from "../src/engine/ir/builder.ts";
+import { dropPathMasks, vitClassifierSpec } from "../src/engine/models/classifier.ts";
+import { mlpHidden, numTokens, VIT_DEFAULTS, type VitConfig } from "../src/engine/models/vit.ts";
+import { toOnnxModel } from "../src/engine/onnx/serialize.ts";
+import { Rng } from "../src/engine/rng.ts";
+import { EngineSession } from "../src/engine/runtime/session.ts";
+import { f32 } from "../src/engine/runtime/tensor.ts";
+import { type Batch, compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
+
+export const BENCH_MODELS: Record<string, { cfg: VitConfig; batch: number }> = {
+  tiny: {
+    cfg: { ...VIT_DEFAULTS, imageSize: 16, patchSize: 4, width: 64, depth: 4, heads: 4, numClasses: 10 },
+    batch: 64,
+  },
+  "deit-t": {
+    cfg: { ...VIT_DEFAULTS, imageSize: 32, patchSize: 4, width: 192, depth: 12, heads: 3, numClasses: 10 },
+    batch: 32,
+  },
+};
+
+const TORCH_SCRIPT = resolve(import.meta.dirname, "torch/vit_train_bench.py");
+const TORCH_PYTHON = "/usr/bin/python3";
+const OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
+
+/** FLOPs of one training step (forward + backward ≈ 3 × forward), counting multiply-adds as 2. */
+export function trainStepFlops(cfg: VitConfig, batch: number): number {
+  const t = numTokens(cfg);
+  const d = cfg.width;
+  const h = mlpHidden(cfg);
+  const patchIn = cfg.channels * cfg.patchSize ** 2;
+  const perBlockLinear = 2 * t * (3 * d * d + d * d + 2 * d * h); // qkv, proj, fc1, fc2
+  const perBlockAttn = 2 * 2 * t * t * d; // q·kᵀ and attn·v over all heads
+  const forward =
+    batch *
+    (2 * (t - 1) * patchIn * d + cfg.depth * (perBlockLinear + perBlockAttn) + 2 * d * cfg.numClasses);
+  return 3 * forward;
+}
+
+export interface EngineRun {
+  model: string;
+  steps_per_s: number;
+  step_ms_median: number;
+  peak_rss_mb: number;
+  loop_steps?: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Time our engine in this process (called in a child by runEngineBench). */
+export async function measureEngine(
+  model: string,
+  opts: { threads: number; warmup: number; steps: number; repeats: number; loop: number },
+): Promise<EngineRun> {
+  const { cfg, batch } = BENCH_MODELS[model]!;
+  const spec = vitClassifierSpec(cfg, {
+    batch,
+    optimizer: { kind: "adamw", weightDecay: 0.05 },
+    labelSmoothing: 0.1,
+  });
+  const trainer = await Trainer.create(
+    compileTrainer(spec, { eval: false, loopSteps: opts.loop > 1 ? [opts.loop] : [] }),
+    { intraOpNumThreads: opts.threads, seed: 0 },
+  );
+  const rng = new Rng(1);
+  const makeBatch = (): Batch => {
+    const images = new Float32Array(batch * cfg.channels * cfg.imageSize ** 2);
+    for (let i = 0; i < images.length; i++) images[i] = rng.normal();
+    const labels = new BigInt64Array(batch);
+    for (let i = 0; i < batch; i++) labels[i] = BigInt(rng.int(cfg.numClasses));
+    const out: Batch = {
+      images: f32([batch, cfg.channels, cfg.imageSize, cfg.imageSize], images),
+      labels: { dtype: "int64", shape: [batch], data: labels },
+    };
+    if (cfg.dropPathRate > 0) {
+      out.drop_mask = f32([cfg.depth, batch], dropPathMasks(rng, cfg.dropPathRate, cfg.depth, batch));
+    }
+    return out;
+  };
+  const batches = Array.from({ length: Math.max(opts.loop, 1) }, makeBatch);
+  const lrs = batches.map(() => 1e-4);
+  const once = async () => {
+    if (opts.loop > 1) await trainer.trainSteps(batches, lrs);
+    else await trainer.trainStep(batches[0]!, 1e-4);
+  };
+  const perCall = Math.max(opts.loop, 1);
+  for (let i = 0; i < Math.ceil(opts.warmup / perCall); i++) await once();
+  const stepMs: number[] = [];
+  for (let r = 0; r < opts.repeats; r++) {
+    const calls = Math.max(1, Math.round(opts.steps / perCall));
+    const start = performance.now();
+    for (let i = 0; i < calls; i++) await once();
+    stepMs.push((performance.now() - start) / (calls * perCall));
+  }
+  await trainer.release();
+  const ms = median(stepMs);
+  return {
+    model,
+    steps_per_s: 1000 / ms,
+    step_ms_median: ms,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    ...(opts.loop > 1 ? { loop_steps: opts.loop } : {}),
+  };
+}
+
+/** GFLOP/s of one n×n fp32 MatMul in ONNX Runtime: the practical peak of this machine. */
+export async function measureMatmulPeak(threads: number, n = 2048, repeats = 5): Promise<number> {
+  const b = new GraphBuilder("matmul_peak");
+  b.output("c", b.matmul(b.input("a", "float32", [n, n]), b.input("b", "float32", [n, n])));
+  const session = await EngineSession.create(toOnnxModel(b.graph), { intraOpNumThreads: threads });
+  const rng = new Rng(2);
+  const data = new Float32Array(n * n).map(() => rng.uniform() - 0.5);
+  const feeds = { a: f32([n, n], data), b: f32([n, n], data) };
+  await session.run(feeds);
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    await session.run(feeds);
+    times.push(performance.now() - start);
+  }
+  await session.release();
+  return (2 * n ** 3) / (median(times) / 1000) / 1e9;
+}
+
+export interface TorchRun {
+  model: string;
+  torch_steps_per_s: number;
+  torch_step_ms_median: number;
+  torch_peak_rss_mb: number;
+  torch_version: string;
+}
+
+export function torchAvailable(): string | null {
+  if (!existsSync(TORCH_PYTHON)) return `${TORCH_PYTHON} not found`;
+  const probe = spawnSync(TORCH_PYTHON, ["-c", "import torch"], { encoding: "utf8" });
+  if (probe.status !== 0)
+    return "python3-torch is not installed (apt-get install -y python3-torch libopenblas0-openmp)";
+  return null;
+}
+
+export function measureTorch(
+  model: string,
+  opts: { threads: number; warmup: number; steps: number; repeats: number },
+) {
+  const env = { ...process.env };
+  if (existsSync(OPENBLAS_OPENMP))
+    env.LD_LIBRARY_PATH = [OPENBLAS_OPENMP, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
+  env.OMP_NUM_THREADS = String(opts.threads);
+  const result = spawnSync(
+    TORCH_PYTHON,
+    [
+      TORCH_SCRIPT,
+      "--model",
+      model,
+      "--threads",
+      String(opts.threads),
+      "--warmup",
+      String(opts.warmup),
+      "--steps",
+      String(opts.steps),
+      "--repeats",
+      String(opts.repeats),
+    ],
+    { encoding: "utf8", env },
+  );
+  if (result.status !== 0) throw new Error(`PyTorch benchmark failed: ${result.stderr.trim()}`);
+  const line = result.stdout
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .at(-1);
+  if (!line) throw new Error(`PyTorch benchmark printed no result: ${result.stdout}`);
+  return JSON.parse(line) as TorchRun;
+}

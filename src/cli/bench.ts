@@ -1,0 +1,128 @@
+/**
+ * `incubator bench <name>`: benchmarks with results meant for bench/RESULTS.md. Speed targets
+ * live here, never in unit tests.
+ */
+import { spawnSync } from "node:child_process";
+import { cpus } from "node:os";
+import { Command } from "commander";
+import {
+  BENCH_MODELS,
+  type EngineRun,
+  measureEngine,
+  measureMatmulPeak,
+  measureTorch,
+  torchAvailable,
+  trainStepFlops,
+} from "../../bench/engine.ts";
+import { BIN_PATH } from "./paths.ts";
+
+interface EngineBenchOptions {
+  models: string;
+  threads: string;
+  warmup: string;
+  steps: string;
+  repeats: string;
+  loop: string;
+  torch: boolean;
+  json: boolean;
+}
+
+const int = (value: string, flag: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a whole number, got "${value}"`);
+  return n;
+};
+
+function engineCommand(): Command {
+  return new Command("engine")
+    .description("train the same ViT in our ONNX Runtime engine and in PyTorch, side by side (fp32, AdamW)")
+    .option("--models <list>", `comma-separated: ${Object.keys(BENCH_MODELS).join(", ")}`, "tiny,deit-t")
+    .option("--threads <n>", "intra-op threads for both engines", "2")
+    .option("--warmup <n>", "untimed warm-up steps", "5")
+    .option("--steps <n>", "timed steps per repeat", "20")
+    .option("--repeats <n>", "repeats (the median is reported)", "3")
+    .option("--loop <n>", "also time Loop mode with n steps per run() (0: off)", "10")
+    .option("--no-torch", "skip the PyTorch side")
+    .option("--json", "last line: a JSON array with one object per model")
+    .action(async (o: EngineBenchOptions) => {
+      const models = o.models.split(",").map((m) => m.trim());
+      for (const m of models) {
+        if (!BENCH_MODELS[m])
+          throw new Error(`--models: unknown model "${m}"; choose from ${Object.keys(BENCH_MODELS)}`);
+      }
+      const threads = int(o.threads, "--threads");
+      const common = {
+        threads,
+        warmup: int(o.warmup, "--warmup"),
+        steps: int(o.steps, "--steps"),
+        repeats: int(o.repeats, "--repeats"),
+      };
+      const loop = int(o.loop, "--loop");
+      const torchMissing = o.torch ? torchAvailable() : "skipped (--no-torch)";
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      log(
+        `machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
+      );
+      const peak = await measureMatmulPeak(threads);
+      log(`ONNX Runtime fp32 MatMul 2048³ peak: ${peak.toFixed(1)} GFLOP/s (${threads} threads)`);
+      if (torchMissing) log(`PyTorch: ${torchMissing}`);
+      const rows = [];
+      for (const model of models) {
+        const single = runEngineChild(model, { ...common, loop: 0 });
+        const looped = loop > 1 ? runEngineChild(model, { ...common, loop }) : undefined;
+        const best = looped && looped.steps_per_s > single.steps_per_s ? looped : single;
+        const torch = torchMissing ? undefined : measureTorch(model, common);
+        const { cfg, batch } = BENCH_MODELS[model]!;
+        const gflops = (trainStepFlops(cfg, batch) * best.steps_per_s) / 1e9;
+        const row = {
+          model,
+          ort_steps_per_s: round(best.steps_per_s),
+          ort_single_step_steps_per_s: round(single.steps_per_s),
+          ort_loop_steps_per_s: looped ? round(looped.steps_per_s) : null,
+          torch_steps_per_s: torch ? round(torch.torch_steps_per_s) : null,
+          ratio: torch ? round(best.steps_per_s / torch.torch_steps_per_s) : null,
+          gflops: round(gflops),
+          peak_fraction: round(gflops / peak),
+          matmul_peak_gflops: round(peak),
+          ort_peak_rss_mb: Math.round(best.peak_rss_mb),
+          torch_peak_rss_mb: torch ? Math.round(torch.torch_peak_rss_mb) : null,
+          threads,
+        };
+        rows.push(row);
+        log(
+          `${model.padEnd(7)} ours ${row.ort_steps_per_s} steps/s (single ${row.ort_single_step_steps_per_s}, loop ${row.ort_loop_steps_per_s ?? "-"}) · ` +
+            `torch ${row.torch_steps_per_s ?? "-"} · ratio ${row.ratio ?? "-"} · ${row.gflops} GFLOP/s = ${(row.peak_fraction * 100).toFixed(0)}% of peak · ` +
+            `RSS ours ${row.ort_peak_rss_mb} MB, torch ${row.torch_peak_rss_mb ?? "-"} MB`,
+        );
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+    });
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Each engine measurement in a fresh process, so its peak RSS is its own. */
+function runEngineChild(
+  model: string,
+  opts: { threads: number; warmup: number; steps: number; repeats: number; loop: number },
+): EngineRun {
+  const args = [BIN_PATH, "bench", "engine-child", model, JSON.stringify(opts)];
+  const result = spawnSync(process.execPath, args, { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`engine benchmark for ${model} failed:\n${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split("\n").at(-1)!) as EngineRun;
+}
+
+export function benchCommand(): Command {
+  const bench = new Command("bench").description("benchmarks (results go to bench/RESULTS.md)");
+  bench.addCommand(engineCommand());
+  bench.addCommand(
+    new Command("engine-child")
+      .argument("<model>")
+      .argument("<options>")
+      .action(async (model: string, options: string) => {
+        process.stdout.write(`${JSON.stringify(await measureEngine(model, JSON.parse(options)))}\n`);
+      }),
+    { hidden: true },
+  );
+  return bench;
+}

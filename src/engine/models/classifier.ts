@@ -1,0 +1,97 @@
+/**
+ * A ViT image classifier as a training spec: what the train-step compiler needs (parameters,
+ * batch inputs, forward → loss and metrics) for end-to-end training, plus the TypeScript side
+ * of stochastic depth (per-sample masks drawn from the run's seeded generator).
+ */
+import type { GraphBuilder } from "../ir/builder.ts";
+import type { Value } from "../ir/graph.ts";
+import type { OptimizerConfig } from "../optim/types.ts";
+import type { Rng } from "../rng.ts";
+import type { ParamSpec } from "../train/params.ts";
+import type { ForwardContext, ForwardResult, InputSpec, TrainSpec } from "../train/spec.ts";
+import { dropPathRates, type VitConfig, vitForward, vitParamSpecs } from "./vit.ts";
+
+export interface ClassifierOptions {
+  batch: number;
+  optimizer: OptimizerConfig;
+  /** Label smoothing ε for hard labels (ignored with soft targets, which carry their own). */
+  labelSmoothing?: number;
+  /** Train on soft targets [B, classes] (Mixup/CutMix) instead of int64 labels. */
+  softTargets?: boolean;
+  clipGradNorm?: number;
+  /** Parameter specs to train (default: the whole ViT, all trainable). */
+  params?: ParamSpec[];
+}
+
+export const INPUT = {
+  images: "images",
+  labels: "labels",
+  targets: "targets",
+  dropMask: "drop_mask",
+} as const;
+
+/** Accuracy of logits [B,K] against class ids [B] (int64), as a float scalar. */
+export function accuracy(b: GraphBuilder, logits: Value, labels: Value): Value {
+  return b.meanAll(b.cast(b.equal(b.argMax(logits, -1), labels), "float32"));
+}
+
+export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): TrainSpec {
+  const { batch } = opts;
+  const images: InputSpec = {
+    name: INPUT.images,
+    dtype: "float32",
+    shape: [batch, cfg.channels, cfg.imageSize, cfg.imageSize],
+  };
+  const labels: InputSpec = { name: INPUT.labels, dtype: "int64", shape: [batch] };
+  const targets: InputSpec = { name: INPUT.targets, dtype: "float32", shape: [batch, cfg.numClasses] };
+  const useDropPath = cfg.dropPathRate > 0;
+  const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
+  if (useDropPath) inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: [cfg.depth, batch] });
+
+  const forward = (ctx: ForwardContext): ForwardResult => {
+    const { b } = ctx;
+    let masks: Value[] | undefined;
+    if (ctx.training && useDropPath) {
+      const all = ctx.input(INPUT.dropMask);
+      masks = b.split(all, 0, Array(cfg.depth).fill(1)).map((m) => b.reshape(m, [batch]));
+    }
+    const logits = vitForward(b, cfg, ctx.param, ctx.input(INPUT.images), masks);
+    if (ctx.training && opts.softTargets) {
+      const soft = ctx.input(INPUT.targets);
+      return {
+        loss: b.softCrossEntropy(logits, soft),
+        metrics: { accuracy: accuracy(b, logits, b.argMax(soft, -1)) },
+        outputs: { logits },
+      };
+    }
+    const y = ctx.input(INPUT.labels);
+    return {
+      loss: b.softmaxCrossEntropy(logits, y, ctx.training ? (opts.labelSmoothing ?? 0) : 0),
+      metrics: { accuracy: accuracy(b, logits, y) },
+      outputs: { logits },
+    };
+  };
+
+  return {
+    params: opts.params ?? vitParamSpecs(cfg),
+    inputs,
+    evalInputs: [images, labels],
+    forward,
+    optimizer: opts.optimizer,
+    ...(opts.clipGradNorm !== undefined ? { clipGradNorm: opts.clipGradNorm } : {}),
+  };
+}
+
+/**
+ * Per-sample stochastic-depth masks [depth, B]: 0 (branch dropped) or 1/keep, with block i's
+ * drop rate from timm's linspace. Drawn from `rng`, so the run's seed fixes them.
+ */
+export function dropPathMasks(rng: Rng, rate: number, depth: number, batch: number): Float32Array {
+  const rates = dropPathRates(rate, depth);
+  const out = new Float32Array(depth * batch);
+  rates.forEach((r, i) => {
+    const keep = 1 - r;
+    for (let j = 0; j < batch; j++) out[i * batch + j] = keep >= 1 || rng.uniform() < keep ? 1 / keep : 0;
+  });
+  return out;
+}

@@ -1,0 +1,310 @@
+/**
+ * The ViT / DeiT family from one config, built on the engine's graph builder.
+ *
+ * Parameter names and shapes are timm's `VisionTransformer` (class token, pre-norm blocks), so
+ * weights move to and from timm through safetensors unchanged:
+ *
+ *   patch_embed.proj.weight [D,C,p,p]   patch_embed.proj.bias [D]   cls_token [1,1,D]
+ *   pos_embed [1,T,D]                   blocks.i.norm1.{weight,bias}
+ *   blocks.i.attn.qkv.{weight [3D,D], bias [3D]}   blocks.i.attn.proj.{weight [D,D], bias}
+ *   blocks.i.norm2.{weight,bias}        blocks.i.mlp.fc1.{weight [rD,D], bias}
+ *   blocks.i.mlp.fc2.{weight [D,rD], bias}          norm.{weight,bias}   head.{weight [K,D], bias}
+ *
+ * Layout choice for speed: inside a block activations stay 2-D, [B·T, D], so every linear layer
+ * — forward and both gradients — is one GEMM over the flattened batch; only attention reshapes
+ * to [B, heads, T, head_dim].
+ *
+ * The pieces (embed, block, head) are exported separately: the incubation hybrids compose them
+ * from target and meta parameters under different name prefixes.
+ */
+import type { GraphBuilder } from "../ir/builder.ts";
+import type { Value } from "../ir/graph.ts";
+import type { ParamSpec } from "../train/params.ts";
+
+export interface VitConfig {
+  imageSize: number;
+  channels: number;
+  patchSize: number;
+  width: number;
+  depth: number;
+  heads: number;
+  mlpRatio: number;
+  qkvBias: boolean;
+  layerNormEps: number;
+  numClasses: number;
+  /** Stochastic depth: rate of the last block; block i uses rate·i/(depth−1) (timm's linspace). */
+  dropPathRate: number;
+}
+
+export const VIT_DEFAULTS = {
+  channels: 3,
+  mlpRatio: 4,
+  qkvBias: true,
+  layerNormEps: 1e-6,
+  numClasses: 1000,
+  dropPathRate: 0,
+} as const;
+
+type PresetSize = Pick<VitConfig, "width" | "depth" | "heads">;
+const SIZES: Record<string, PresetSize> = {
+  tiny: { width: 192, depth: 12, heads: 3 },
+  small: { width: 384, depth: 12, heads: 6 },
+  base: { width: 768, depth: 12, heads: 12 },
+  large: { width: 1024, depth: 24, heads: 16 },
+  huge: { width: 1280, depth: 32, heads: 16 },
+};
+
+/**
+ * A named preset: `vit-{tiny,small,base,large,huge}-{16,14}` at 224 px (ImageNet), or the
+ * CIFAR-style `deit-t-N` (32 px, patch 4, width 192, 3 heads, depth N, 10 classes).
+ */
+export function vitPreset(name: string, overrides: Partial<VitConfig> = {}): VitConfig {
+  const vit = /^vit-(tiny|small|base|large|huge)-(16|14)$/.exec(name);
+  if (vit) {
+    return validateVitConfig({
+      ...VIT_DEFAULTS,
+      ...SIZES[vit[1]!]!,
+      imageSize: 224,
+      patchSize: Number(vit[2]),
+      ...overrides,
+    });
+  }
+  const deit = /^deit-t-(\d+)$/.exec(name);
+  if (deit) {
+    return validateVitConfig({
+      ...VIT_DEFAULTS,
+      imageSize: 32,
+      patchSize: 4,
+      width: 192,
+      depth: Number(deit[1]),
+      heads: 3,
+      numClasses: 10,
+      ...overrides,
+    });
+  }
+  throw new Error(
+    `unknown model preset "${name}": use vit-{tiny,small,base,large,huge}-{16,14} or deit-t-<depth> (e.g. deit-t-12)`,
+  );
+}
+
+/** Throws with the field name and the fix when a config cannot describe a ViT. */
+export function validateVitConfig(cfg: VitConfig): VitConfig {
+  const positive = ["imageSize", "channels", "patchSize", "width", "depth", "heads", "numClasses"] as const;
+  for (const key of positive) {
+    if (!Number.isInteger(cfg[key]) || cfg[key] <= 0)
+      throw new Error(`${key} must be a positive integer, got ${cfg[key]}`);
+  }
+  if (cfg.width % cfg.heads !== 0) {
+    throw new Error(`width (${cfg.width}) must be divisible by heads (${cfg.heads})`);
+  }
+  if (cfg.imageSize % cfg.patchSize !== 0) {
+    throw new Error(`imageSize (${cfg.imageSize}) must be divisible by patchSize (${cfg.patchSize})`);
+  }
+  if (!(cfg.mlpRatio > 0) || !Number.isInteger(cfg.width * cfg.mlpRatio)) {
+    throw new Error(`mlpRatio (${cfg.mlpRatio}) must be positive and make width·mlpRatio a whole number`);
+  }
+  if (!(cfg.dropPathRate >= 0 && cfg.dropPathRate < 1)) {
+    throw new Error(`dropPathRate must be in [0, 1), got ${cfg.dropPathRate}`);
+  }
+  return cfg;
+}
+
+export const numPatches = (cfg: VitConfig) => (cfg.imageSize / cfg.patchSize) ** 2;
+export const numTokens = (cfg: VitConfig) => numPatches(cfg) + 1;
+export const mlpHidden = (cfg: VitConfig) => cfg.width * cfg.mlpRatio;
+
+// ---- parameters ----------------------------------------------------------------------------
+
+const TRUNC = { kind: "truncNormal", std: 0.02 } as const;
+const ZEROS = { kind: "zeros" } as const;
+const ONES = { kind: "ones" } as const;
+
+/** Embedding parameters (module 0 of a split). cls/pos embeddings take no weight decay. */
+export function embedParamSpecs(cfg: VitConfig, prefix = ""): ParamSpec[] {
+  const { width: d, channels: c, patchSize: p } = cfg;
+  return [
+    { name: `${prefix}patch_embed.proj.weight`, shape: [d, c, p, p], init: TRUNC },
+    { name: `${prefix}patch_embed.proj.bias`, shape: [d], init: ZEROS },
+    { name: `${prefix}cls_token`, shape: [1, 1, d], init: TRUNC, decay: false },
+    { name: `${prefix}pos_embed`, shape: [1, numTokens(cfg), d], init: TRUNC, decay: false },
+  ];
+}
+
+/** One transformer block's parameters, named `${prefix}blocks.${index}.…`. */
+export function blockParamSpecs(cfg: VitConfig, index: number, prefix = ""): ParamSpec[] {
+  const d = cfg.width;
+  const h = mlpHidden(cfg);
+  const b = `${prefix}blocks.${index}.`;
+  const specs: ParamSpec[] = [
+    { name: `${b}norm1.weight`, shape: [d], init: ONES },
+    { name: `${b}norm1.bias`, shape: [d], init: ZEROS },
+    { name: `${b}attn.qkv.weight`, shape: [3 * d, d], init: TRUNC },
+  ];
+  if (cfg.qkvBias) specs.push({ name: `${b}attn.qkv.bias`, shape: [3 * d], init: ZEROS });
+  specs.push(
+    { name: `${b}attn.proj.weight`, shape: [d, d], init: TRUNC },
+    { name: `${b}attn.proj.bias`, shape: [d], init: ZEROS },
+    { name: `${b}norm2.weight`, shape: [d], init: ONES },
+    { name: `${b}norm2.bias`, shape: [d], init: ZEROS },
+    { name: `${b}mlp.fc1.weight`, shape: [h, d], init: TRUNC },
+    { name: `${b}mlp.fc1.bias`, shape: [h], init: ZEROS },
+    { name: `${b}mlp.fc2.weight`, shape: [d, h], init: TRUNC },
+    { name: `${b}mlp.fc2.bias`, shape: [d], init: ZEROS },
+  );
+  return specs;
+}
+
+/** Final norm and classifier (the last module of a split). */
+export function headParamSpecs(cfg: VitConfig, prefix = ""): ParamSpec[] {
+  return [
+    { name: `${prefix}norm.weight`, shape: [cfg.width], init: ONES },
+    { name: `${prefix}norm.bias`, shape: [cfg.width], init: ZEROS },
+    { name: `${prefix}head.weight`, shape: [cfg.numClasses, cfg.width], init: TRUNC },
+    { name: `${prefix}head.bias`, shape: [cfg.numClasses], init: ZEROS },
+  ];
+}
+
+export function vitParamSpecs(cfg: VitConfig, prefix = ""): ParamSpec[] {
+  return [
+    ...embedParamSpecs(cfg, prefix),
+    ...Array.from({ length: cfg.depth }, (_, i) => blockParamSpecs(cfg, i, prefix)).flat(),
+    ...headParamSpecs(cfg, prefix),
+  ];
+}
+
+export function countParams(specs: readonly ParamSpec[]): number {
+  return specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** timm's stochastic-depth schedule: linspace(0, rate, depth). */
+export function dropPathRates(rate: number, depth: number): number[] {
+  if (depth === 1) return [0];
+  return Array.from({ length: depth }, (_, i) => (rate * i) / (depth - 1));
+}
+
+// ---- forward pieces ------------------------------------------------------------------------
+
+/** Reads a parameter by its full name (a slice of the flat buffers in a train graph). */
+export type ParamReader = (name: string) => Value;
+
+/** Tokens between blocks: [B·T, D] plus the batch and token counts to undo the flattening. */
+export interface Tokens {
+  x: Value;
+  batch: number;
+  tokens: number;
+}
+
+/** images [B,C,H,W] → tokens [B·T, D]: patchify (reshape+matmul = Conv2d k=s=p), cls, pos. */
+export function embed(
+  b: GraphBuilder,
+  cfg: VitConfig,
+  param: ParamReader,
+  images: Value,
+  prefix = "",
+): Tokens {
+  const batch = images.shape[0];
+  if (typeof batch !== "number") throw new Error("ViT forward needs a static batch size");
+  const { channels: c, patchSize: p, width: d } = cfg;
+  const g = cfg.imageSize / p;
+  const n = g * g;
+  // [B,C,g,p,g,p] → [B,g,g,C,p,p] → [B·N, C·p·p]: each row is one patch in (c, ph, pw) order,
+  // the order of Conv2d's weight [D, C, p, p] flattened.
+  const patches = b.reshape(b.transpose(b.reshape(images, [batch, c, g, p, g, p]), [0, 2, 4, 1, 3, 5]), [
+    batch * n,
+    c * p * p,
+  ]);
+  const w = b.reshape(param(`${prefix}patch_embed.proj.weight`), [d, c * p * p]);
+  const projected = b.reshape(b.gemm(patches, w, param(`${prefix}patch_embed.proj.bias`), { transB: true }), [
+    batch,
+    n,
+    d,
+  ]);
+  const cls = b.expand(param(`${prefix}cls_token`), [batch, 1, d]);
+  const tokens = b.add(b.concat([cls, projected], 1), param(`${prefix}pos_embed`));
+  return { x: b.reshape(tokens, [batch * (n + 1), d]), batch, tokens: n + 1 };
+}
+
+function linear(b: GraphBuilder, x: Value, param: ParamReader, name: string, bias = true): Value {
+  return b.gemm(x, param(`${name}.weight`), bias ? param(`${name}.bias`) : undefined, { transB: true });
+}
+
+/**
+ * Scale a residual branch per sample by a drop-path mask [B] (0 or 1/keep), fed as an input so
+ * the random draw comes from the run's seeded generator.
+ */
+function dropPath(b: GraphBuilder, branch: Value, mask: Value | undefined, t: Tokens, d: number): Value {
+  if (!mask) return branch;
+  const perSample = b.reshape(branch, [t.batch, t.tokens * d]);
+  return b.reshape(b.mul(perSample, b.reshape(mask, [t.batch, 1])), [t.batch * t.tokens, d]);
+}
+
+export interface BlockOptions {
+  /** Drop-path mask [B] for this block (training only). */
+  dropMask?: Value;
+}
+
+/** One pre-norm transformer block on tokens [B·T, D]; `name` is e.g. "blocks.3" or "meta.blocks.1". */
+export function block(
+  b: GraphBuilder,
+  cfg: VitConfig,
+  param: ParamReader,
+  t: Tokens,
+  name: string,
+  opts: BlockOptions = {},
+): Tokens {
+  const d = cfg.width;
+  const heads = cfg.heads;
+  const hd = d / heads;
+  const { batch, tokens } = t;
+  const ln = (x: Value, which: string) =>
+    b.layerNorm(x, param(`${name}.${which}.weight`), param(`${name}.${which}.bias`), {
+      epsilon: cfg.layerNormEps,
+    });
+
+  // Attention.
+  const qkv = linear(b, ln(t.x, "norm1"), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
+  const split = b.transpose(b.reshape(qkv, [batch, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]); // [3,B,H,T,hd]
+  const [q3, k3, v3] = b.split(split, 0, [1, 1, 1]) as [Value, Value, Value];
+  const q = b.mul(b.reshape(q3, [batch, heads, tokens, hd]), hd ** -0.5);
+  const k = b.reshape(k3, [batch, heads, tokens, hd]);
+  const v = b.reshape(v3, [batch, heads, tokens, hd]);
+  const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
+  const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [batch * tokens, d]);
+  const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
+  const x1 = b.add(t.x, dropPath(b, attnOut, opts.dropMask, t, d));
+
+  // MLP.
+  const hidden = b.gelu(linear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
+  const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
+  return { ...t, x: b.add(x1, dropPath(b, mlpOut, opts.dropMask, { ...t, x: x1 }, d)) };
+}
+
+/** Final norm on the class token and the classifier: tokens → logits [B, classes]. */
+export function head(b: GraphBuilder, cfg: VitConfig, param: ParamReader, t: Tokens, prefix = ""): Value {
+  // LayerNorm is per token, so norm(x)[:, 0] = norm(x[:, 0]): normalise only the class token.
+  const cls = b.reshape(b.slice(b.reshape(t.x, [t.batch, t.tokens, cfg.width]), 1, 0, 1), [
+    t.batch,
+    cfg.width,
+  ]);
+  const normed = b.layerNorm(cls, param(`${prefix}norm.weight`), param(`${prefix}norm.bias`), {
+    epsilon: cfg.layerNormEps,
+  });
+  return linear(b, normed, param, `${prefix}head`);
+}
+
+/** The whole model: images → logits. `dropMasks[i]` is block i's mask (training only). */
+export function vitForward(
+  b: GraphBuilder,
+  cfg: VitConfig,
+  param: ParamReader,
+  images: Value,
+  dropMasks?: readonly (Value | undefined)[],
+  prefix = "",
+): Value {
+  let t = embed(b, cfg, param, images, prefix);
+  for (let i = 0; i < cfg.depth; i++) {
+    const dropMask = dropMasks?.[i];
+    t = block(b, cfg, param, t, `${prefix}blocks.${i}`, dropMask ? { dropMask } : {});
+  }
+  return head(b, cfg, param, t, prefix);
+}
