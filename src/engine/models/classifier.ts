@@ -9,7 +9,14 @@ import type { OptimizerConfig } from "../optim/types.ts";
 import type { Rng } from "../rng.ts";
 import type { ParamSpec } from "../train/params.ts";
 import type { ForwardContext, ForwardResult, InputSpec, TrainSpec } from "../train/spec.ts";
-import { dropPathRates, type VitConfig, vitForward, vitParamSpecs } from "./vit.ts";
+import {
+  dropPathRates,
+  type ForwardPlan,
+  forwardPlan,
+  type VitConfig,
+  vitParamSpecs,
+  vitPlan,
+} from "./vit.ts";
 
 export interface ClassifierOptions {
   batch: number;
@@ -18,9 +25,15 @@ export interface ClassifierOptions {
   labelSmoothing?: number;
   /** Train on soft targets [B, classes] (Mixup/CutMix) instead of int64 labels. */
   softTargets?: boolean;
+  /** Softmax cross-entropy (default) or DeiT-III's binary cross-entropy on (soft) targets. */
+  loss?: "ce" | "bce";
   clipGradNorm?: number;
-  /** Parameter specs to train (default: the whole ViT, all trainable). */
+  /** Parameter specs (default: the whole ViT, all trainable); frozen ones have trainable: false. */
   params?: ParamSpec[];
+  /** Which parameters each stage reads (default: the plain ViT); see incubation hybrids. */
+  plan?: ForwardPlan;
+  /** Stochastic-depth rate of the deepest block (default cfg.dropPathRate). */
+  dropPathRate?: number;
 }
 
 export const INPUT = {
@@ -44,22 +57,24 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
   };
   const labels: InputSpec = { name: INPUT.labels, dtype: "int64", shape: [batch] };
   const targets: InputSpec = { name: INPUT.targets, dtype: "float32", shape: [batch, cfg.numClasses] };
-  const useDropPath = cfg.dropPathRate > 0;
+  const plan = opts.plan ?? vitPlan(cfg);
+  const depth = plan.blocks.length;
+  const useDropPath = (opts.dropPathRate ?? cfg.dropPathRate) > 0;
   const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
-  if (useDropPath) inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: [cfg.depth, batch] });
+  if (useDropPath) inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: [depth, batch] });
 
   const forward = (ctx: ForwardContext): ForwardResult => {
     const { b } = ctx;
     let masks: Value[] | undefined;
     if (ctx.training && useDropPath) {
       const all = ctx.input(INPUT.dropMask);
-      masks = b.split(all, 0, Array(cfg.depth).fill(1)).map((m) => b.reshape(m, [batch]));
+      masks = b.split(all, 0, Array(depth).fill(1)).map((m) => b.reshape(m, [batch]));
     }
-    const logits = vitForward(b, cfg, ctx.param, ctx.input(INPUT.images), masks);
+    const logits = forwardPlan(b, cfg, ctx.param, ctx.input(INPUT.images), plan, masks);
     if (ctx.training && opts.softTargets) {
       const soft = ctx.input(INPUT.targets);
       return {
-        loss: b.softCrossEntropy(logits, soft),
+        loss: opts.loss === "bce" ? b.bceWithLogits(logits, soft) : b.softCrossEntropy(logits, soft),
         metrics: { accuracy: accuracy(b, logits, b.argMax(soft, -1)) },
         outputs: { logits },
       };
@@ -84,7 +99,8 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
 
 /**
  * Per-sample stochastic-depth masks [depth, B]: 0 (branch dropped) or 1/keep, with block i's
- * drop rate from timm's linspace. Drawn from `rng`, so the run's seed fixes them.
+ * drop rate from timm's linspace over `depth` (a hybrid's own depth in modular training, with
+ * the frozen meta blocks included). Drawn from `rng`, so the run's seed fixes them.
  */
 export function dropPathMasks(rng: Rng, rate: number, depth: number, batch: number): Float32Array {
   const rates = dropPathRates(rate, depth);

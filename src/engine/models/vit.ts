@@ -292,6 +292,42 @@ export function head(b: GraphBuilder, cfg: VitConfig, param: ParamReader, t: Tok
   return linear(b, normed, param, `${prefix}head`);
 }
 
+/**
+ * Which parameters each stage of a forward pass reads: the embedding under `embedPrefix`,
+ * blocks by full name (e.g. "blocks.3", "meta.blocks.1"), the head under `headPrefix`. A plain
+ * ViT reads its own; an incubation hybrid mixes target and meta-model stages.
+ */
+export interface ForwardPlan {
+  embedPrefix: string;
+  blocks: readonly string[];
+  headPrefix: string;
+}
+
+export function vitPlan(cfg: VitConfig, prefix = ""): ForwardPlan {
+  return {
+    embedPrefix: prefix,
+    blocks: Array.from({ length: cfg.depth }, (_, i) => `${prefix}blocks.${i}`),
+    headPrefix: prefix,
+  };
+}
+
+/** images → logits along `plan`; `dropMasks[i]` is the i-th block's mask (training only). */
+export function forwardPlan(
+  b: GraphBuilder,
+  cfg: VitConfig,
+  param: ParamReader,
+  images: Value,
+  plan: ForwardPlan,
+  dropMasks?: readonly (Value | undefined)[],
+): Value {
+  let t = embed(b, cfg, param, images, plan.embedPrefix);
+  plan.blocks.forEach((name, i) => {
+    const dropMask = dropMasks?.[i];
+    t = block(b, cfg, param, t, name, dropMask ? { dropMask } : {});
+  });
+  return head(b, cfg, param, t, plan.headPrefix);
+}
+
 /** The whole model: images → logits. `dropMasks[i]` is block i's mask (training only). */
 export function vitForward(
   b: GraphBuilder,
@@ -301,10 +337,5 @@ export function vitForward(
   dropMasks?: readonly (Value | undefined)[],
   prefix = "",
 ): Value {
-  let t = embed(b, cfg, param, images, prefix);
-  for (let i = 0; i < cfg.depth; i++) {
-    const dropMask = dropMasks?.[i];
-    t = block(b, cfg, param, t, `${prefix}blocks.${i}`, dropMask ? { dropMask } : {});
-  }
-  return head(b, cfg, param, t, prefix);
+  return forwardPlan(b, cfg, param, images, vitPlan(cfg, prefix), dropMasks);
 }
