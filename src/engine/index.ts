@@ -3,6 +3,8 @@
  * train-step compiler. See each folder's modules for details.
  */
 export * from "./autodiff/index.ts";
+export * from "./checkpoint/index.ts";
+export * from "./export/index.ts";
 export * from "./ir/index.ts";
 export * from "./onnx/index.ts";
 export * from "./optim/index.ts";

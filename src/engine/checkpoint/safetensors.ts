@@ -17,10 +17,12 @@ import {
   readFileSync,
   readSync,
   renameSync,
+  rmSync,
   statSync,
   writeSync,
 } from "node:fs";
 import { endianness } from "node:os";
+import { dirname } from "node:path";
 
 export type Dtype =
   | "F64"
@@ -116,11 +118,16 @@ function numel(shape: readonly number[]): number {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/** Serialises tensors (and optional string metadata) to a safetensors buffer. */
-export function encodeSafetensors(
+interface PreparedTensor {
+  name: string;
+  data: TensorData;
+}
+
+/** Validates tensors and metadata and lays out the file: header bytes, tensors in file order. */
+function planSafetensors(
   tensors: Readonly<Record<string, TensorInput>> | ReadonlyMap<string, TensorInput>,
-  metadata?: Readonly<Record<string, string>>,
-): Uint8Array {
+  metadata: Readonly<Record<string, string>> | undefined,
+): { header: Uint8Array; tensors: PreparedTensor[]; dataBytes: number } {
   assertLittleEndianHost();
   const entries: [string, TensorInput][] =
     tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors as Record<string, TensorInput>);
@@ -163,39 +170,94 @@ export function encodeSafetensors(
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerLen = Math.ceil(json.length / HEADER_ALIGN) * HEADER_ALIGN;
-  const out = new Uint8Array(8 + headerLen + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + headerLen); // space padding, as the reference writer
-  let pos = 8 + headerLen;
-  for (const t of prepared) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
+  const head = new Uint8Array(8 + headerLen);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerLen), true);
+  head.set(json, 8);
+  head.fill(0x20, 8 + json.length); // space padding, as the reference writer
+  return { header: head, tensors: prepared, dataBytes: offset };
+}
+
+const bytesOf = (d: TensorData) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+
+/** Serialises tensors (and optional string metadata) to a safetensors buffer. */
+export function encodeSafetensors(
+  tensors: Readonly<Record<string, TensorInput>> | ReadonlyMap<string, TensorInput>,
+  metadata?: Readonly<Record<string, string>>,
+): Uint8Array {
+  const plan = planSafetensors(tensors, metadata);
+  const out = new Uint8Array(plan.header.length + plan.dataBytes);
+  out.set(plan.header, 0);
+  let pos = plan.header.length;
+  for (const t of plan.tensors) {
+    out.set(bytesOf(t.data), pos);
     pos += t.data.byteLength;
   }
   return out;
 }
 
+/** Writes all of `bytes` at the file position (writeSync may write less than asked). */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
+}
+
 /**
- * Writes a safetensors file atomically: to `<path>.tmp-<pid>`, fsync, then rename, so a crash
- * mid-write never leaves a truncated checkpoint under the real name.
+ * Writes a safetensors file atomically: to `<path>.tmp-<pid>`, fsync, rename, then fsync the
+ * directory, so a crash mid-write never leaves a truncated checkpoint under the real name and a
+ * crash just after the rename does not lose it. Tensors stream to the file one by one — no
+ * whole-file buffer, so checkpoints larger than one JS buffer (2–4 GiB) can be written. The
+ * bytes are identical to `encodeSafetensors`.
  */
 export function writeSafetensors(
   path: string,
   tensors: Readonly<Record<string, TensorInput>> | ReadonlyMap<string, TensorInput>,
   metadata?: Readonly<Record<string, string>>,
 ): number {
-  const buf = encodeSafetensors(tensors, metadata);
+  const plan = planSafetensors(tensors, metadata);
+  atomicWrite(path, (fd) => {
+    writeAll(fd, plan.header);
+    for (const t of plan.tensors) writeAll(fd, bytesOf(t.data));
+  });
+  return plan.header.length + plan.dataBytes;
+}
+
+/**
+ * Runs `write` on a fresh temporary file next to `path`, fsyncs it and renames it over `path`;
+ * on any error the temporary file is removed and `path` is left as it was.
+ */
+export function atomicWrite(path: string, write: (fd: number) => void): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w");
+  let fd: number;
   try {
-    let done = 0;
-    while (done < buf.length) done += writeSync(fd, buf, done, Math.min(buf.length - done, 1 << 30));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    fd = openSync(tmp, "w");
+  } catch (err) {
+    throw new SafetensorsError(
+      `${path}: cannot create ${tmp} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); does the directory exist and is it writable?`,
+    );
   }
-  renameSync(tmp, path);
-  return buf.length;
+  try {
+    try {
+      write(fd);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  // The rename is durable only once the directory entry is on disk.
+  try {
+    const dirFd = openSync(dirname(path), "r");
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the data itself is already synced.
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ export function trainingStateToMetadata(state: TrainingState): Record<string, st
   const md: Record<string, string> = {
     format: FORMAT,
     step: String(state.step),
-    rng: state.rng.map((w) => (w >>> 0).toString(16).padStart(8, "0")).join(","),
+    rng: encodeRngState(state.rng),
   };
   for (const [k, v] of Object.entries(state.extra ?? {})) md[`extra.${k}`] = JSON.stringify(v);
   return md;
@@ -37,13 +37,7 @@ export function trainingStateFromMetadata(md: Record<string, string>, where = "c
   const step = Number(md["step"]);
   if (!Number.isSafeInteger(step) || step < 0)
     throw new SafetensorsError(`${where}: metadata "step" is not an integer: ${md["step"]}`);
-  const words = (md["rng"] ?? "").split(",");
-  if (words.length !== 4 || !words.every((w) => /^[0-9a-f]{8}$/.test(w))) {
-    throw new SafetensorsError(
-      `${where}: metadata "rng" must be four 8-digit hex words, got ${JSON.stringify(md["rng"])}`,
-    );
-  }
-  const rng = words.map((w) => Number.parseInt(w, 16)) as unknown as RngState;
+  const rng = decodeRngState(md["rng"], `${where}: metadata "rng"`);
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(md)) {
     if (!k.startsWith("extra.")) continue;
@@ -54,4 +48,17 @@ export function trainingStateFromMetadata(md: Record<string, string>, where = "c
     }
   }
   return { step, rng, extra };
+}
+
+/** An Rng state as text: four 8-digit hex words, e.g. "0a1b2c3d,…" (exact, unlike a float). */
+export function encodeRngState(rng: RngState): string {
+  return rng.map((w) => (w >>> 0).toString(16).padStart(8, "0")).join(",");
+}
+
+export function decodeRngState(text: string | undefined, what: string): RngState {
+  const words = (text ?? "").split(",");
+  if (words.length !== 4 || !words.every((w) => /^[0-9a-f]{8}$/.test(w))) {
+    throw new SafetensorsError(`${what} must be four 8-digit hex words, got ${JSON.stringify(text)}`);
+  }
+  return words.map((w) => Number.parseInt(w, 16)) as unknown as RngState;
 }

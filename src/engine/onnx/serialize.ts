@@ -20,6 +20,8 @@ import {
   encodeModel,
   type GraphProto,
   type NodeProto,
+  ONNX_DTYPE,
+  onnx,
   type TensorProto,
   tensorProto,
   valueInfo,
@@ -32,13 +34,29 @@ export const MS_DOMAIN = "com.microsoft";
 export interface SerializeOptions {
   /** Allow com.microsoft contrib ops (Gelu, FusedMatMul) in float32 lowerings. Default true. */
   contribOps?: boolean;
+  /**
+   * Root-graph inputs to bake into the model as initializers, by input name (the weights of an
+   * inference export). Such an input is no longer a graph input: ONNX (IR ≥ 4) lets an
+   * initializer stand alone, and listing it as an input too would let callers override weights
+   * and stop ORT from constant-folding them. dtype and shape come from the IR input.
+   */
+  initializers?: ReadonlyMap<string, Initializer>;
 }
+
+/**
+ * An initializer's data: inline bytes, or a reference into an ONNX external-data file (needed
+ * past protobuf's 2 GiB message limit). `location` is relative to the model file's directory.
+ */
+export type Initializer =
+  | { data: TensorData }
+  | { external: { location: string; offset: number; length: number } };
 
 /** Serialise a root graph to ONNX model bytes. */
 export function toOnnxModel(graph: Graph, opts: SerializeOptions = {}): Uint8Array {
   if (graph.parent) throw new Error("toOnnxModel: pass the root graph, not a loop body");
   const ctx = new GraphLowering(graph, new Map(), opts.contribOps ?? true);
   const proto = ctx.lower();
+  if (opts.initializers) bakeInitializers(graph, proto, opts.initializers);
   const opsets = [{ domain: "", version: OPSET }];
   if (ctx.usedMsDomain()) opsets.push({ domain: MS_DOMAIN, version: 1 });
   return encodeModel(proto, opsets, IR_VERSION);
@@ -262,6 +280,51 @@ class GraphLowering implements LowerContext {
     return new GraphLowering(g, this.names, this.contribOps, this.msDomain).lower();
   }
 }
+
+/** Moves the named root inputs of `proto` into its initializers (see SerializeOptions). */
+function bakeInitializers(graph: Graph, proto: GraphProto, inits: ReadonlyMap<string, Initializer>): void {
+  const byName = new Map(graph.inputs.map((v) => [v.name!, v]));
+  for (const [name, init] of inits) {
+    const v = byName.get(name);
+    if (!v)
+      throw new Error(
+        `initializer "${name}" names no input of graph "${graph.name}" (inputs: ${[...byName.keys()].slice(0, 8).join(", ")}${byName.size > 8 ? ", …" : ""})`,
+      );
+    const dims = staticDims(v);
+    const bytes = dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[v.dtype];
+    if ("data" in init) {
+      if (init.data.byteLength !== bytes)
+        throw new Error(
+          `initializer "${name}": ${init.data.byteLength} bytes of data, but ${v.dtype}${formatShape(dims)} needs ${bytes}`,
+        );
+      proto.initializer!.push(tensorProto(name, v.dtype, dims, init.data));
+    } else {
+      const { location, offset, length } = init.external;
+      if (length !== bytes)
+        throw new Error(
+          `initializer "${name}": external length ${length} bytes, but ${v.dtype}${formatShape(dims)} needs ${bytes}`,
+        );
+      if (!Number.isSafeInteger(offset) || offset < 0)
+        throw new Error(
+          `initializer "${name}": external offset must be a non-negative integer, got ${offset}`,
+        );
+      proto.initializer!.push({
+        name,
+        dataType: ONNX_DTYPE[v.dtype],
+        dims,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: "location", value: location },
+          { key: "offset", value: String(offset) },
+          { key: "length", value: String(length) },
+        ],
+      });
+    }
+  }
+  proto.input = proto.input!.filter((i) => !inits.has(i.name!));
+}
+
+const DTYPE_BYTES: Record<DType, number> = { float32: 4, float64: 8, int64: 8, bool: 1 };
 
 function staticDims(v: Value): number[] {
   if (!v.shape.every(isStaticDim)) throw new Error(`constant ${v} must have a static shape`);

@@ -1,0 +1,16 @@
+export {
+  BATCH_DIM,
+  DEFAULT_EXTERNAL_THRESHOLD,
+  DEFAULT_MAX_EXTERNAL_FILE,
+  DEFAULT_MIN_EXTERNAL_TENSOR,
+  exportOnnx,
+  exportVitOnnx,
+  externalDataFor,
+  type InferenceForwardContext,
+  type InferenceSpec,
+  OnnxExportError,
+  type OnnxExportOptions,
+  type OnnxExportResult,
+  vitInferenceForward,
+  vitInferenceSpec,
+} from "./onnx-export.ts";
