@@ -6,6 +6,8 @@
 import { Command } from "commander";
 import { packageVersion } from "../platform/version.ts";
 import { benchCommand } from "./bench.ts";
+import { exitWithError } from "./errors.ts";
+import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { serveCommand } from "./serve.ts";
 
 const program = new Command()
@@ -15,6 +17,13 @@ const program = new Command()
   .showHelpAfterError();
 
 program.addCommand(serveCommand());
+program.addCommand(incubateCommand());
+program.addCommand(trainCommand());
+program.addCommand(jobCommand(), { hidden: true });
 program.addCommand(benchCommand());
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  exitWithError(error);
+}

@@ -1,0 +1,174 @@
+/**
+ * `incubator incubate`, `incubator train` and `incubator job`: Deep Incubation and the E2E
+ * baseline on this machine, with per-job progress bars on a terminal or one JSON line per event.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import cliProgress from "cli-progress";
+import { Command } from "commander";
+import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../incubation/config.ts";
+import { type IncubationResult, incubate, type StageEvent, trainEndToEnd } from "../incubation/incubate.ts";
+import { type JobSpec, runJob } from "../incubation/job.ts";
+import { BIN_PATH } from "./paths.ts";
+
+interface RunFlags {
+  config: string;
+  set: string[];
+  out?: string;
+  workers?: string;
+  seed?: string;
+  decentralized?: boolean;
+  meta?: string;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function configFrom(flags: RunFlags): RunConfig {
+  const sets = [...flags.set];
+  if (flags.workers) sets.push(`workers=${flags.workers}`);
+  if (flags.seed) sets.push(`seed=${flags.seed}`);
+  if (flags.decentralized) sets.push("decentralized=true");
+  return loadRunConfig(flags.config, sets);
+}
+
+/** Progress bars per job on a TTY; JSON lines with --json; a line per stage otherwise. */
+function reporter(json: boolean) {
+  if (json) {
+    return {
+      onEvent: (event: StageEvent) => process.stdout.write(`${JSON.stringify(event)}\n`),
+      stop: () => {},
+    };
+  }
+  if (!process.stderr.isTTY) {
+    return {
+      onEvent: (event: StageEvent) => {
+        if (event.type === "start")
+          process.stderr.write(`${event.job}: ${event.totalSteps} steps on ${event.trainImages} images\n`);
+        if (event.type === "eval")
+          process.stderr.write(`${event.job}: accuracy ${(event.accuracy * 100).toFixed(2)}%\n`);
+        if (event.type === "done") {
+          process.stderr.write(
+            `${event.job}: done in ${event.result.wallSeconds.toFixed(1)} s, final loss ${event.result.finalLoss?.toFixed(4)}\n`,
+          );
+        }
+      },
+      stop: () => {},
+    };
+  }
+  const bars = new cliProgress.MultiBar(
+    {
+      format: " {job} |{bar}| {value}/{total} · loss {loss} · {ips} img/s · ETA {eta_formatted}",
+      barsize: 30,
+      hideCursor: true,
+      clearOnComplete: false,
+      stream: process.stderr,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const byJob = new Map<string, cliProgress.SingleBar>();
+  return {
+    onEvent: (event: StageEvent) => {
+      const job = event.job.padEnd(8);
+      if (event.type === "start") {
+        byJob.set(event.job, bars.create(event.totalSteps, event.startStep, { job, loss: "-", ips: "-" }));
+      } else if (event.type === "progress") {
+        byJob.get(event.job)?.update(event.step, {
+          job,
+          loss: event.loss.toFixed(4),
+          ips: Math.round(event.imagesPerSecond),
+        });
+      }
+    },
+    stop: () => bars.stop(),
+  };
+}
+
+function printSummary(result: IncubationResult, out: string) {
+  const lines = [
+    "",
+    `${result.kind === "incubation" ? "Deep Incubation" : "E2E baseline"} finished in ${result.totalWallSeconds.toFixed(1)} s`,
+    `  test accuracy: ${result.accuracy === null ? "n/a" : `${(result.accuracy * 100).toFixed(2)}%`}`,
+    ...Object.entries(result.stages).map(
+      ([stage, t]) => `  ${stage.padEnd(9)} ${t.wallSeconds.toFixed(1).padStart(7)} s`,
+    ),
+    `  critical path if each module had its own machine: ${result.criticalPathSeconds.toFixed(1)} s`,
+    `  weights: ${result.weightsPath}`,
+    `  ONNX model: ${result.onnxPath} (input "images" [N,C,H,W], output "logits")`,
+    `  results: ${resolve(out, "results.json")}`,
+  ];
+  process.stderr.write(`${lines.join("\n")}\n`);
+}
+
+function runOptions(command: Command): Command {
+  return command
+    .requiredOption(
+      "-c, --config <file|preset>",
+      `a JSON run config or a preset: ${Object.keys(RUN_PRESETS).join(", ")}`,
+    )
+    .option(
+      "--set <path=value>",
+      "override a config field, e.g. --set recipe.steps.modular=200 (repeatable)",
+      collect,
+      [],
+    )
+    .option("-o, --out <dir>", "output directory", "runs/latest")
+    .option("--seed <n>", "random seed (same seed, same machine: same result)")
+    .option("--json", "one JSON line per event on stdout instead of progress bars");
+}
+
+export function incubateCommand(): Command {
+  return runOptions(new Command("incubate"))
+    .description("Deep Incubation: meta pre-training → K modular jobs → assembly → fine-tuning → evaluation")
+    .option("-w, --workers <n>", "modular jobs to run in parallel (child processes)")
+    .option("--decentralized", "module i trains only on class-balanced shard i of the training set")
+    .option("--meta <weights>", "use this meta model (safetensors) instead of pre-training one")
+    .action(async (flags: RunFlags) => {
+      const config = configFrom(flags);
+      const report = reporter(Boolean(flags.json));
+      try {
+        const result = await incubate(
+          {
+            ...config,
+            outDir: flags.out!,
+            bin: BIN_PATH,
+            ...(flags.meta ? { metaWeights: resolve(flags.meta) } : {}),
+          },
+          report.onEvent,
+        );
+        report.stop();
+        if (flags.json) process.stdout.write(`${JSON.stringify({ type: "result", result })}\n`);
+        else printSummary(result, flags.out!);
+      } finally {
+        report.stop();
+      }
+    });
+}
+
+export function trainCommand(): Command {
+  return runOptions(new Command("train"))
+    .description("train the target end to end (the E2E baseline)")
+    .option("--phase <phase>", "only e2e for now", "e2e")
+    .action(async (flags: RunFlags & { phase: string }) => {
+      if (flags.phase !== "e2e")
+        throw new Error(`--phase: only "e2e" runs standalone; use \`incubator incubate\` for the rest`);
+      const config = configFrom(flags);
+      const report = reporter(Boolean(flags.json));
+      const result = await trainEndToEnd({ ...config, outDir: flags.out! }, report.onEvent);
+      report.stop();
+      if (flags.json) process.stdout.write(`${JSON.stringify({ type: "result", result })}\n`);
+      else printSummary(result, flags.out!);
+    });
+}
+
+/** One job from a spec, events as JSON lines: what `incubate --workers N` spawns. */
+export function jobCommand(): Command {
+  return new Command("job")
+    .description("run one training job from a job spec (JSON or @file), printing JSON-line events")
+    .requiredOption("--spec <json|@file>", "the job spec")
+    .action(async (flags: { spec: string }) => {
+      const text = flags.spec.startsWith("@") ? readFileSync(flags.spec.slice(1), "utf8") : flags.spec;
+      const spec = JSON.parse(text) as JobSpec;
+      await runJob(spec, { onEvent: (event) => process.stdout.write(`${JSON.stringify(event)}\n`) });
+    });
+}

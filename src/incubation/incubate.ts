@@ -1,0 +1,271 @@
+/**
+ * Deep Incubation as a local pipeline: meta pre-training (PT, unless a meta model is given) →
+ * K modular-training jobs (MT, in parallel child processes when workers > 1) → assembly → fine-
+ * tuning (FT) with evaluation; and the E2E baseline as one job. Writes checkpoints, the final
+ * weights, the ONNX inference model and `results.json` (accuracy and wall time per stage).
+ *
+ * The platform runs the very same jobs (`runJob`) on workers; this file is the single-machine
+ * orchestration behind `incubator incubate` and `incubator train`.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { DatasetSpec } from "../data/registry.ts";
+import { loadWeights, saveWeights } from "../engine/checkpoint/checkpoint.ts";
+import { exportVitOnnx } from "../engine/export/onnx-export.ts";
+import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
+import { assembleTarget } from "./assemble.ts";
+import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
+import type { Recipe } from "./recipe.ts";
+
+export interface IncubationOptions {
+  target: VitConfig;
+  split: number[];
+  dataset: DatasetSpec;
+  evalDataset?: DatasetSpec;
+  recipe: Recipe;
+  seed: number;
+  outDir: string;
+  /** Parallel MT jobs (child processes); 1 runs them one after another in this process. */
+  workers?: number;
+  /** Module i trains only on class-balanced shard i of the training set. */
+  decentralized?: boolean;
+  /** Skip PT and incubate with this meta model (safetensors, timm names of a K-block ViT). */
+  metaWeights?: string;
+  threads?: number;
+  evalLimit?: number;
+  checkpointEvery?: number;
+  /** Path of the `incubator` entry script, for child processes. */
+  bin?: string;
+}
+
+/** Which job an event is about: "pretrain", "module-2", "finetune", "e2e". */
+export type StageEvent = JobEvent & { job: string };
+
+export interface StageTiming {
+  wallSeconds: number;
+}
+
+export interface IncubationResult {
+  kind: "incubation" | "e2e";
+  accuracy: number | null;
+  loss: number | null;
+  stages: Record<string, StageTiming & { steps: number; finalLoss: number | null; bytesRead?: number }>;
+  /** PT + the slowest MT job + assembly + FT: the wall time if each module had its own machine. */
+  criticalPathSeconds: number;
+  totalWallSeconds: number;
+  weightsPath: string;
+  /** The final model as a plain ONNX inference model (input `images`, output `logits`). */
+  onnxPath: string;
+  metaWeightsPath?: string;
+  moduleWeights?: string[];
+}
+
+function exportFinalModel(outDir: string, target: VitConfig, weightsPath: string): string {
+  const path = join(outDir, "model.onnx");
+  exportVitOnnx(path, target, loadWeights(weightsPath, { expect: vitParamSpecs(target) }));
+  return path;
+}
+
+const jobName = (spec: Pick<JobSpec, "phase" | "moduleIndex">) =>
+  spec.phase === "modular" ? `module-${spec.moduleIndex}` : spec.phase;
+
+/** Run one job in a child process (`incubator job`), relaying its JSON-line events. */
+function runJobInChild(spec: JobSpec, bin: string, onEvent: (event: JobEvent) => void): Promise<JobResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [bin, "job", "--spec", JSON.stringify(spec)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let buffered = "";
+    let stderr = "";
+    let result: JobResult | undefined;
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (!line.startsWith("{")) continue;
+        const event = JSON.parse(line) as JobEvent;
+        if (event.type === "done") result = event.result;
+        onEvent(event);
+      }
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code === 0 && result) resolvePromise(result);
+      else
+        reject(
+          new Error(
+            `${jobName(spec)} failed (exit ${code}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`,
+          ),
+        );
+    });
+  });
+}
+
+async function runAll<T>(tasks: (() => Promise<T>)[], parallel: number): Promise<T[]> {
+  const results: T[] = new Array(tasks.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(parallel, tasks.length) }, async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      results[i] = await tasks[i]!();
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
+
+export async function incubate(
+  opts: IncubationOptions,
+  onEvent: (event: StageEvent) => void = () => {},
+): Promise<IncubationResult> {
+  const started = performance.now();
+  const outDir = resolve(opts.outDir);
+  mkdirSync(outDir, { recursive: true });
+  const workers = Math.max(1, opts.workers ?? 1);
+  const base = {
+    target: opts.target,
+    split: opts.split,
+    recipe: opts.recipe,
+    seed: opts.seed,
+    outDir,
+    ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
+    ...(opts.evalLimit ? { evalLimit: opts.evalLimit } : {}),
+  };
+  const relay = (job: string) => (event: JobEvent) => onEvent({ ...event, job });
+  const stages: IncubationResult["stages"] = {};
+  const record = (name: string, r: JobResult) => {
+    stages[name] = {
+      wallSeconds: r.wallSeconds,
+      steps: r.steps,
+      finalLoss: r.finalLoss,
+      bytesRead: r.bytesRead,
+    };
+  };
+
+  // PT: the meta model (one block per module), unless one is given.
+  let metaWeights = opts.metaWeights;
+  if (!metaWeights) {
+    const pt = await runJob(
+      { ...base, phase: "pretrain", dataset: opts.dataset },
+      { onEvent: relay("pretrain") },
+    );
+    record("pretrain", pt);
+    metaWeights = pt.weightsPath;
+  }
+
+  // MT: K independent jobs.
+  const k = opts.split.length;
+  const mtSpecs: JobSpec[] = Array.from({ length: k }, (_, i) => ({
+    ...base,
+    phase: "modular" as const,
+    moduleIndex: i,
+    metaWeights,
+    dataset: opts.decentralized
+      ? { ...opts.dataset, shard: { count: k, index: i, seed: opts.seed } }
+      : opts.dataset,
+    ...(workers > 1 ? { threads: opts.threads ?? 1 } : {}),
+  }));
+  const bin = opts.bin ?? resolve(import.meta.dirname, "../../bin/incubator.js");
+  const mtResults = await runAll(
+    mtSpecs.map(
+      (spec) => () =>
+        workers > 1
+          ? runJobInChild(spec, bin, relay(jobName(spec)))
+          : runJob(spec, { onEvent: relay(jobName(spec)) }),
+    ),
+    workers,
+  );
+  for (const [i, r] of mtResults.entries()) record(`module-${i}`, r);
+
+  // Assembly: stage i from job i.
+  const assembleStart = performance.now();
+  const assembled = assembleTarget(
+    opts.target,
+    opts.split,
+    mtResults.map((r, i) => ({ moduleIndex: i, parameters: loadWeights(r.weightsPath) })),
+  );
+  const assembledPath = join(outDir, "assembled.safetensors");
+  saveWeights(
+    assembledPath,
+    { parameters: assembled.parameters, shapes: vitParamSpecs(opts.target) },
+    { metadata: { phase: "assemble" } },
+  );
+  stages.assemble = { wallSeconds: (performance.now() - assembleStart) / 1000, steps: 0, finalLoss: null };
+
+  // FT on the full training set, then evaluation.
+  const ft = await runJob(
+    {
+      ...base,
+      phase: "finetune",
+      dataset: opts.dataset,
+      initWeights: assembledPath,
+      ...(opts.evalDataset ? { evalDataset: opts.evalDataset } : {}),
+    },
+    { onEvent: relay("finetune") },
+  );
+  record("finetune", ft);
+  const onnxPath = exportFinalModel(outDir, opts.target, ft.weightsPath);
+
+  const mtCritical = Math.max(...mtResults.map((r) => r.wallSeconds));
+  const result: IncubationResult = {
+    kind: "incubation",
+    accuracy: ft.evalAccuracy,
+    loss: ft.evalLoss,
+    stages,
+    criticalPathSeconds:
+      (stages.pretrain?.wallSeconds ?? 0) + mtCritical + stages.assemble.wallSeconds + ft.wallSeconds,
+    totalWallSeconds: (performance.now() - started) / 1000,
+    weightsPath: ft.weightsPath,
+    onnxPath,
+    metaWeightsPath: metaWeights,
+    moduleWeights: mtResults.map((r) => r.weightsPath),
+  };
+  writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
+  return result;
+}
+
+/** The E2E baseline: the same target trained end to end for `recipe.steps.e2e` steps. */
+export async function trainEndToEnd(
+  opts: Omit<IncubationOptions, "split" | "workers" | "decentralized" | "metaWeights"> & { split?: number[] },
+  onEvent: (event: StageEvent) => void = () => {},
+): Promise<IncubationResult> {
+  const started = performance.now();
+  const outDir = resolve(opts.outDir);
+  const r = await runJob(
+    {
+      phase: "e2e",
+      target: opts.target,
+      split: opts.split ?? [opts.target.depth],
+      dataset: opts.dataset,
+      ...(opts.evalDataset ? { evalDataset: opts.evalDataset } : {}),
+      recipe: opts.recipe,
+      seed: opts.seed,
+      outDir,
+      ...(opts.threads ? { threads: opts.threads } : {}),
+      ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
+      ...(opts.evalLimit ? { evalLimit: opts.evalLimit } : {}),
+    },
+    { onEvent: (event) => onEvent({ ...event, job: "e2e" }) },
+  );
+  const result: IncubationResult = {
+    kind: "e2e",
+    accuracy: r.evalAccuracy,
+    loss: r.evalLoss,
+    stages: {
+      e2e: { wallSeconds: r.wallSeconds, steps: r.steps, finalLoss: r.finalLoss, bytesRead: r.bytesRead },
+    },
+    criticalPathSeconds: r.wallSeconds,
+    totalWallSeconds: (performance.now() - started) / 1000,
+    weightsPath: r.weightsPath,
+    onnxPath: exportFinalModel(outDir, opts.target, r.weightsPath),
+  };
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
+  return result;
+}
