@@ -8,7 +8,7 @@ import cliProgress from "cli-progress";
 import { Command } from "commander";
 import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../incubation/config.ts";
 import { type IncubationResult, incubate, type StageEvent, trainEndToEnd } from "../incubation/incubate.ts";
-import { type JobSpec, runJob } from "../incubation/job.ts";
+import { JOB_CANCELLED_EXIT_CODE, JobCancelledError, type JobSpec, runJob } from "../incubation/job.ts";
 import { BIN_PATH } from "./paths.ts";
 
 interface RunFlags {
@@ -169,6 +169,22 @@ export function jobCommand(): Command {
     .action(async (flags: { spec: string }) => {
       const text = flags.spec.startsWith("@") ? readFileSync(flags.spec.slice(1), "utf8") : flags.spec;
       const spec = JSON.parse(text) as JobSpec;
-      await runJob(spec, { onEvent: (event) => process.stdout.write(`${JSON.stringify(event)}\n`) });
+      // SIGTERM (a worker passing on a cancellation) stops at the next step with a checkpoint.
+      const controller = new AbortController();
+      process.once("SIGTERM", () => controller.abort());
+      // If whoever reads our events is gone (a worker killed with SIGKILL), stop: a retry elsewhere takes over.
+      process.stdout.on("error", () => process.exit(1));
+      try {
+        await runJob(spec, {
+          signal: controller.signal,
+          onEvent: (event) => process.stdout.write(`${JSON.stringify(event)}\n`),
+        });
+      } catch (error) {
+        if (error instanceof JobCancelledError) {
+          process.stderr.write(`incubator: ${error.message}\n`);
+          process.exit(JOB_CANCELLED_EXIT_CODE);
+        }
+        throw error;
+      }
     });
 }

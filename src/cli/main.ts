@@ -9,6 +9,7 @@ import { benchCommand } from "./bench.ts";
 import { exitWithError } from "./errors.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { serveCommand } from "./serve.ts";
+import { workerCommand } from "./worker.ts";
 
 const program = new Command()
   .name("incubator")
@@ -17,6 +18,7 @@ const program = new Command()
   .showHelpAfterError();
 
 program.addCommand(serveCommand());
+program.addCommand(workerCommand());
 program.addCommand(incubateCommand());
 program.addCommand(trainCommand());
 program.addCommand(jobCommand(), { hidden: true });

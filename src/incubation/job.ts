@@ -103,6 +103,9 @@ export interface RunJobOptions {
   progressIntervalMs?: number;
 }
 
+/** Exit code of `incubator job` when it stopped on a cancellation (after saving a checkpoint). */
+export const JOB_CANCELLED_EXIT_CODE = 3;
+
 export class JobCancelledError extends Error {
   override name = "JobCancelledError";
 }

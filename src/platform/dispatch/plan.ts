@@ -1,0 +1,111 @@
+/**
+ * From a run's rows (architecture, dataset, recipe, meta model) to the engine's job specs.
+ *
+ * Specs are stored in `job.spec` with their file inputs as artifact references
+ * (`artifact:<sha256>`); a worker resolves those into local paths and chooses its own output
+ * directory, so the same spec runs on any machine that reaches the artifact store.
+ */
+import type { DatasetSpec } from "../../data/registry.ts";
+import { VIT_DEFAULTS, type VitConfig, validateVitConfig } from "../../engine/models/vit.ts";
+import type { Architecture, Dataset, Run } from "../../generated/prisma/client.ts";
+import type { JobSpec } from "../../incubation/job.ts";
+import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
+
+export const ARTIFACT_REF = "artifact:";
+export const artifactRef = (sha256: string) => `${ARTIFACT_REF}${sha256}`;
+
+/** A job spec as stored: paths are artifact references; outDir is chosen by the worker. */
+export type StoredJobSpec = Omit<JobSpec, "outDir"> & {
+  /** FT: assemble these module weights first (stage i from module i). */
+  assembleFrom?: { moduleIndex: number; weights: string }[];
+  /** FT and E2E: export the final model as ONNX. */
+  exportOnnx?: boolean;
+};
+
+export function targetConfig(arch: Architecture): VitConfig {
+  return validateVitConfig({
+    ...VIT_DEFAULTS,
+    imageSize: arch.imageSize,
+    channels: arch.channels,
+    patchSize: arch.patchSize,
+    width: arch.width,
+    depth: arch.depth,
+    heads: arch.heads,
+    mlpRatio: arch.mlpRatio,
+    numClasses: arch.numClasses,
+  });
+}
+
+function datasetSpecs(dataset: Dataset): { train: DatasetSpec; eval?: DatasetSpec } {
+  const spec = dataset.options as unknown as DatasetSpec;
+  const train = { ...spec, split: "train" } as DatasetSpec;
+  if (dataset.testSize > 0) return { train, eval: { ...spec, split: "test" } as DatasetSpec };
+  return { train };
+}
+
+export interface RunContext {
+  run: Run;
+  architecture: Architecture;
+  dataset: Dataset;
+}
+
+/** What every job of the run shares. */
+export function baseSpec(ctx: RunContext): Omit<StoredJobSpec, "phase"> {
+  const { run, architecture, dataset } = ctx;
+  const data = datasetSpecs(dataset);
+  return {
+    target: targetConfig(architecture),
+    split: [...architecture.moduleSplit],
+    dataset: data.train,
+    ...(data.eval ? { evalDataset: data.eval } : {}),
+    recipe: resolveRecipe(run.recipe, run.overrides as RecipeOverrides),
+    seed: run.seed,
+  };
+}
+
+/**
+ * Checkpoint about every tenth of a job (between 10 and 500 steps): a crash loses little,
+ * and short jobs still leave something to resume from.
+ */
+export function checkpointInterval(steps: number): number {
+  return Math.min(500, Math.max(10, Math.ceil(steps / 10)));
+}
+
+function withCheckpoints(spec: StoredJobSpec): StoredJobSpec {
+  return { ...spec, checkpointEvery: checkpointInterval(spec.recipe.steps[spec.phase]) };
+}
+
+export function pretrainSpec(ctx: RunContext): StoredJobSpec {
+  const { evalDataset: _eval, ...base } = baseSpec(ctx);
+  return withCheckpoints({ ...base, phase: "pretrain" });
+}
+
+export function modularSpec(ctx: RunContext, moduleIndex: number, metaWeightsSha: string): StoredJobSpec {
+  const { evalDataset: _eval, ...base } = baseSpec(ctx);
+  const k = base.split.length;
+  return withCheckpoints({
+    ...base,
+    phase: "modular",
+    moduleIndex,
+    metaWeights: artifactRef(metaWeightsSha),
+    dataset: ctx.run.decentralized
+      ? ({ ...base.dataset, shard: { count: k, index: moduleIndex, seed: ctx.run.seed } } as DatasetSpec)
+      : base.dataset,
+  });
+}
+
+export function finetuneSpec(
+  ctx: RunContext,
+  modules: { moduleIndex: number; sha256: string }[],
+): StoredJobSpec {
+  return withCheckpoints({
+    ...baseSpec(ctx),
+    phase: "finetune",
+    assembleFrom: modules.map((m) => ({ moduleIndex: m.moduleIndex, weights: artifactRef(m.sha256) })),
+    exportOnnx: true,
+  });
+}
+
+export function e2eSpec(ctx: RunContext): StoredJobSpec {
+  return withCheckpoints({ ...baseSpec(ctx), phase: "e2e", exportOnnx: true });
+}

@@ -1,0 +1,207 @@
+/**
+ * Runs dispatched through the real queue (pg-boss on the test database) to real worker
+ * processes (`incubator worker`), which train with the engine in `incubator job` children.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import type PgBoss from "pg-boss";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
+import { Dispatcher } from "../../src/platform/dispatch/dispatcher.ts";
+import { readRunEvents } from "../../src/platform/events/event-log.ts";
+import { openQueue } from "../../src/platform/queue/queue.ts";
+import { useTestDatabase } from "../helpers/database.ts";
+import { type Spawned, spawnIncubator } from "../helpers/process.ts";
+
+const t = useTestDatabase();
+const dataDir = mkdtempSync(join(tmpdir(), "incubator-dispatch-"));
+let boss: PgBoss;
+let dispatcher: Dispatcher;
+const workers: Spawned[] = [];
+
+function startWorker(id: string): Spawned {
+  const w = spawnIncubator(
+    ["worker", "--id", id, "--threads", "1", "--heartbeat-ms", "500", "--stale-after-ms", "4000"],
+    {
+      DATABASE_URL: t.url,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: "info",
+    },
+  );
+  workers.push(w);
+  return w;
+}
+
+beforeAll(async () => {
+  boss = await openQueue(t.url);
+  dispatcher = new Dispatcher(t.db, boss, pino({ level: "silent" }));
+});
+
+afterAll(async () => {
+  for (const w of workers) w.child.kill("SIGKILL");
+  await boss?.stop({ graceful: false });
+});
+
+const SYNTH = { format: "synthetic", numClasses: 4, channels: 3, imageSize: 8, seed: 2 };
+
+async function createRun(name: string, steps: { pretrain: number; modular: number; finetune: number }) {
+  const arch = await t.db.architecture.create({
+    data: {
+      name,
+      imageSize: 8,
+      channels: 3,
+      patchSize: 4,
+      width: 32,
+      depth: 4,
+      heads: 2,
+      numClasses: 4,
+      moduleSplit: [1, 1, 1, 1],
+    },
+  });
+  const dataset = await t.db.dataset.create({
+    data: {
+      name: `${name}-data`,
+      format: "synthetic",
+      options: { ...SYNTH, length: 512 },
+      numClasses: 4,
+      trainSize: 512,
+      testSize: 512,
+    },
+  });
+  return t.db.run.create({
+    data: {
+      kind: "INCUBATION",
+      architectureId: arch.id,
+      datasetId: dataset.id,
+      seed: 1,
+      overrides: {
+        batchSize: 16,
+        mixup: 0,
+        cutmix: 0,
+        baseLr: 0.01,
+        augment: {},
+        steps: { ...steps, e2e: 0 },
+      },
+      modules: { create: [0, 1, 2, 3].map((index) => ({ index, blockStart: index, blockEnd: index + 1 })) },
+    },
+  });
+}
+
+async function waitForRun(runId: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const run = await t.db.run.findUniqueOrThrow({ where: { id: runId } });
+    if (run.state === "SUCCEEDED" || run.state === "FAILED" || run.state === "CANCELLED") return run;
+    if (Date.now() > deadline)
+      throw new Error(
+        `run still ${run.state} after ${timeoutMs} ms:\n${workers.map((w) => w.output().slice(-2000)).join("\n---\n")}`,
+      );
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe("dispatching an incubation run to two worker processes", () => {
+  it("runs PT → 4 MT in parallel on both workers → FT, with progress events and a loadable ONNX model", async () => {
+    const a = startWorker("worker-a");
+    const b = startWorker("worker-b");
+    await Promise.all([a.waitFor(/worker ready/), b.waitFor(/worker ready/)]);
+    const run = await createRun("dispatch-happy", { pretrain: 30, modular: 40, finetune: 30 });
+    await dispatcher.runCreated(run.id);
+    const done = await waitForRun(run.id, 150_000);
+    expect(done.state).toBe("SUCCEEDED");
+
+    const jobs = await t.db.job.findMany({
+      where: { runId: run.id },
+      include: { module: true },
+      orderBy: { createdAt: "asc" },
+    });
+    expect(jobs.map((j) => j.stage)).toEqual([
+      "PRETRAIN",
+      "MODULAR",
+      "MODULAR",
+      "MODULAR",
+      "MODULAR",
+      "FINETUNE",
+    ]);
+    expect(jobs.every((j) => j.state === "SUCCEEDED")).toBe(true);
+    const mtWorkers = new Set(jobs.filter((j) => j.stage === "MODULAR").map((j) => j.workerId));
+    expect(mtWorkers).toEqual(new Set(["worker-a", "worker-b"]));
+
+    const events = await readRunEvents(t.db, run.id, 0, { limit: 10_000 });
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    for (const m of [0, 1, 2, 3]) {
+      const progress = events.filter((e) => e.type === "PROGRESS" && e.moduleIndex === m);
+      expect(progress.length).toBeGreaterThan(0);
+      expect((progress.at(-1)!.payload as { step: number }).step).toBe(40);
+    }
+    // Stage order: the first MT progress comes after PT's, FT's after every module's.
+    const firstOf = (stage: string) =>
+      events.findIndex((e) => e.type === "PROGRESS" && (e.payload as { stage: string }).stage === stage);
+    const lastOf = (stage: string) =>
+      events.findLastIndex((e) => e.type === "PROGRESS" && (e.payload as { stage: string }).stage === stage);
+    expect(lastOf("pretrain")).toBeLessThan(firstOf("modular"));
+    expect(lastOf("modular")).toBeLessThan(firstOf("finetune"));
+    expect(events.at(-1)).toMatchObject({
+      type: "STATE",
+      moduleIndex: null,
+      payload: { state: "SUCCEEDED" },
+    });
+
+    const meta = await t.db.metaModel.findFirstOrThrow({ where: { sourceRunId: run.id } });
+    expect(meta.numModules).toBe(4);
+    const onnx = await t.db.artifact.findFirstOrThrow({ where: { runId: run.id, kind: "final-model-onnx" } });
+    const path = await new LocalArtifactStore(join(dataDir, "artifacts")).getFile(onnx.sha256);
+    const session = await ort.InferenceSession.create(path);
+    const out = await session.run({
+      images: new ort.Tensor("float32", new Float32Array(2 * 3 * 8 * 8).fill(0.2), [2, 3, 8, 8]),
+    });
+    expect(out.logits!.dims).toEqual([2, 4]);
+    await session.release();
+    expect((done.result as { evalAccuracy: number }).evalAccuracy).toBeGreaterThan(0);
+  }, 200_000);
+
+  it("a worker killed with SIGKILL mid-module: the job is retried elsewhere and resumes from its checkpoint", async () => {
+    const run = await createRun("dispatch-fault", { pretrain: 20, modular: 120, finetune: 20 });
+    // Only one worker at first, so we know who holds the module; a second joins after the kill.
+    for (const w of workers) w.child.kill("SIGKILL");
+    const victim = startWorker("victim");
+    await victim.waitFor(/worker ready/);
+    await dispatcher.runCreated(run.id);
+    // Wait until module 0 has a checkpoint past step 0, then kill its worker.
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const ckpt = await t.db.artifact.findFirst({
+        where: { runId: run.id, kind: "checkpoint", job: { stage: "MODULAR" } },
+      });
+      if (ckpt) break;
+      if (Date.now() > deadline) throw new Error(`no module checkpoint: ${victim.output().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    victim.child.kill("SIGKILL");
+    const rescuer = startWorker("rescuer");
+    await rescuer.waitFor(/worker ready/);
+    const done = await waitForRun(run.id, 150_000);
+    expect(done.state).toBe("SUCCEEDED");
+
+    const retried = await t.db.job.findFirstOrThrow({
+      where: { runId: run.id, stage: "MODULAR", attempts: { gte: 2 } },
+      include: { module: true },
+    });
+    expect(retried.workerId).toBe("rescuer");
+    const events = await readRunEvents(t.db, run.id, 0, { limit: 10_000 });
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1)); // no gap, no repeat
+    const starts = events.filter(
+      (e) =>
+        e.type === "LOG" &&
+        e.moduleIndex === retried.module!.index &&
+        (e.payload as { type?: string }).type === "start",
+    );
+    expect(starts.length).toBe(2);
+    expect((starts[0]!.payload as { startStep: number }).startStep).toBe(0);
+    expect((starts[1]!.payload as { startStep: number }).startStep).toBeGreaterThan(0); // resumed, not restarted
+    expect(events.some((e) => (e.payload as { state?: string }).state === "RETRYING")).toBe(true);
+  }, 240_000);
+});
