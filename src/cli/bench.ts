@@ -14,6 +14,7 @@ import {
   torchAvailable,
   trainStepFlops,
 } from "../../bench/engine.ts";
+import { measureEventLatency } from "../../bench/events.ts";
 import { BIN_PATH } from "./paths.ts";
 
 interface EngineBenchOptions {
@@ -112,9 +113,33 @@ function runEngineChild(
   return JSON.parse(result.stdout.trim().split("\n").at(-1)!) as EngineRun;
 }
 
+function eventsCommand(): Command {
+  return new Command("events")
+    .description("progress-event latency, worker write → graphql-ws subscriber, at several subscriber counts")
+    .option("--subscribers <list>", "comma-separated subscriber counts", "1,100,1000")
+    .option("--events <n>", "timed events per count", "50")
+    .option("--interval-ms <ms>", "pause between events", "20")
+    .option("--json", "last line: a JSON array with one object per count")
+    .action(async (o: { subscribers: string; events: string; intervalMs: string; json?: boolean }) => {
+      const counts = o.subscribers.split(",").map((s) => int(s.trim(), "--subscribers"));
+      const rows = await measureEventLatency(counts, {
+        events: int(o.events, "--events"),
+        intervalMs: int(o.intervalMs, "--interval-ms"),
+        dataDir: ".data/bench-events",
+      });
+      for (const r of rows) {
+        process.stderr.write(
+          `${String(r.subscribers).padStart(5)} subscribers: p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.deliveries} deliveries)\n`,
+        );
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+    });
+}
+
 export function benchCommand(): Command {
   const bench = new Command("bench").description("benchmarks (results go to bench/RESULTS.md)");
   bench.addCommand(engineCommand());
+  bench.addCommand(eventsCommand());
   bench.addCommand(
     new Command("engine-child")
       .argument("<model>")
