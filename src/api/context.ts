@@ -2,6 +2,28 @@
 import type { Db } from "../platform/db/client.ts";
 import type { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
+import type { Loaders } from "./loaders.ts";
+
+/**
+ * Where the API hands runs to the scheduler (the platform implements it with pg-boss). The API
+ * has already written the rows and validated the request; the dispatcher queues, cancels or
+ * retries the work and moves states on. Errors it throws are system errors, not user errors.
+ */
+export interface RunDispatcher {
+  /** A run (state QUEUED) and its modules were just created. */
+  runCreated(runId: string): Promise<void>;
+  /** Cancel a run that has not finished, reaching its running workers. */
+  cancelRun(runId: string): Promise<void>;
+  /** Train a FAILED or CANCELLED module again (from its last checkpoint). */
+  retryModule(moduleId: string): Promise<void>;
+}
+
+/** The default when no scheduler is attached: runs stay QUEUED, nothing is cancelled or retried. */
+export const noopDispatcher: RunDispatcher = {
+  runCreated: async () => {},
+  cancelRun: async () => {},
+  retryModule: async () => {},
+};
 
 export interface ApiContext {
   db: Db;
@@ -10,4 +32,7 @@ export interface ApiContext {
   logger: Logger;
   startedAt: Date;
   version: string;
+  dispatcher: RunDispatcher;
+  /** DataLoaders, fresh for each request (or each subscription operation). */
+  loaders: Loaders;
 }

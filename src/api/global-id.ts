@@ -28,3 +28,21 @@ export function fromGlobalId(type: string, globalId: string, argument: string): 
   }
   return parsed.id;
 }
+
+/** The database id inside a global ID of `type`, or null when it is not one (mutation inputs). */
+export function decodeGlobalId(type: string, globalId: string): string | null {
+  const parsed = parseGlobalId(globalId);
+  return parsed && parsed.type === type && UUID.test(parsed.id) ? parsed.id : null;
+}
+
+/** The object types `node(id:)` can fetch. */
+export const NODE_TYPES = [
+  "Architecture",
+  "Dataset",
+  "MetaModel",
+  "Run",
+  "Module",
+  "Job",
+  "Artifact",
+] as const;
+export type NodeType = (typeof NODE_TYPES)[number];

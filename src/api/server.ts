@@ -8,13 +8,16 @@ import { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
+import { specifiedRules, validate } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Db } from "../platform/db/client.ts";
 import { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
-import type { ApiContext } from "./context.ts";
+import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
+import { depthLimit, MAX_QUERY_DEPTH } from "./depth-limit.ts";
+import { createLoaders } from "./loaders.ts";
 import { buildSchema } from "./schema.ts";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -26,6 +29,10 @@ export interface ApiServerOptions {
   logger: Logger;
   port: number;
   host?: string;
+  /** Hands new, cancelled and retried work to the scheduler; default: nothing is queued. */
+  dispatcher?: RunDispatcher;
+  /** Deepest query accepted (default 12). */
+  maxQueryDepth?: number;
 }
 
 export interface ApiServer {
@@ -44,7 +51,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const version = packageVersion();
   const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
   await events.start();
-  const context = (): ApiContext => ({ db, events, logger, startedAt, version });
+  const dispatcher = options.dispatcher ?? noopDispatcher;
+  // A fresh context — and so fresh DataLoaders — per HTTP request and per subscription operation.
+  const context = (): ApiContext => ({
+    db,
+    events,
+    logger,
+    startedAt,
+    version,
+    dispatcher,
+    loaders: createLoaders(db),
+  });
+  const validationRules = [depthLimit(options.maxQueryDepth ?? MAX_QUERY_DEPTH)];
 
   const app = express();
   const httpServer = createServer(app);
@@ -53,6 +71,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     {
       schema,
       context,
+      validate: (schema, document) => validate(schema, document, [...specifiedRules, ...validationRules]),
       onError: (_ctx, _id, _payload, errors) => logger.warn({ errors }, "subscription error"),
     },
     wsServer,
@@ -60,6 +79,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const apollo = new ApolloServer<ApiContext>({
     schema,
+    validationRules,
     includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),

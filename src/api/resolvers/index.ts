@@ -1,7 +1,12 @@
 /** All resolvers, merged by type. Each file owns one area of schema.graphql. */
 import { GraphQLScalarType, Kind } from "graphql";
+import { architectureResolvers } from "./architectures.ts";
+import { datasetResolvers } from "./datasets.ts";
 import { healthResolvers } from "./health.ts";
+import { nodeResolvers } from "./node.ts";
 import { runEventsResolvers } from "./run-events.ts";
+import { runMutationResolvers } from "./run-mutations.ts";
+import { runResolvers } from "./runs.ts";
 import { serverTimeResolvers } from "./server-time.ts";
 
 const JSONScalar = new GraphQLScalarType({
@@ -20,13 +25,29 @@ const DateTime = new GraphQLScalarType({
 export const resolvers = {
   DateTime,
   JSON: JSONScalar,
-  Node: { __resolveType: () => null },
+  Node: nodeResolvers.Node,
   Query: {
     ...healthResolvers.Query,
-    node: () => null,
+    ...nodeResolvers.Query,
+    ...architectureResolvers.Query,
+    ...datasetResolvers.Query,
+    ...runResolvers.Query,
+  },
+  Mutation: {
+    ...architectureResolvers.Mutation,
+    ...datasetResolvers.Mutation,
+    ...runMutationResolvers.Mutation,
   },
   Subscription: {
     ...serverTimeResolvers.Subscription,
     ...runEventsResolvers.Subscription,
   },
+  Architecture: architectureResolvers.Architecture,
+  Dataset: datasetResolvers.Dataset,
+  Run: runResolvers.Run,
+  Module: runResolvers.Module,
+  ModuleLineage: runResolvers.ModuleLineage,
+  Job: runResolvers.Job,
+  Artifact: runResolvers.Artifact,
+  MetaModel: runResolvers.MetaModel,
 };

@@ -1,0 +1,211 @@
+/** Datasets: registerDataset (validate the spec, open it, count), the Dataset type, its queries. */
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { GraphQLError } from "graphql";
+import { DataError } from "../../data/errors.ts";
+import {
+  datasetSpecSchema,
+  openDataset,
+  type ParsedDatasetSpec,
+  readDatasetLabels,
+  selectRecords,
+} from "../../data/registry.ts";
+import { balancedShards, classCounts } from "../../data/splits.ts";
+import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
+import type { ApiContext } from "../context.ts";
+import { fromGlobalId, toGlobalId } from "../global-id.ts";
+import { badArgument, type PageArgs, paginate } from "../pagination.ts";
+import { isUniqueViolation, type UserError, userError } from "../user-errors.ts";
+import { runsConnection } from "./runs.ts";
+
+const MAX_SHARDS = 1024;
+
+/** Which spec field a data-layer error is about, from the file or directory it names. */
+function specFieldOf(error: DataError, spec: ParsedDatasetSpec): string[] {
+  const prefix = ["input", "spec"];
+  if (spec.format === "idx") {
+    if (spec.images && error.source === spec.images) return [...prefix, "images"];
+    if (spec.labels && error.source === spec.labels) return [...prefix, "labels"];
+  }
+  if ("path" in spec && spec.path) return [...prefix, "path"];
+  if (spec.format === "idx") return [...prefix, spec.images ? "images" : "labels"];
+  return prefix;
+}
+
+/**
+ * Whether the dataset has its own test split (opening the test side would otherwise fail for a
+ * missing file, or silently reuse the train files).
+ */
+function hasTestSplit(spec: ParsedDatasetSpec): boolean {
+  const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+  switch (spec.format) {
+    case "synthetic":
+      return true;
+    case "cifar10":
+      return existsSync(join(spec.path, "test_batch.bin"));
+    case "cifar100":
+      return existsSync(join(spec.path, "test.bin"));
+    case "image-folder":
+      return isDir(join(spec.path, "test")) || isDir(join(spec.path, "val"));
+    case "idx": {
+      if (!spec.path) return false; // explicit image and label files: one split only
+      const dir = spec.path;
+      return ["labels-idx1", "images-idx3"].some((kind) =>
+        [`t10k-${kind}-ubyte.gz`, `t10k-${kind}-ubyte`, `t10k-${kind}.ubyte`].some((n) =>
+          existsSync(join(dir, n)),
+        ),
+      );
+    }
+  }
+}
+
+/** zod issues as user errors at ["input", "spec", …path]. */
+function specIssues(
+  issues: readonly { path: PropertyKey[]; message: string; code: string; keys?: string[] }[],
+) {
+  return issues.map((issue) => {
+    const path = issue.path.map(String);
+    if (issue.code === "unrecognized_keys" && issue.keys?.length) path.push(issue.keys[0]!);
+    const name = path.length > 0 ? `spec.${path.join(".")}` : "spec";
+    return userError(["input", "spec", ...path], `${name}: ${issue.message}`);
+  });
+}
+
+/** Train-split labels per dataset, kept for a few datasets: registered datasets do not change. */
+const labelCache = new Map<string, Promise<Int32Array>>();
+const LABEL_CACHE_SIZE = 8;
+
+export function trainLabels(dataset: Dataset): Promise<Int32Array> {
+  const key = `${dataset.id}@${dataset.createdAt.getTime()}`;
+  let labels = labelCache.get(key);
+  if (!labels) {
+    const spec = datasetSpecSchema.parse({ ...(dataset.options as object), split: "train" });
+    labels = (async () => {
+      const all = await readDatasetLabels(spec);
+      const selected = await selectRecords(spec); // a validation hold-out, when the spec has one
+      return selected ? Int32Array.from(selected, (i) => all[i]!) : all;
+    })();
+    labels.catch(() => labelCache.delete(key));
+    labelCache.set(key, labels);
+    while (labelCache.size > LABEL_CACHE_SIZE) labelCache.delete(labelCache.keys().next().value!);
+  }
+  return labels;
+}
+
+async function readLabels(dataset: Dataset): Promise<Int32Array> {
+  try {
+    return await trainLabels(dataset);
+  } catch (error) {
+    if (error instanceof DataError) {
+      throw new GraphQLError(`dataset "${dataset.name}" cannot be read any more: ${error.message}`, {
+        extensions: { code: "DATASET_UNREADABLE" },
+      });
+    }
+    throw error;
+  }
+}
+
+export const datasetResolvers = {
+  Query: {
+    datasets: (_: unknown, args: PageArgs, ctx: ApiContext) =>
+      paginate(args, {
+        order: "asc",
+        find: ({ keyset, orderBy, take }) =>
+          ctx.db.dataset.findMany({ where: { AND: keyset }, orderBy, take }),
+        count: () => ctx.db.dataset.count(),
+      }),
+    dataset: (_: unknown, args: { id: string }, ctx: ApiContext) =>
+      ctx.loaders.dataset.load(fromGlobalId("Dataset", args.id, "id")),
+  },
+  Mutation: {
+    registerDataset: async (
+      _: unknown,
+      { input }: { input: { name: string; spec: unknown } },
+      ctx: ApiContext,
+    ) => {
+      const fail = (userErrors: UserError[]) => ({ dataset: null, userErrors });
+      const name = input.name.trim();
+      const errors: UserError[] = [];
+      if (name === "") errors.push(userError(["input", "name"], "name must not be empty", "REQUIRED"));
+      if (typeof input.spec !== "object" || input.spec === null || Array.isArray(input.spec)) {
+        errors.push(
+          userError(["input", "spec"], 'spec must be a JSON object such as {"format": "synthetic"}'),
+        );
+        return fail(errors);
+      }
+      const parsed = datasetSpecSchema.safeParse(input.spec);
+      if (!parsed.success) return fail([...errors, ...specIssues(parsed.error.issues)]);
+      if (parsed.data.shard) {
+        errors.push(
+          userError(
+            ["input", "spec", "shard"],
+            "spec.shard: register the whole dataset; decentralised runs deal it into shards themselves",
+          ),
+        );
+      }
+      if (errors.length > 0) return fail(errors);
+      const taken = () => userError(["input", "name"], `a dataset named "${name}" already exists`, "TAKEN");
+      if (await ctx.db.dataset.findUnique({ where: { name }, select: { id: true } })) return fail([taken()]);
+
+      const spec = parsed.data;
+      // What is stored: the spec without `split` (jobs choose the split).
+      const { split: _split, ...stored } = spec;
+      let numClasses: number;
+      let trainSize: number;
+      let testSize = 0;
+      try {
+        const train = await openDataset({ ...stored, split: "train" });
+        numClasses = train.numClasses;
+        trainSize = train.length;
+        if (hasTestSplit(spec)) testSize = (await openDataset({ ...stored, split: "test" })).length;
+      } catch (error) {
+        if (error instanceof DataError)
+          return fail([userError(specFieldOf(error, spec), error.message, "UNREADABLE")]);
+        throw error;
+      }
+      try {
+        const dataset = await ctx.db.dataset.create({
+          data: {
+            name,
+            format: spec.format,
+            path:
+              ("path" in spec ? spec.path : undefined) ??
+              (spec.format === "idx" ? spec.images : undefined) ??
+              null,
+            options: stored as Prisma.InputJsonValue,
+            numClasses,
+            trainSize,
+            testSize,
+          },
+        });
+        return { dataset, userErrors: [] };
+      } catch (error) {
+        if (isUniqueViolation(error)) return fail([taken()]);
+        throw error;
+      }
+    },
+  },
+  Dataset: {
+    id: (d: Dataset) => toGlobalId("Dataset", d.id),
+    spec: (d: Dataset) => d.options,
+    classCounts: async (d: Dataset) => {
+      const labels = await readLabels(d);
+      return classCounts(labels, [Int32Array.from(labels.keys())], d.numClasses)[0]!;
+    },
+    shards: async (d: Dataset, args: { count: number; seed: number }) => {
+      if (args.count < 1 || args.count > Math.min(MAX_SHARDS, d.trainSize)) {
+        throw badArgument(
+          "count",
+          `must be between 1 and ${Math.min(MAX_SHARDS, d.trainSize)}, got ${args.count}`,
+        );
+      }
+      if (args.seed < 0) throw badArgument("seed", `must be ≥ 0, got ${args.seed}`);
+      const labels = await readLabels(d);
+      const shards = balancedShards(labels, args.count, args.seed);
+      const counts = classCounts(labels, shards, d.numClasses);
+      return shards.map((shard, index) => ({ index, size: shard.length, classCounts: counts[index]! }));
+    },
+    runs: (d: Dataset, args: PageArgs & { state?: string | null }, ctx: ApiContext) =>
+      runsConnection(ctx, args, { datasetId: d.id }),
+  },
+};

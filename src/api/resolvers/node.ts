@@ -1,0 +1,42 @@
+/** `node(id:)` and `nodes(ids:)`: any object by its global ID, through the request's loaders. */
+import type { ApiContext } from "../context.ts";
+import { NODE_TYPES, type NodeType, parseGlobalId } from "../global-id.ts";
+import { badArgument } from "../pagination.ts";
+
+const MAX_NODES = 100;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const loaderKey = {
+  Architecture: "architecture",
+  Dataset: "dataset",
+  MetaModel: "metaModel",
+  Run: "run",
+  Module: "module",
+  Job: "job",
+  Artifact: "artifact",
+} as const satisfies Record<NodeType, keyof ApiContext["loaders"]>;
+
+async function fetchNode(globalId: string, argument: string, ctx: ApiContext): Promise<object | null> {
+  const parsed = parseGlobalId(globalId);
+  if (!parsed || !(NODE_TYPES as readonly string[]).includes(parsed.type) || !UUID.test(parsed.id)) {
+    throw badArgument(argument, `"${globalId}" is not a global ID of this API`);
+  }
+  const type = parsed.type as NodeType;
+  const row = await ctx.loaders[loaderKey[type]].load(parsed.id);
+  return row ? { ...row, __typename: type } : null;
+}
+
+export const nodeResolvers = {
+  Node: {
+    __resolveType: (value: unknown) => (value as { __typename?: string }).__typename ?? null,
+  },
+  Query: {
+    node: (_: unknown, args: { id: string }, ctx: ApiContext) => fetchNode(args.id, "id", ctx),
+    nodes: (_: unknown, args: { ids: string[] }, ctx: ApiContext) => {
+      if (args.ids.length > MAX_NODES) {
+        throw badArgument("ids", `at most ${MAX_NODES} IDs at a time, got ${args.ids.length}`);
+      }
+      return Promise.all(args.ids.map((id, i) => fetchNode(id, `ids[${i}]`, ctx)));
+    },
+  },
+};

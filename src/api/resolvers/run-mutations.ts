@@ -1,0 +1,221 @@
+/**
+ * startRun, cancelRun, retryModule: validate, write the rows, then hand over to the scheduler
+ * (`ctx.dispatcher`). Mistakes in the input come back as userErrors naming the field.
+ */
+import { GraphQLError } from "graphql";
+import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../generated/prisma/client.ts";
+import { moduleRanges } from "../../incubation/modules.ts";
+import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
+import type { ApiContext } from "../context.ts";
+import { decodeGlobalId } from "../global-id.ts";
+import { errorMessage, type UserError, userError } from "../user-errors.ts";
+
+interface StartRunInput {
+  kind: RunKind;
+  architectureId: string;
+  datasetId: string;
+  metaModelId?: string | null;
+  recipe: string;
+  overrides?: unknown;
+  decentralized: boolean;
+  priority: number;
+  seed: number;
+}
+
+const FINISHED_STATES: readonly string[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
+const RETRYABLE_MODULE_STATES: readonly string[] = ["FAILED", "CANCELLED"];
+
+/** Looks up the row behind a global ID input; a user error naming the field when there is none. */
+async function lookup<T>(
+  errors: UserError[],
+  field: string,
+  type: string,
+  globalId: string,
+  load: (id: string) => Promise<T | null>,
+): Promise<T | null> {
+  const id = decodeGlobalId(type, globalId);
+  const row = id ? await load(id) : null;
+  if (!row) {
+    errors.push(
+      userError(
+        ["input", field],
+        id ? `no ${type} with ID ${globalId}` : `"${globalId}" is not the ID of a ${type}`,
+        "NOT_FOUND",
+      ),
+    );
+  }
+  return row;
+}
+
+/** Recipe name and overrides through the incubation library's own validation. */
+function checkRecipe(input: StartRunInput, errors: UserError[]): void {
+  const overrides = input.overrides ?? {};
+  if (typeof overrides !== "object" || overrides === null || Array.isArray(overrides)) {
+    errors.push(
+      userError(["input", "overrides"], 'overrides must be a JSON object such as {"batchSize": 64}'),
+    );
+    return;
+  }
+  try {
+    resolveRecipe(input.recipe, overrides as RecipeOverrides);
+  } catch (error) {
+    const message = errorMessage(error);
+    const path = /^recipe\.([^:]*):/.exec(message)?.[1];
+    if (path === undefined) errors.push(userError(["input", "recipe"], message));
+    else errors.push(userError(["input", "overrides", ...path.split(".").filter(Boolean)], message));
+  }
+}
+
+/** A meta model serves an architecture with the same heads, patch and image size, one block per module. */
+function checkMetaModel(meta: MetaModel, arch: Architecture, errors: UserError[]): void {
+  const field = ["input", "metaModelId"];
+  const numModules = arch.moduleSplit.length;
+  for (const key of ["heads", "patchSize", "imageSize"] as const) {
+    if (meta[key] !== arch[key]) {
+      errors.push(
+        userError(
+          field,
+          `meta model "${meta.name}" has ${key} ${meta[key]} but architecture "${arch.name}" has ${arch[key]}`,
+          "INCOMPATIBLE",
+        ),
+      );
+    }
+  }
+  if (meta.numModules !== numModules) {
+    errors.push(
+      userError(
+        field,
+        `meta model "${meta.name}" has ${meta.numModules} blocks (modules) but architecture "${arch.name}" ` +
+          `is split into ${numModules} modules`,
+        "INCOMPATIBLE",
+      ),
+    );
+  }
+}
+
+function checkDataset(dataset: Dataset, arch: Architecture, errors: UserError[]): void {
+  if (dataset.numClasses > arch.numClasses) {
+    errors.push(
+      userError(
+        ["input", "datasetId"],
+        `dataset "${dataset.name}" has ${dataset.numClasses} classes but architecture "${arch.name}" ` +
+          `classifies ${arch.numClasses}`,
+        "INCOMPATIBLE",
+      ),
+    );
+  }
+}
+
+export const runMutationResolvers = {
+  Mutation: {
+    startRun: async (_: unknown, { input }: { input: StartRunInput }, ctx: ApiContext) => {
+      const errors: UserError[] = [];
+      const [arch, dataset, meta] = await Promise.all([
+        lookup(errors, "architectureId", "Architecture", input.architectureId, (id) =>
+          ctx.loaders.architecture.load(id),
+        ),
+        lookup(errors, "datasetId", "Dataset", input.datasetId, (id) => ctx.loaders.dataset.load(id)),
+        input.metaModelId != null
+          ? lookup(errors, "metaModelId", "MetaModel", input.metaModelId, (id) =>
+              ctx.loaders.metaModel.load(id),
+            )
+          : null,
+      ]);
+      if (input.metaModelId != null && input.kind !== "INCUBATION") {
+        errors.push(userError(["input", "metaModelId"], `a ${input.kind} run does not use a meta model`));
+      }
+      if (input.decentralized && input.kind !== "INCUBATION") {
+        errors.push(
+          userError(["input", "decentralized"], "only INCUBATION runs train modules on their own shards"),
+        );
+      }
+      if (input.seed < 0) errors.push(userError(["input", "seed"], `seed must be ≥ 0, got ${input.seed}`));
+      checkRecipe(input, errors);
+      if (arch && dataset) checkDataset(dataset, arch, errors);
+      if (arch && meta && input.kind === "INCUBATION") checkMetaModel(meta, arch, errors);
+      if (arch && input.decentralized && dataset && dataset.trainSize < arch.moduleSplit.length) {
+        errors.push(
+          userError(
+            ["input", "decentralized"],
+            `dataset "${dataset.name}" has ${dataset.trainSize} training records, too few for ` +
+              `${arch.moduleSplit.length} shards`,
+          ),
+        );
+      }
+      if (errors.length > 0 || !arch || !dataset) return { run: null, userErrors: errors };
+
+      const modules =
+        input.kind === "INCUBATION"
+          ? moduleRanges(arch.moduleSplit).map((r) => ({
+              index: r.index,
+              blockStart: r.start,
+              blockEnd: r.end,
+              shard: input.decentralized ? r.index : null,
+            }))
+          : [];
+      const run = await ctx.db.run.create({
+        data: {
+          kind: input.kind,
+          architectureId: arch.id,
+          datasetId: dataset.id,
+          metaModelId: meta?.id ?? null,
+          recipe: input.recipe,
+          overrides: (input.overrides ?? {}) as Prisma.InputJsonValue,
+          decentralized: input.decentralized,
+          priority: input.priority,
+          seed: input.seed,
+          modules: { create: modules },
+        },
+      });
+      try {
+        await ctx.dispatcher.runCreated(run.id);
+      } catch (error) {
+        ctx.logger.error({ err: error, runId: run.id }, "startRun: the scheduler refused the run");
+        throw new GraphQLError("the run was created but could not be queued; try again later", {
+          extensions: { code: "DISPATCH_FAILED", runId: run.id },
+        });
+      }
+      return { run: await ctx.db.run.findUnique({ where: { id: run.id } }), userErrors: [] };
+    },
+
+    cancelRun: async (_: unknown, { input }: { input: { runId: string } }, ctx: ApiContext) => {
+      const errors: UserError[] = [];
+      const run = await lookup(errors, "runId", "Run", input.runId, (id) =>
+        ctx.db.run.findUnique({ where: { id } }),
+      );
+      if (!run) return { run: null, userErrors: errors };
+      if (FINISHED_STATES.includes(run.state)) {
+        return {
+          run,
+          userErrors: [
+            userError(["input", "runId"], `the run already finished (${run.state})`, "RUN_FINISHED"),
+          ],
+        };
+      }
+      await ctx.dispatcher.cancelRun(run.id);
+      return { run: await ctx.db.run.findUnique({ where: { id: run.id } }), userErrors: [] };
+    },
+
+    retryModule: async (_: unknown, { input }: { input: { moduleId: string } }, ctx: ApiContext) => {
+      const errors: UserError[] = [];
+      const module = await lookup(errors, "moduleId", "Module", input.moduleId, (id) =>
+        ctx.db.module.findUnique({ where: { id } }),
+      );
+      if (!module) return { module: null, userErrors: errors };
+      if (!RETRYABLE_MODULE_STATES.includes(module.state)) {
+        return {
+          module,
+          userErrors: [
+            userError(
+              ["input", "moduleId"],
+              `only FAILED or CANCELLED modules can be retried; module ${module.index} is ${module.state}`,
+              "NOT_RETRYABLE",
+            ),
+          ],
+        };
+      }
+      await ctx.dispatcher.retryModule(module.id);
+      return { module: await ctx.db.module.findUnique({ where: { id: module.id } }), userErrors: [] };
+    },
+  },
+};

@@ -1,0 +1,91 @@
+/** Shared set-up for the API tests: a server on the file's scratch database, and GraphQL helpers. */
+import pino from "pino";
+import { afterAll, beforeAll, expect } from "vitest";
+import type { RunDispatcher } from "../../src/api/context.ts";
+import { type ApiServer, startApiServer } from "../../src/api/server.ts";
+import type { Db } from "../../src/platform/db/client.ts";
+import type { TestDatabase } from "../helpers/database.ts";
+import { postGraphQL } from "../helpers/graphql.ts";
+
+export interface RecordingDispatcher extends RunDispatcher {
+  calls: { method: keyof RunDispatcher; id: string }[];
+}
+
+/** A dispatcher that records what the API asked of it (and leaves states alone). */
+export function recordingDispatcher(): RecordingDispatcher {
+  const calls: RecordingDispatcher["calls"] = [];
+  return {
+    calls,
+    runCreated: async (id) => {
+      calls.push({ method: "runCreated", id });
+    },
+    cancelRun: async (id) => {
+      calls.push({ method: "cancelRun", id });
+    },
+    retryModule: async (id) => {
+      calls.push({ method: "retryModule", id });
+    },
+  };
+}
+
+/** Starts an API server before the file's tests (after the database exists) and stops it after. */
+export function useApiServer(
+  t: TestDatabase,
+  options: { dispatcher?: RunDispatcher; db?: () => Db } = {},
+): {
+  server: ApiServer;
+  gql: <T = Record<string, unknown>>(query: string, variables?: object) => Promise<T>;
+} {
+  const handle = {} as ReturnType<typeof useApiServer>;
+  beforeAll(async () => {
+    handle.server = await startApiServer({
+      db: options.db?.() ?? t.db,
+      databaseUrl: t.url,
+      logger: pino({ level: "silent" }),
+      port: 0,
+      host: "127.0.0.1",
+      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    });
+    handle.gql = async <T>(query: string, variables?: object) => {
+      const res = await postGraphQL<T>(handle.server.url, query, variables as Record<string, unknown>);
+      expect(res.errors).toBeUndefined();
+      return res.data as T;
+    };
+  });
+  afterAll(async () => {
+    await handle.server?.close();
+  });
+  return handle;
+}
+
+export const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+
+export interface UserErrorShape {
+  field: string[] | null;
+  message: string;
+  code: string;
+}
+
+export const CREATE_ARCHITECTURE = `mutation ($input: CreateArchitectureInput!) {
+  createArchitecture(input: $input) {
+    architecture { id name imageSize channels patchSize width depth heads mlpRatio numClasses
+      moduleSplit numModules parameterCount modules { index blockStart blockEnd blocks } }
+    userErrors { field message code }
+  }
+}`;
+
+export const REGISTER_DATASET = `mutation ($input: RegisterDatasetInput!) {
+  registerDataset(input: $input) {
+    dataset { id name format path spec numClasses trainSize testSize }
+    userErrors { field message code }
+  }
+}`;
+
+export const START_RUN = `mutation ($input: StartRunInput!) {
+  startRun(input: $input) {
+    run { id kind state recipe overrides decentralized priority seed
+      architecture { id } dataset { id } metaModel { id }
+      modules { id index blockStart blockEnd state shard } }
+    userErrors { field message code }
+  }
+}`;
