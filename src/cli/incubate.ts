@@ -6,9 +6,17 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import cliProgress from "cli-progress";
 import { Command } from "commander";
+import { DataError } from "../data/errors.ts";
 import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../incubation/config.ts";
 import { type IncubationResult, incubate, type StageEvent, trainEndToEnd } from "../incubation/incubate.ts";
-import { JOB_CANCELLED_EXIT_CODE, JobCancelledError, type JobSpec, runJob } from "../incubation/job.ts";
+import {
+  JOB_CANCELLED_EXIT_CODE,
+  JOB_FAILED_PERMANENTLY_EXIT_CODE,
+  JobCancelledError,
+  JobFailedError,
+  type JobSpec,
+  runJob,
+} from "../incubation/job.ts";
 import { BIN_PATH } from "./paths.ts";
 
 interface RunFlags {
@@ -180,9 +188,15 @@ export function jobCommand(): Command {
           onEvent: (event) => process.stdout.write(`${JSON.stringify(event)}\n`),
         });
       } catch (error) {
-        if (error instanceof JobCancelledError) {
+        if (
+          error instanceof JobCancelledError ||
+          error instanceof JobFailedError ||
+          error instanceof DataError
+        ) {
           process.stderr.write(`incubator: ${error.message}\n`);
-          process.exit(JOB_CANCELLED_EXIT_CODE);
+          process.exit(
+            error instanceof JobCancelledError ? JOB_CANCELLED_EXIT_CODE : JOB_FAILED_PERMANENTLY_EXIT_CODE,
+          );
         }
         throw error;
       }

@@ -105,6 +105,13 @@ export interface RunJobOptions {
 
 /** Exit code of `incubator job` when it stopped on a cancellation (after saving a checkpoint). */
 export const JOB_CANCELLED_EXIT_CODE = 3;
+/** Exit code for a failure that a retry would only repeat (bad spec or data, loss became NaN). */
+export const JOB_FAILED_PERMANENTLY_EXIT_CODE = 4;
+
+/** A failure a retry would repeat: the platform fails the module instead of retrying it. */
+export class JobFailedError extends Error {
+  override name = "JobFailedError";
+}
 
 export class JobCancelledError extends Error {
   override name = "JobCancelledError";
@@ -137,9 +144,10 @@ function modelForPhase(spec: JobSpec, settings: PhaseSettings) {
     case "modular": {
       const index = spec.moduleIndex;
       if (index === undefined || index < 0 || index >= k) {
-        throw new Error(`moduleIndex must be 0…${k - 1} for modular training, got ${index}`);
+        throw new JobFailedError(`moduleIndex must be 0…${k - 1} for modular training, got ${index}`);
       }
-      if (!spec.metaWeights) throw new Error("metaWeights: modular training needs the meta model's weights");
+      if (!spec.metaWeights)
+        throw new JobFailedError("metaWeights: modular training needs the meta model's weights");
       const meta = metaConfigFor(target, k);
       const hybrid = buildHybrid(target, meta, split, index);
       const trainSpec = vitClassifierSpec(target, { ...common, params: hybrid.params, plan: hybrid.plan });
@@ -152,7 +160,8 @@ function modelForPhase(spec: JobSpec, settings: PhaseSettings) {
       };
     }
     case "finetune": {
-      if (!spec.initWeights) throw new Error("initWeights: fine-tuning needs the assembled model's weights");
+      if (!spec.initWeights)
+        throw new JobFailedError("initWeights: fine-tuning needs the assembled model's weights");
       return {
         cfg: target,
         trainSpec: vitClassifierSpec(target, common),
@@ -174,12 +183,12 @@ function modelForPhase(spec: JobSpec, settings: PhaseSettings) {
 
 function checkDataFits(ds: Dataset, cfg: VitConfig, what: string): void {
   if (ds.channels !== cfg.channels) {
-    throw new Error(
+    throw new JobFailedError(
       `${what} has ${ds.channels} channel(s) but the model expects ${cfg.channels}; set channels: ${ds.channels}`,
     );
   }
   if (ds.numClasses > cfg.numClasses) {
-    throw new Error(
+    throw new JobFailedError(
       `${what} has ${ds.numClasses} classes but the model's head has ${cfg.numClasses}; set numClasses: ${ds.numClasses}`,
     );
   }
@@ -283,7 +292,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
       const lr = learningRate(settings, step);
       const result = await trainer.trainStep(batch, lr);
       if (!Number.isFinite(result.loss)) {
-        throw new Error(
+        throw new JobFailedError(
           `loss became ${result.loss} at step ${step + 1} of ${total} (lr ${lr.toExponential(2)}); lower the learning rate or enable clipping`,
         );
       }

@@ -47,7 +47,11 @@ afterAll(async () => {
 
 const SYNTH = { format: "synthetic", numClasses: 4, channels: 3, imageSize: 8, seed: 2 };
 
-async function createRun(name: string, steps: { pretrain: number; modular: number; finetune: number }) {
+async function createRun(
+  name: string,
+  steps: { pretrain: number; modular: number; finetune: number },
+  extra: Record<string, unknown> = {},
+) {
   const arch = await t.db.architecture.create({
     data: {
       name,
@@ -84,6 +88,7 @@ async function createRun(name: string, steps: { pretrain: number; modular: numbe
         baseLr: 0.01,
         augment: {},
         steps: { ...steps, e2e: 0 },
+        ...extra,
       },
       modules: { create: [0, 1, 2, 3].map((index) => ({ index, blockStart: index, blockEnd: index + 1 })) },
     },
@@ -204,4 +209,43 @@ describe("dispatching an incubation run to two worker processes", () => {
     expect((starts[1]!.payload as { startStep: number }).startStep).toBeGreaterThan(0); // resumed, not restarted
     expect(events.some((e) => (e.payload as { state?: string }).state === "RETRYING")).toBe(true);
   }, 240_000);
+});
+
+describe("failures and cancellation", () => {
+  it("a module whose loss becomes NaN fails without retries, and the run says which module, why and at which step", async () => {
+    for (const w of workers) w.child.kill("SIGKILL");
+    const w = startWorker("nan-worker");
+    await w.waitFor(/worker ready/);
+    // No PT steps (the meta model stays at its init), then a learning rate no module survives.
+    const run = await createRun("dispatch-nan", { pretrain: 0, modular: 30, finetune: 10 }, { baseLr: 1e30 });
+    await dispatcher.runCreated(run.id);
+    const done = await waitForRun(run.id, 90_000);
+    expect(done.state).toBe("FAILED");
+    expect(done.error).toMatch(/^module \d failed: loss became (NaN|Infinity|-Infinity) at step \d+ of 30/);
+    const failed = await t.db.module.findMany({ where: { runId: run.id, state: "FAILED" } });
+    expect(failed.length).toBeGreaterThan(0);
+    const jobs = await t.db.job.findMany({ where: { runId: run.id, state: "FAILED" } });
+    expect(jobs.every((j) => j.attempts === 1)).toBe(true); // a NaN is not retried
+  }, 120_000);
+
+  it("cancellation reaches the running worker within seconds and frees it", async () => {
+    const w = workers.at(-1)!;
+    const run = await createRun("dispatch-cancel", { pretrain: 10, modular: 100_000, finetune: 10 });
+    await dispatcher.runCreated(run.id);
+    const deadline = Date.now() + 60_000;
+    while (!(await t.db.module.findFirst({ where: { runId: run.id, state: "RUNNING", step: { gt: 0 } } }))) {
+      if (Date.now() > deadline) throw new Error(`module never started: ${w.output().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const cancelledAt = Date.now();
+    await dispatcher.cancelRun(run.id);
+    await w.waitFor(/cancellation reached the worker/, 10_000);
+    // The worker is free again: it takes the next run's first job.
+    const next = await createRun("dispatch-after-cancel", { pretrain: 5, modular: 5, finetune: 5 });
+    await dispatcher.runCreated(next.id);
+    expect((await waitForRun(next.id, 90_000)).state).toBe("SUCCEEDED");
+    expect(Date.now() - cancelledAt).toBeLessThan(90_000);
+    const after = await t.db.run.findUniqueOrThrow({ where: { id: run.id } });
+    expect(after.state).toBe("CANCELLED");
+  }, 180_000);
 });

@@ -21,7 +21,12 @@ import { exportVitOnnx } from "../../engine/export/onnx-export.ts";
 import { vitParamSpecs } from "../../engine/models/vit.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { assembleTarget } from "../../incubation/assemble.ts";
-import type { JobEvent, JobResult, JobSpec } from "../../incubation/job.ts";
+import {
+  JOB_FAILED_PERMANENTLY_EXIT_CODE,
+  type JobEvent,
+  type JobResult,
+  type JobSpec,
+} from "../../incubation/job.ts";
 import type { ArtifactStore } from "../artifacts/store.ts";
 import type { Db } from "../db/client.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
@@ -48,6 +53,9 @@ export interface WorkerOptions {
 }
 
 class JobCancelled extends Error {}
+
+/** The job failed in a way a retry would repeat (NaN loss, bad data): no retry. */
+class PermanentJobFailure extends Error {}
 
 export class TrainingWorker {
   readonly id: string;
@@ -132,26 +140,20 @@ export class TrainingWorker {
         logger.info({ jobId }, "job cancelled");
         return;
       }
-      logger.warn({ jobId, err: error }, "job failed");
+      const final = lastAttempt || error instanceof PermanentJobFailure;
+      logger.warn({ jobId, err: error, final }, "job failed");
       await db.job.update({
         where: { id: jobId },
-        data: { state: lastAttempt ? "FAILED" : "QUEUED", error: message },
+        data: { state: final ? "FAILED" : "QUEUED", error: message },
       });
       await appendRunEvents(db, job.runId, [
-        {
-          type: "LOG",
-          ...scope,
-          payload: { level: "error", stage: job.stage, message, willRetry: !lastAttempt },
-        },
+        { type: "LOG", ...scope, payload: { level: "error", stage: job.stage, message, willRetry: !final } },
       ]);
-      if (lastAttempt) {
+      if (final) {
         if (job.moduleId) await db.module.update({ where: { id: job.moduleId }, data: { state: "FAILED" } });
-        await this.o.dispatcher.failRun(
-          job.runId,
-          new Error(
-            `${job.module ? `module ${job.module.index}` : job.stage.toLowerCase()} failed: ${message}`,
-          ),
-        );
+        const what = job.module ? `module ${job.module.index}` : job.stage.toLowerCase();
+        await this.o.dispatcher.failRun(job.runId, new Error(`${what} failed: ${message}`));
+        if (error instanceof PermanentJobFailure) return; // a retry would fail the same way
       }
       throw error; // pg-boss records the failure and schedules the retry
     }
@@ -307,12 +309,12 @@ export class TrainingWorker {
           if (cancelled) reject(new JobCancelled("cancelled"));
           else if (code === 0 && result) resolvePromise(result);
           else {
-            const last = stderr.trim().split("\n").filter(Boolean).at(-1) ?? "";
-            reject(
-              new Error(
-                `job process exited with ${signal ?? `code ${code}`}${last ? `: ${last.replace(/^incubator: /, "")}` : ""}`,
-              ),
-            );
+            const last = (stderr.trim().split("\n").filter(Boolean).at(-1) ?? "").replace(/^incubator: /, "");
+            if (code === JOB_FAILED_PERMANENTLY_EXIT_CODE) reject(new PermanentJobFailure(last));
+            else
+              reject(
+                new Error(`job process exited with ${signal ?? `code ${code}`}${last ? `: ${last}` : ""}`),
+              );
           }
         });
       });
