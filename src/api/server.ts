@@ -11,6 +11,7 @@ import express from "express";
 import { specifiedRules, validate } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
+import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Db } from "../platform/db/client.ts";
 import { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
@@ -31,6 +32,8 @@ export interface ApiServerOptions {
   host?: string;
   /** Hands new, cancelled and retried work to the scheduler; default: nothing is queued. */
   dispatcher?: RunDispatcher;
+  /** Serves GET /artifacts/<sha256> (checksum verified) when given. */
+  artifacts?: ArtifactStore;
   /** Deepest query accepted (default 12). */
   maxQueryDepth?: number;
 }
@@ -108,6 +111,22 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     express.json({ limit: "1mb" }),
     expressMiddleware(apollo, { context: async () => context() }),
   );
+  const store = options.artifacts;
+  if (store) {
+    app.get("/artifacts/:sha256", async (req, res) => {
+      const sha256 = String(req.params.sha256);
+      if (!/^[0-9a-f]{64}$/.test(sha256) || !(await store.has(sha256))) {
+        res.status(404).json({ error: `no artifact ${sha256}` });
+        return;
+      }
+      try {
+        res.download(await store.getFile(sha256), sha256);
+      } catch (error) {
+        logger.error({ err: error, sha256 }, "artifact download failed");
+        res.status(500).json({ error: (error as Error).message });
+      }
+    });
+  }
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });

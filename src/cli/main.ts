@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { packageVersion } from "../platform/version.ts";
 import { benchCommand } from "./bench.ts";
+import { demoCommand } from "./demo.ts";
 import { exitWithError } from "./errors.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { serveCommand } from "./serve.ts";
@@ -18,6 +19,7 @@ const program = new Command()
   .showHelpAfterError();
 
 program.addCommand(serveCommand());
+program.addCommand(demoCommand());
 program.addCommand(workerCommand());
 program.addCommand(incubateCommand());
 program.addCommand(trainCommand());

@@ -44,7 +44,7 @@ const progress = (moduleIndex: number, step: number) => ({
   moduleIndex,
   payload: { step },
 });
-const finished = { type: "STATE" as const, payload: { state: "SUCCEEDED" } };
+const finished = { type: "STATE" as const, payload: { scope: "run", state: "SUCCEEDED" } };
 
 const SUBSCRIPTION = `subscription ($runId: ID!, $afterSeq: Int, $moduleIndex: Int) {
   runEvents(runId: $runId, afterSeq: $afterSeq, moduleIndex: $moduleIndex) { seq type moduleIndex payload }

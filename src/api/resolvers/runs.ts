@@ -134,6 +134,8 @@ export const runResolvers = {
       required(await ctx.loaders.dataset.load(r.datasetId), "dataset"),
     metaModel: (r: Run, _: unknown, ctx: ApiContext) =>
       r.metaModelId ? ctx.loaders.metaModel.load(r.metaModelId) : null,
+    accuracy: (r: Run) => (r.result as { evalAccuracy?: number } | null)?.evalAccuracy ?? null,
+    result: (r: Run) => r.result ?? null,
     modules: (r: Run, _: unknown, ctx: ApiContext) => ctx.loaders.modulesByRun.load(r.id),
     jobs: (r: Run, _: unknown, ctx: ApiContext) => ctx.loaders.jobsByRun.load(r.id),
     stages: async (r: Run, _: unknown, ctx: ApiContext) => stagesOf(await ctx.loaders.jobsByRun.load(r.id)),

@@ -29,12 +29,13 @@ export interface SubscribeOptions {
 
 const TERMINAL_RUN_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
-/** A STATE event about the run itself (no module) that reports a final state. */
+/** A STATE event about the run itself (scope "run", not one of its jobs) reporting a final state. */
 export function isTerminalRunEvent(event: StoredRunEvent): boolean {
-  const payload = event.payload as { state?: string } | null;
+  const payload = event.payload as { state?: string; scope?: string } | null;
   return (
     event.type === "STATE" &&
     event.moduleIndex === null &&
+    payload?.scope === "run" &&
     typeof payload?.state === "string" &&
     TERMINAL_RUN_STATES.has(payload.state)
   );

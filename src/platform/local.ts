@@ -1,0 +1,75 @@
+/**
+ * The whole platform in one process, as `npm start` / `incubator serve` / `incubator demo` run
+ * it: database (external or embedded) and migrations, the job queue and dispatcher, the GraphQL
+ * API, and local training workers (each job still runs in its own child process).
+ */
+import { join, resolve } from "node:path";
+import { type ApiServer, startApiServer } from "../api/server.ts";
+import { LocalArtifactStore } from "./artifacts/store.ts";
+import { Dispatcher } from "./dispatch/dispatcher.ts";
+import type { Logger } from "./logger.ts";
+import { openPlatform, type Platform } from "./platform.ts";
+import { openQueue } from "./queue/queue.ts";
+import { startWorker } from "./worker/start.ts";
+
+export interface LocalPlatformOptions {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  port: number;
+  host?: string;
+  logger: Logger;
+  /** Local training workers (0: API only; workers elsewhere). */
+  workers: number;
+  /** The `incubator` entry script, for the workers' job processes. */
+  bin: string;
+  threads?: number;
+}
+
+export interface LocalPlatform {
+  platform: Platform;
+  api: ApiServer;
+  artifacts: LocalArtifactStore;
+  close(): Promise<void>;
+}
+
+export async function startLocalPlatform(o: LocalPlatformOptions): Promise<LocalPlatform> {
+  const dataDir = resolve(o.dataDir);
+  const platform = await openPlatform({ databaseUrl: o.databaseUrl, dataDir, logger: o.logger });
+  const closers: (() => Promise<void>)[] = [() => platform.close()];
+  const close = async () => {
+    for (const c of closers.reverse())
+      await c().catch((e) => o.logger.warn({ err: e }, "shutdown step failed"));
+  };
+  try {
+    const boss = await openQueue(platform.database.url);
+    closers.push(() => boss.stop({ graceful: true, wait: true }));
+    const dispatcher = new Dispatcher(platform.db, boss, o.logger);
+    const artifacts = new LocalArtifactStore(join(dataDir, "artifacts"));
+    const api = await startApiServer({
+      db: platform.db,
+      databaseUrl: platform.database.url,
+      logger: o.logger,
+      port: o.port,
+      ...(o.host ? { host: o.host } : {}),
+      dispatcher,
+      artifacts,
+    });
+    closers.push(() => api.close());
+    for (let i = 0; i < o.workers; i++) {
+      const worker = await startWorker({
+        db: platform.db,
+        databaseUrl: platform.database.url,
+        dataDir,
+        logger: o.logger,
+        bin: o.bin,
+        workerId: `local-${i + 1}`,
+        ...(o.threads ? { threads: o.threads } : {}),
+      });
+      closers.push(() => worker.stop());
+    }
+    return { platform, api, artifacts, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The platform as a client uses it: the API in this process (no local workers), two
+ * `incubator worker` processes, a run started with GraphQL over HTTP and followed over
+ * graphql-ws, then lineage queried and the final ONNX model downloaded and run.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readRunEvents } from "../../src/platform/events/event-log.ts";
+import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
+import { useTestDatabase } from "../helpers/database.ts";
+import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
+import { BIN, type Spawned, spawnIncubator } from "../helpers/process.ts";
+
+const t = useTestDatabase();
+const dataDir = mkdtempSync(join(tmpdir(), "incubator-api-e2e-"));
+let local: LocalPlatform;
+const workers: Spawned[] = [];
+
+beforeAll(async () => {
+  local = await startLocalPlatform({
+    databaseUrl: t.url,
+    dataDir,
+    port: 0,
+    host: "127.0.0.1",
+    logger: pino({ level: "silent" }),
+    workers: 0,
+    bin: BIN,
+  });
+  for (const id of ["w1", "w2"]) {
+    workers.push(
+      spawnIncubator(["worker", "--id", id, "--threads", "1", "--heartbeat-ms", "1000"], {
+        DATABASE_URL: t.url,
+        DATA_DIR: dataDir,
+      }),
+    );
+  }
+  await Promise.all(workers.map((w) => w.waitFor(/worker ready/)));
+});
+
+afterAll(async () => {
+  for (const w of workers) w.child.kill("SIGTERM");
+  await Promise.all(workers.map((w) => w.exited));
+  await local?.close();
+});
+
+async function mutate<T>(query: string, input: Record<string, unknown>): Promise<T> {
+  const res = await postGraphQL<Record<string, T>>(local.api.url, query, { input });
+  expect(res.errors).toBeUndefined();
+  return Object.values(res.data!)[0]!;
+}
+
+describe("an incubation run through the API with two workers", () => {
+  it("streams per-module progress from both workers in stage order and answers lineage", async () => {
+    const arch = await mutate<{ architecture: { id: string } }>(
+      `mutation ($input: CreateArchitectureInput!) { createArchitecture(input: $input) { architecture { id } userErrors { message } } }`,
+      {
+        name: "e2e-tiny",
+        imageSize: 8,
+        channels: 3,
+        patchSize: 4,
+        width: 32,
+        depth: 4,
+        heads: 2,
+        numClasses: 4,
+        modules: 4,
+      },
+    );
+    const dataset = await mutate<{ dataset: { id: string } }>(
+      `mutation ($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id } userErrors { message } } }`,
+      {
+        name: "e2e-synth",
+        spec: { format: "synthetic", numClasses: 4, channels: 3, imageSize: 8, length: 512, seed: 3 },
+      },
+    );
+    const started = await mutate<{
+      run: { id: string; modules: { index: number }[] };
+      userErrors: unknown[];
+    }>(
+      `mutation ($input: StartRunInput!) { startRun(input: $input) { run { id modules { index } } userErrors { field message } } }`,
+      {
+        kind: "INCUBATION",
+        architectureId: arch.architecture.id,
+        datasetId: dataset.dataset.id,
+        seed: 2,
+        overrides: {
+          batchSize: 16,
+          mixup: 0,
+          cutmix: 0,
+          baseLr: 0.01,
+          augment: {},
+          steps: { pretrain: 20, modular: 40, finetune: 20 },
+        },
+      },
+    );
+    expect(started.userErrors).toEqual([]);
+    const runId = started.run.id;
+
+    const client = wsClient(local.api.wsUrl);
+    const { results, error } = await collectSubscription<{
+      runEvents: { seq: number; type: string; moduleIndex: number | null; payload: Record<string, unknown> };
+    }>(client, `subscription ($runId: ID!) { runEvents(runId: $runId) { seq type moduleIndex payload } }`, {
+      runId,
+    });
+    await client.dispose();
+    expect(error).toBeUndefined();
+    const events = results.map((r) => r.data!.runEvents);
+
+    // Exactly the table, in order, ending with the run's success.
+    const rawId = Buffer.from(runId, "base64url").toString().split(":")[1]!;
+    expect(events.map((e) => e.seq)).toEqual(
+      (await readRunEvents(t.db, rawId, 0, { limit: 10_000 })).map((e) => e.seq),
+    );
+    expect(events.at(-1)).toMatchObject({ type: "STATE", payload: { scope: "run", state: "SUCCEEDED" } });
+
+    // Per-module progress, and the modules' jobs ran on both workers.
+    for (const m of [0, 1, 2, 3]) {
+      expect(events.some((e) => e.type === "PROGRESS" && e.moduleIndex === m && e.payload.step === 40)).toBe(
+        true,
+      );
+    }
+    const holders = new Set(
+      events
+        .filter((e) => e.type === "STATE" && e.moduleIndex !== null && e.payload.state === "RUNNING")
+        .map((e) => e.payload.workerId),
+    );
+    expect(holders).toEqual(new Set(["w1", "w2"]));
+    const stageOf = (e: (typeof events)[number]) => e.payload.stage as string;
+    const progress = events.filter((e) => e.type === "PROGRESS");
+    const lastPt = progress.findLastIndex((e) => stageOf(e) === "pretrain");
+    const firstMt = progress.findIndex((e) => stageOf(e) === "modular");
+    const lastMt = progress.findLastIndex((e) => stageOf(e) === "modular");
+    const firstFt = progress.findIndex((e) => stageOf(e) === "finetune");
+    expect(lastPt).toBeLessThan(firstMt);
+    expect(lastMt).toBeLessThan(firstFt);
+
+    // Lineage, both directions.
+    const lineage = await postGraphQL<{
+      node: {
+        state: string;
+        accuracy: number;
+        stages: { kind: string; state: string }[];
+        modules: {
+          index: number;
+          lineage: {
+            metaModel: { numModules: number; sourceRun: { id: string } };
+            checkpoints: { step: number }[];
+            assembledInto: { kind: string };
+          };
+        }[];
+        finalModel: {
+          kind: string;
+          sha256: string;
+          downloadUrl: string;
+          assembledFrom: { index: number }[] | null;
+        };
+      };
+    }>(
+      local.api.url,
+      `query ($id: ID!) { node(id: $id) { ... on Run { state accuracy stages { kind state }
+        modules { index lineage { metaModel { numModules sourceRun { id } } checkpoints { step } assembledInto { kind } } }
+        finalModel { kind sha256 downloadUrl assembledFrom { index } } } } }`,
+      { id: runId },
+    );
+    expect(lineage.errors).toBeUndefined();
+    const run = lineage.data!.node;
+    expect(run.state).toBe("SUCCEEDED");
+    expect(run.accuracy).toBeGreaterThan(0);
+    expect(run.stages.map((s) => s.kind)).toEqual(["PRETRAIN", "MODULAR", "FINETUNE"]);
+    for (const m of run.modules) {
+      expect(m.lineage.metaModel.numModules).toBe(4);
+      expect(m.lineage.metaModel.sourceRun.id).toBe(runId);
+      expect(m.lineage.checkpoints.map((c) => c.step)).toContain(40);
+      expect(m.lineage.assembledInto.kind).toBe("assembled-model");
+    }
+    expect(run.finalModel.kind).toBe("final-model-onnx");
+
+    // The final model downloads over HTTP and predicts in a fresh ONNX Runtime session.
+    const download = await fetch(new URL(run.finalModel.downloadUrl, local.api.url));
+    expect(download.status).toBe(200);
+    const path = join(dataDir, "downloaded.onnx");
+    writeFileSync(path, Buffer.from(await download.arrayBuffer()));
+    const session = await ort.InferenceSession.create(path);
+    const out = await session.run({
+      images: new ort.Tensor("float32", new Float32Array(5 * 3 * 8 * 8).fill(0.3), [5, 3, 8, 8]),
+    });
+    expect(out.logits!.dims).toEqual([5, 4]);
+    await session.release();
+  }, 240_000);
+});
