@@ -1,5 +1,6 @@
 /** Wire a worker: queue, dispatcher, artifact store, and the worker loop. */
 import { join } from "node:path";
+import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
 import { LocalArtifactStore } from "../artifacts/store.ts";
 import type { Db } from "../db/client.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
@@ -14,6 +15,7 @@ export interface StartWorkerOptions {
   logger: Logger;
   bin: string;
   threads?: number;
+  device?: ExecutionProvider;
   workerId?: string;
   heartbeatMs?: number;
   staleAfterMs?: number;
@@ -33,6 +35,7 @@ export async function startWorker(
     workDir: join(o.dataDir, "work"),
     bin: o.bin,
     ...(o.threads ? { threads: o.threads } : {}),
+    ...(o.device ? { device: o.device } : {}),
     ...(o.workerId ? { workerId: o.workerId } : {}),
     ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
     ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),

@@ -19,6 +19,7 @@ import type PgBoss from "pg-boss";
 import { loadWeights, saveWeights } from "../../engine/checkpoint/checkpoint.ts";
 import { exportVitOnnx } from "../../engine/export/onnx-export.ts";
 import { vitParamSpecs } from "../../engine/models/vit.ts";
+import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { assembleTarget } from "../../incubation/assemble.ts";
 import {
@@ -50,6 +51,8 @@ export interface WorkerOptions {
   /** Consider another worker dead after this long without a heartbeat. */
   staleAfterMs?: number;
   threads?: number;
+  /** ONNX Runtime execution provider for this worker's jobs (default cpu). */
+  device?: ExecutionProvider;
 }
 
 class JobCancelled extends Error {}
@@ -171,7 +174,12 @@ export class TrainingWorker {
       return this.o.store.getFile(ref.slice(ARTIFACT_REF.length));
     };
     const { assembleFrom, exportOnnx: _export, ...rest } = stored;
-    const spec: JobSpec = { ...rest, outDir: dir, ...(this.o.threads ? { threads: this.o.threads } : {}) };
+    const spec: JobSpec = {
+      ...rest,
+      outDir: dir,
+      ...(this.o.threads ? { threads: this.o.threads } : {}),
+      ...(this.o.device ? { provider: this.o.device } : {}),
+    };
     if (spec.metaWeights) spec.metaWeights = await fetch(spec.metaWeights);
     if (assembleFrom) {
       const sources = [];
