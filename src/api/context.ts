@@ -1,4 +1,5 @@
 /** What every resolver receives, per HTTP request or per WebSocket subscription. */
+import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Db } from "../platform/db/client.ts";
 import type { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
@@ -33,6 +34,8 @@ export interface ApiContext {
   startedAt: Date;
   version: string;
   dispatcher: RunDispatcher;
+  /** Where uploaded or registered files go (absent: such mutations are unavailable). */
+  artifacts?: ArtifactStore;
   /** DataLoaders, fresh for each request (or each subscription operation). */
   loaders: Loaders;
 }

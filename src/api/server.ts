@@ -58,6 +58,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   // A fresh context — and so fresh DataLoaders — per HTTP request and per subscription operation.
   const context = (): ApiContext => ({
     db,
+    ...(options.artifacts ? { artifacts: options.artifacts } : {}),
     events,
     logger,
     startedAt,

@@ -3,6 +3,7 @@ import pino from "pino";
 import { afterAll, beforeAll, expect } from "vitest";
 import type { RunDispatcher } from "../../src/api/context.ts";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
+import type { ArtifactStore } from "../../src/platform/artifacts/store.ts";
 import type { Db } from "../../src/platform/db/client.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 import { postGraphQL } from "../helpers/graphql.ts";
@@ -31,7 +32,7 @@ export function recordingDispatcher(): RecordingDispatcher {
 /** Starts an API server before the file's tests (after the database exists) and stops it after. */
 export function useApiServer(
   t: TestDatabase,
-  options: { dispatcher?: RunDispatcher; db?: () => Db } = {},
+  options: { dispatcher?: RunDispatcher; db?: () => Db; artifacts?: ArtifactStore } = {},
 ): {
   server: ApiServer;
   gql: <T = Record<string, unknown>>(query: string, variables?: object) => Promise<T>;
@@ -45,6 +46,7 @@ export function useApiServer(
       port: 0,
       host: "127.0.0.1",
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+      ...(options.artifacts ? { artifacts: options.artifacts } : {}),
     });
     handle.gql = async <T>(query: string, variables?: object) => {
       const res = await postGraphQL<T>(handle.server.url, query, variables as Record<string, unknown>);

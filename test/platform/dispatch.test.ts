@@ -9,6 +9,9 @@ import * as ort from "onnxruntime-node";
 import type PgBoss from "pg-boss";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { saveWeights } from "../../src/engine/checkpoint/checkpoint.ts";
+import { VIT_DEFAULTS, vitParamSpecs } from "../../src/engine/models/vit.ts";
+import { Rng } from "../../src/engine/rng.ts";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { Dispatcher } from "../../src/platform/dispatch/dispatcher.ts";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
@@ -248,4 +251,58 @@ describe("failures and cancellation", () => {
     const after = await t.db.run.findUniqueOrThrow({ where: { id: run.id } });
     expect(after.state).toBe("CANCELLED");
   }, 180_000);
+});
+
+describe("incubating with an existing meta model", () => {
+  it("skips pre-training: 4 modular jobs read the registered weights, then fine-tuning", async () => {
+    const w = startWorker("meta-worker");
+    await w.waitFor(/worker ready/);
+    const meta = {
+      ...VIT_DEFAULTS,
+      imageSize: 8,
+      channels: 3,
+      patchSize: 4,
+      width: 32,
+      depth: 4,
+      heads: 2,
+      numClasses: 4,
+    };
+    const specs = vitParamSpecs(meta);
+    const rng = new Rng(9);
+    const weights = new Map(
+      specs.map(
+        (s) =>
+          [
+            s.name,
+            new Float32Array(s.shape.reduce((a, b) => a * b, 1)).map(() => rng.normal() * 0.02),
+          ] as const,
+      ),
+    );
+    const path = join(dataDir, "registered-meta.safetensors");
+    saveWeights(path, { parameters: weights, shapes: specs });
+    const stored = await new LocalArtifactStore(join(dataDir, "artifacts")).putFile(path);
+    const artifact = await t.db.artifact.create({
+      data: { kind: "meta-weights", sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
+    });
+    const metaModel = await t.db.metaModel.create({
+      data: {
+        name: "registered",
+        width: 32,
+        heads: 2,
+        patchSize: 4,
+        imageSize: 8,
+        numModules: 4,
+        checkpointId: artifact.id,
+      },
+    });
+    const created = await createRun("dispatch-registered-meta", { pretrain: 50, modular: 15, finetune: 10 });
+    const run = await t.db.run.update({ where: { id: created.id }, data: { metaModelId: metaModel.id } });
+    await dispatcher.runCreated(run.id);
+    const done = await waitForRun(run.id, 120_000);
+    expect(done.state, w.output().slice(-1500)).toBe("SUCCEEDED");
+    const stages = (await t.db.job.findMany({ where: { runId: run.id }, orderBy: { createdAt: "asc" } })).map(
+      (j) => j.stage,
+    );
+    expect(stages).toEqual(["MODULAR", "MODULAR", "MODULAR", "MODULAR", "FINETUNE"]);
+  }, 150_000);
 });

@@ -3,6 +3,7 @@ import { GraphQLScalarType, Kind } from "graphql";
 import { architectureResolvers } from "./architectures.ts";
 import { datasetResolvers } from "./datasets.ts";
 import { healthResolvers } from "./health.ts";
+import { metaModelResolvers } from "./meta-models.ts";
 import { nodeResolvers } from "./node.ts";
 import { runEventsResolvers } from "./run-events.ts";
 import { runMutationResolvers } from "./run-mutations.ts";
@@ -37,6 +38,7 @@ export const resolvers = {
     ...architectureResolvers.Mutation,
     ...datasetResolvers.Mutation,
     ...runMutationResolvers.Mutation,
+    ...metaModelResolvers.Mutation,
   },
   Subscription: {
     ...serverTimeResolvers.Subscription,
