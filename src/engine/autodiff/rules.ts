@@ -32,7 +32,7 @@ export type VjpRule<K extends OpName> = (args: VjpArgs<K>) => (Value | undefined
 /** Ops whose outputs carry no gradient (piecewise constant, integer-valued, or by definition). */
 export const NONDIFFERENTIABLE = "nondifferentiable" as const;
 
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 function only(dy: readonly (Value | undefined)[], op: string): Value {
   if (dy.slice(1).some((g) => g !== undefined))
@@ -100,11 +100,13 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
   sigmoid: ({ b, y: [y], dy: [g] }) => [b.mul(g!, b.mul(y!, b.sub(1, y!)))],
   abs: ({ b, x: [x], dy: [g] }) => [b.mul(g!, b.sign(x!))],
   sign: NONDIFFERENTIABLE,
-  // GELU(x) = x·Φ(x):  d/dx = Φ(x) + x·φ(x),  Φ = ½(1 + erf(x/√2)),  φ = e^{−x²/2}/√(2π)
+  // GELU(x) = x·Φ(x):  d/dx = Φ(x) + x·φ(x),  Φ = ½(1 + erf(x/√2)),  φ = e^{−x²/2}/√(2π).
+  // With u = x/√2:  Φ + x·φ = ½·(1 + erf(u) + √(2/π)·x/e^{u²}) — ten elementwise passes, one
+  // fewer than the textbook form (x/e^{u²} → 0 correctly when e^{u²} overflows).
   gelu: ({ b, x: [x], dy: [g] }) => {
-    const cdf = b.mul(b.add(b.erf(b.mul(x!, Math.SQRT1_2)), 1), 0.5);
-    const pdf = b.mul(b.exp(b.mul(b.mul(x!, x!), -0.5)), INV_SQRT_2PI);
-    return [b.mul(g!, b.add(cdf, b.mul(x!, pdf)))];
+    const u = b.mul(x!, Math.SQRT1_2);
+    const xPdf = b.mul(b.div(x!, b.exp(b.mul(u, u))), SQRT_2_OVER_PI);
+    return [b.mul(b.mul(g!, b.add(b.add(b.erf(u), xPdf), 1)), 0.5)];
   },
   identity: ({ dy: [g] }) => [g],
   stopGradient: NONDIFFERENTIABLE,
@@ -166,20 +168,34 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
     b.sub(g!, b.mul(b.exp(y!), b.reduceSum(g!, [node.attrs.axis], true))),
   ],
   // x̂ = (x−μ)/σ;  dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ⊙x̂)) with ĝ = g⊙scale, over the normalised axes
+  // Over the last axis alone (every transformer LayerNorm) the two row means are matrix-vector
+  // products with the scale — mean(g⊙scale) = g·scale/D, mean(g⊙scale⊙x̂) = (g⊙x̂)·scale/D — which
+  // read their operand once and write only [.., 1]; g⊙x̂ is shared with the scale's gradient.
   layerNorm: ({ b, node, x: [x, scale], y: [, mean, invStd], dy, needs }) => {
     const g = only(dy, "layerNorm");
     const axis = normAxis(node.attrs.axis, x!.rank);
     const normAxes = Array.from({ length: x!.rank - axis }, (_, i) => axis + i);
     const batchAxes = Array.from({ length: axis }, (_, i) => i);
     const xhat = b.mul(b.sub(x!, mean!), invStd!);
+    const needGX = needs[1] || (needs[0] && axis === x!.rank - 1);
+    const gx = needGX ? b.mul(g, xhat) : undefined;
     const dx = when(needs[0], () => {
       const gh = b.mul(g, scale!);
-      const meanG = b.reduceMean(gh, normAxes, true);
-      const meanGX = b.reduceMean(b.mul(gh, xhat), normAxes, true);
+      let meanG: Value;
+      let meanGX: Value;
+      const d = x!.shape[axis]!;
+      if (axis === x!.rank - 1 && isStaticDim(d) && x!.rank >= 2) {
+        const col = b.reshape(scale!, [d, 1]);
+        meanG = b.mul(b.matmul(g, col), 1 / d);
+        meanGX = b.mul(b.matmul(gx!, col), 1 / d);
+      } else {
+        meanG = b.reduceMean(gh, normAxes, true);
+        meanGX = b.reduceMean(b.mul(gh, xhat), normAxes, true);
+      }
       return b.mul(b.sub(b.sub(gh, meanG), b.mul(xhat, meanGX)), invStd!);
     });
     const reduceBatch = (t: Value) => (batchAxes.length ? b.reduceSum(t, batchAxes) : t);
-    return [dx, when(needs[1], () => reduceBatch(b.mul(g, xhat))), when(needs[2], () => reduceBatch(g))];
+    return [dx, when(needs[1], () => reduceBatch(gx!)), when(needs[2], () => reduceBatch(g))];
   },
 
   // ---- reductions --------------------------------------------------------------------------

@@ -56,7 +56,11 @@ function checkInputs(inputs: InputSpec[]): void {
   }
 }
 
-/** A ForwardContext whose parameters are lazily sliced out of the flat buffers. */
+/**
+ * A ForwardContext whose parameters are cut out of the flat buffers: on the first read from a
+ * group, one Split cuts that whole buffer into its parameters (one kernel instead of one Slice
+ * per parameter).
+ */
 function forwardContext(
   b: GraphBuilder,
   layout: FlatLayout,
@@ -65,6 +69,25 @@ function forwardContext(
   training: boolean,
 ): { ctx: ForwardContext; used: Map<string, Value> } {
   const used = new Map<string, Value>();
+  const pieces = new Map<string, Map<string, Value>>();
+  const pieceOf = (group: "trainable" | "frozen", name: string): Value => {
+    let byName = pieces.get(group);
+    if (!byName) {
+      const slots = group === "trainable" ? layout.trainableSlots : layout.frozenSlots;
+      const buffer = group === "trainable" ? flat.params : flat.frozen!;
+      const outs =
+        slots.length === 1
+          ? [buffer]
+          : b.split(
+              buffer,
+              0,
+              slots.map((s) => s.size),
+            );
+      byName = new Map(slots.map((s, i) => [s.name, outs[i]!]));
+      pieces.set(group, byName);
+    }
+    return byName.get(name)!;
+  };
   const ctx: ForwardContext = {
     b,
     training,
@@ -72,8 +95,8 @@ function forwardContext(
       let v = used.get(name);
       if (!v) {
         const s = layout.slot(name);
-        const buffer = s.group === "trainable" ? flat.params : flat.frozen!;
-        v = b.reshape(b.slice(buffer, 0, s.offset, s.offset + s.size), s.shape);
+        v = b.reshape(pieceOf(s.group, name), s.shape);
+        if (v.kind !== "node") v = b.identity(v); // a lone parameter: keep the buffer's own name
         v.name = name;
         used.set(name, v);
       }
