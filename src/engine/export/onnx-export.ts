@@ -23,7 +23,7 @@ import { basename, dirname, join } from "node:path";
 import { atomicWrite } from "../checkpoint/safetensors.ts";
 import { GraphBuilder } from "../ir/builder.ts";
 import type { Value } from "../ir/graph.ts";
-import { type VitConfig, validateVitConfig, vitParamSpecs } from "../models/vit.ts";
+import { forwardPlan, type VitConfig, validateVitConfig, vitParamSpecs, vitPlan } from "../models/vit.ts";
 import { type Initializer, OPSET, toOnnxModel } from "../onnx/serialize.ts";
 import type { InputSpec } from "../train/spec.ts";
 
@@ -240,10 +240,8 @@ export function externalDataFor(result: OnnxExportResult): { path: string; data:
 // ViT
 
 /**
- * The ViT forward of models/vit.ts, batch-polymorphic: the same ops in the same order, with
- * every batch-dependent reshape written with -1 or the symbolic batch dim. (vit.ts builds for a
- * static batch, which training graphs need for speed.) test/engine/export.test.ts checks the
- * two agree to 1e-5 on trained weights; keep them in step when the architecture changes.
+ * The ViT's inference forward: the very forward the trainer compiles (src/engine/models/vit.ts),
+ * here with a symbolic batch dimension — one definition of the model for training and export.
  */
 export function vitInferenceForward(
   b: GraphBuilder,
@@ -251,53 +249,9 @@ export function vitInferenceForward(
   param: (n: string) => Value,
   images: Value,
 ): Value {
-  const { channels: c, patchSize: p, width: d, heads } = cfg;
-  const batch = images.shape[0]!;
-  const g = cfg.imageSize / p;
-  const n = g * g;
-  const tokens = n + 1;
-  const hd = d / heads;
-
-  // Embedding: patchify (Conv2d k=s=p as reshape + GEMM), class token, position embedding.
-  const patches = b.reshape(b.transpose(b.reshape(images, [batch, c, g, p, g, p]), [0, 2, 4, 1, 3, 5]), [
-    -1,
-    c * p * p,
-  ]);
-  const w = b.reshape(param("patch_embed.proj.weight"), [d, c * p * p]);
-  const projected = b.reshape(b.gemm(patches, w, param("patch_embed.proj.bias"), { transB: true }), [
-    -1,
-    n,
-    d,
-  ]);
-  const cls = b.expand(param("cls_token"), [batch, 1, d]);
-  let x = b.reshape(b.add(b.concat([cls, projected], 1), param("pos_embed")), [-1, d]); // [B·T, D]
-
-  const linear = (v: Value, name: string, bias = true) =>
-    b.gemm(v, param(`${name}.weight`), bias ? param(`${name}.bias`) : undefined, { transB: true });
-  const ln = (v: Value, name: string) =>
-    b.layerNorm(v, param(`${name}.weight`), param(`${name}.bias`), { epsilon: cfg.layerNormEps });
-
-  for (let i = 0; i < cfg.depth; i++) {
-    const name = `blocks.${i}`;
-    const qkv = linear(ln(x, `${name}.norm1`), `${name}.attn.qkv`, cfg.qkvBias);
-    const split = b.transpose(b.reshape(qkv, [-1, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]);
-    const [q3, k3, v3] = b.split(split, 0, [1, 1, 1]) as [Value, Value, Value];
-    const q = b.mul(b.reshape(q3, [-1, heads, tokens, hd]), hd ** -0.5);
-    const k = b.reshape(k3, [-1, heads, tokens, hd]);
-    const v = b.reshape(v3, [-1, heads, tokens, hd]);
-    const attn = b.softmax(b.matmul(q, k, { transB: true }), -1);
-    const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, d]);
-    const x1 = b.add(x, linear(mixed, `${name}.attn.proj`));
-    const hidden = b.gelu(linear(ln(x1, `${name}.norm2`), `${name}.mlp.fc1`));
-    x = b.add(x1, linear(hidden, `${name}.mlp.fc2`));
-  }
-
-  // Head: LayerNorm is per token, so normalise only the class token, then classify.
-  const clsOut = b.reshape(b.slice(b.reshape(x, [-1, tokens, d]), 1, 0, 1), [-1, d]);
-  return linear(ln(clsOut, "norm"), "head");
+  return forwardPlan(b, cfg, param, images, vitPlan(cfg));
 }
 
-/** The exported ViT's inference spec: `images` [batch, C, H, W] → `logits` [batch, classes]. */
 export function vitInferenceSpec(cfg: VitConfig): InferenceSpec {
   validateVitConfig(cfg);
   return {

@@ -19,6 +19,7 @@
  */
 import type { GraphBuilder } from "../ir/builder.ts";
 import type { Value } from "../ir/graph.ts";
+import type { Dim } from "../ir/shape.ts";
 import type { ParamSpec } from "../train/params.ts";
 
 export interface VitConfig {
@@ -190,7 +191,8 @@ export type ParamReader = (name: string) => Value;
 /** Tokens between blocks: [B·T, D] plus the batch and token counts to undo the flattening. */
 export interface Tokens {
   x: Value;
-  batch: number;
+  /** Static, or symbolic (e.g. "batch") in inference graphs: reshapes use -1 for it. */
+  batch: Dim;
   tokens: number;
 }
 
@@ -202,26 +204,25 @@ export function embed(
   images: Value,
   prefix = "",
 ): Tokens {
-  const batch = images.shape[0];
-  if (typeof batch !== "number") throw new Error("ViT forward needs a static batch size");
+  const batch = images.shape[0]!;
   const { channels: c, patchSize: p, width: d } = cfg;
   const g = cfg.imageSize / p;
   const n = g * g;
   // [B,C,g,p,g,p] → [B,g,g,C,p,p] → [B·N, C·p·p]: each row is one patch in (c, ph, pw) order,
   // the order of Conv2d's weight [D, C, p, p] flattened.
-  const patches = b.reshape(b.transpose(b.reshape(images, [batch, c, g, p, g, p]), [0, 2, 4, 1, 3, 5]), [
-    batch * n,
+  const patches = b.reshape(b.transpose(b.reshape(images, [-1, c, g, p, g, p]), [0, 2, 4, 1, 3, 5]), [
+    -1,
     c * p * p,
   ]);
   const w = b.reshape(param(`${prefix}patch_embed.proj.weight`), [d, c * p * p]);
   const projected = b.reshape(b.gemm(patches, w, param(`${prefix}patch_embed.proj.bias`), { transB: true }), [
-    batch,
+    -1,
     n,
     d,
   ]);
   const cls = b.expand(param(`${prefix}cls_token`), [batch, 1, d]);
   const tokens = b.add(b.concat([cls, projected], 1), param(`${prefix}pos_embed`));
-  return { x: b.reshape(tokens, [batch * (n + 1), d]), batch, tokens: n + 1 };
+  return { x: b.reshape(tokens, [-1, d]), batch, tokens: n + 1 };
 }
 
 function linear(b: GraphBuilder, x: Value, param: ParamReader, name: string, bias = true): Value {
@@ -234,8 +235,8 @@ function linear(b: GraphBuilder, x: Value, param: ParamReader, name: string, bia
  */
 function dropPath(b: GraphBuilder, branch: Value, mask: Value | undefined, t: Tokens, d: number): Value {
   if (!mask) return branch;
-  const perSample = b.reshape(branch, [t.batch, t.tokens * d]);
-  return b.reshape(b.mul(perSample, b.reshape(mask, [t.batch, 1])), [t.batch * t.tokens, d]);
+  const perSample = b.reshape(branch, [-1, t.tokens * d]);
+  return b.reshape(b.mul(perSample, b.reshape(mask, [-1, 1])), [-1, d]);
 }
 
 export interface BlockOptions {
@@ -272,13 +273,13 @@ export function block(
 
   // Attention.
   const qkv = linear(b, ln(t.x, "norm1"), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
-  const split = b.transpose(b.reshape(qkv, [batch, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]); // [3,B,H,T,hd]
+  const split = b.transpose(b.reshape(qkv, [-1, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]); // [3,B,H,T,hd]
   const [q3, k3, v3] = b.split(split, 0, [1, 1, 1]) as [Value, Value, Value];
-  const q = b.mul(b.reshape(q3, [batch, heads, tokens, hd]), hd ** -0.5);
-  const k = b.reshape(k3, [batch, heads, tokens, hd]);
-  const v = b.reshape(v3, [batch, heads, tokens, hd]);
+  const q = b.mul(b.reshape(q3, [-1, heads, tokens, hd]), hd ** -0.5);
+  const k = b.reshape(k3, [-1, heads, tokens, hd]);
+  const v = b.reshape(v3, [-1, heads, tokens, hd]);
   const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
-  const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [batch * tokens, d]);
+  const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, d]);
   const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
   const x1 = b.add(t.x, dropPath(b, attnOut, opts.dropMask, t, d));
 
@@ -291,7 +292,7 @@ export function block(
 /** Rows of the class token: tokens [B·T, D] → [B, D]. */
 function classRows(b: GraphBuilder, x: Value, t: Tokens, d: number): Value {
   if (t.tokens === 1) return x;
-  return b.reshape(b.slice(b.reshape(x, [t.batch, t.tokens, d]), 1, 0, 1), [t.batch, d]);
+  return b.reshape(b.slice(b.reshape(x, [-1, t.tokens, d]), 1, 0, 1), [-1, d]);
 }
 
 /** `block` computing only the class token's output (see BlockOptions.clsOnly). */
@@ -318,14 +319,14 @@ function clsBlock(
     ? (b.split(param(`${name}.attn.qkv.bias`), 0, [d, 2 * d]) as [Value, Value])
     : [undefined, undefined];
   const kv = b.gemm(xn, wkv, bkv, { transB: true }); // [B·T, 2D]
-  const kvHeads = b.transpose(b.reshape(kv, [batch, tokens, 2, heads, hd]), [2, 0, 3, 1, 4]); // [2,B,H,T,hd]
+  const kvHeads = b.transpose(b.reshape(kv, [-1, tokens, 2, heads, hd]), [2, 0, 3, 1, 4]); // [2,B,H,T,hd]
   const [k2, v2] = b.split(kvHeads, 0, [1, 1]) as [Value, Value];
-  const k = b.reshape(k2, [batch, heads, tokens, hd]);
-  const v = b.reshape(v2, [batch, heads, tokens, hd]);
+  const k = b.reshape(k2, [-1, heads, tokens, hd]);
+  const v = b.reshape(v2, [-1, heads, tokens, hd]);
   const q1 = b.gemm(classRows(b, xn, t, d), wq, bq, { transB: true }); // [B, D]
-  const q = b.mul(b.reshape(q1, [batch, heads, 1, hd]), hd ** -0.5);
+  const q = b.mul(b.reshape(q1, [-1, heads, 1, hd]), hd ** -0.5);
   const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,1,T]
-  const mixed = b.reshape(b.matmul(attn, v), [batch, d]); // [B,H,1,hd] is [B,1,H,hd] in memory
+  const mixed = b.reshape(b.matmul(attn, v), [-1, d]); // [B,H,1,hd] is [B,1,H,hd] in memory
   const one: Tokens = { x: mixed, batch, tokens: 1 };
   const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
   const x1 = b.add(classRows(b, t.x, t, d), dropPath(b, attnOut, opts.dropMask, one, d));
