@@ -157,6 +157,10 @@ export function measureTorch(
   if (existsSync(OPENBLAS_OPENMP))
     env.LD_LIBRARY_PATH = [OPENBLAS_OPENMP, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
   env.OMP_NUM_THREADS = String(opts.threads);
+  // These machines pin OpenBLAS to an older core type (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE) for
+  // safety; that slows a current OpenBLAS, so the PyTorch baseline runs without them (benchmark only).
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
   const result = spawnSync(
     TORCH_PYTHON,
     [
