@@ -252,6 +252,20 @@ export interface BlockOptions {
 }
 
 /** One pre-norm transformer block on tokens [B·T, D]; `name` is e.g. "blocks.3" or "meta.blocks.1". */
+/** Sizes and the LayerNorm reader that both block variants share. */
+function blockParts(b: GraphBuilder, cfg: VitConfig, param: ParamReader, name: string) {
+  const d = cfg.width;
+  return {
+    d,
+    heads: cfg.heads,
+    hd: d / cfg.heads,
+    ln: (x: Value, which: string) =>
+      b.layerNorm(x, param(`${name}.${which}.weight`), param(`${name}.${which}.bias`), {
+        epsilon: cfg.layerNormEps,
+      }),
+  };
+}
+
 export function block(
   b: GraphBuilder,
   cfg: VitConfig,
@@ -260,14 +274,8 @@ export function block(
   name: string,
   opts: BlockOptions = {},
 ): Tokens {
-  const d = cfg.width;
-  const heads = cfg.heads;
-  const hd = d / heads;
-  const { batch, tokens } = t;
-  const ln = (x: Value, which: string) =>
-    b.layerNorm(x, param(`${name}.${which}.weight`), param(`${name}.${which}.bias`), {
-      epsilon: cfg.layerNormEps,
-    });
+  const { d, heads, hd, ln } = blockParts(b, cfg, param, name);
+  const { tokens } = t;
 
   if (opts.clsOnly) return clsBlock(b, cfg, param, t, name, opts);
 
@@ -304,14 +312,8 @@ function clsBlock(
   name: string,
   opts: BlockOptions,
 ): Tokens {
-  const d = cfg.width;
-  const heads = cfg.heads;
-  const hd = d / heads;
+  const { d, heads, hd, ln } = blockParts(b, cfg, param, name);
   const { batch, tokens } = t;
-  const ln = (x: Value, which: string) =>
-    b.layerNorm(x, param(`${name}.${which}.weight`), param(`${name}.${which}.bias`), {
-      epsilon: cfg.layerNormEps,
-    });
   const xn = ln(t.x, "norm1"); // [B·T, D]
   // qkv.weight rows are [q; k; v]: keys and values for every token, the query for the class token.
   const [wq, wkv] = b.split(param(`${name}.attn.qkv.weight`), 0, [d, 2 * d]) as [Value, Value];
