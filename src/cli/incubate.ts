@@ -2,8 +2,8 @@
  * `incubator incubate`, `incubator train` and `incubator job`: Deep Incubation and the E2E
  * baseline on this machine, with per-job progress bars on a terminal or one JSON line per event.
  */
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import cliProgress from "cli-progress";
 import { Command } from "commander";
 import { DataError } from "../data/errors.ts";
@@ -27,13 +27,35 @@ interface RunFlags {
   seed?: string;
   decentralized?: boolean;
   meta?: string;
+  dataset?: string;
   json?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/**
+ * `--dataset` as a dataset spec (JSON) or a directory: the training split, and the test split
+ * of the same data for evaluation. A directory is read as IDX (MNIST family) unless it holds
+ * CIFAR binary batches.
+ */
+export function datasetFlag(value: string): string[] {
+  let spec: Record<string, unknown>;
+  if (value.trim().startsWith("{")) {
+    try {
+      spec = JSON.parse(value);
+    } catch (error) {
+      throw new Error(`--dataset: not valid JSON: ${(error as Error).message}`);
+    }
+  } else {
+    const cifar = existsSync(join(value, "data_batch_1.bin"));
+    spec = { format: cifar ? "cifar10" : "idx", path: value };
+  }
+  const json = (split: string) => JSON.stringify({ ...spec, split });
+  return [`dataset=${json("train")}`, `evalDataset=${json("test")}`];
+}
+
 function configFrom(flags: RunFlags): RunConfig {
-  const sets = [...flags.set];
+  const sets = [...(flags.dataset ? datasetFlag(flags.dataset) : []), ...flags.set];
   if (flags.workers) sets.push(`workers=${flags.workers}`);
   if (flags.seed) sets.push(`seed=${flags.seed}`);
   if (flags.decentralized) sets.push("decentralized=true");
@@ -122,6 +144,10 @@ function runOptions(command: Command): Command {
     )
     .option("-o, --out <dir>", "output directory", "runs/latest")
     .option("--seed <n>", "random seed (same seed, same machine: same result)")
+    .option(
+      "--dataset <dir|json>",
+      'replace the config\'s data: an IDX or CIFAR-10 directory, or a spec like \'{"format":"cifar100","path":"…"}\'',
+    )
     .option("--json", "one JSON line per event on stdout instead of progress bars");
 }
 

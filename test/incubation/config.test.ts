@@ -1,0 +1,65 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { datasetFlag } from "../../src/cli/incubate.ts";
+import { loadRunConfig } from "../../src/incubation/config.ts";
+
+describe("run configs", () => {
+  it("resolves a preset with --set overrides into a validated target, split, data and recipe", () => {
+    const c = loadRunConfig("demo", ["recipe.steps.modular=7", "modules=[3,2,2,1]", "seed=5"]);
+    expect(c.split).toEqual([3, 2, 2, 1]);
+    expect(c.recipe.steps.modular).toBe(7);
+    expect(c.recipe.steps.pretrain).toBe(150); // untouched fields keep the preset's value
+    expect(c.seed).toBe(5);
+    expect(c.target).toMatchObject({ width: 64, depth: 8, heads: 4, imageSize: 16 });
+  });
+
+  it("names the field and the fix when a config is wrong", () => {
+    expect(() => loadRunConfig("demo", ["modules=[4,3]"])).toThrow(
+      "config.modules: moduleSplit [4,3] sums to 7 but the model has depth 8",
+    );
+    expect(() => loadRunConfig("demo", ["recipe.baseLr=-1"])).toThrow(/^config.recipe: recipe.baseLr: /);
+    expect(() => loadRunConfig("demo", ["dataset.format=tiff"])).toThrow(/^config.dataset: /);
+    expect(() => loadRunConfig("nope")).toThrow(
+      /"nope" is neither a preset \(demo, fashion-mnist\) nor a readable JSON file/,
+    );
+    expect(() => loadRunConfig("demo", ["model.width=30"])).toThrow(
+      "width (30) must be divisible by heads (4)",
+    );
+  });
+
+  it("reads JSON files", () => {
+    const dir = mkdtempSync(join(tmpdir(), "incubator-config-"));
+    const path = join(dir, "run.json");
+    writeFileSync(
+      path,
+      JSON.stringify({
+        model: "deit-t-6",
+        modules: 3,
+        dataset: { format: "synthetic", imageSize: 32 },
+        recipe: "deit3",
+      }),
+    );
+    const c = loadRunConfig(path);
+    expect(c.split).toEqual([2, 2, 2]);
+    expect(c.recipe.optimizer).toBe("lamb");
+    expect(c.target.width).toBe(192);
+  });
+
+  it("--dataset takes a directory (IDX or CIFAR) or a JSON spec, for training and evaluation", () => {
+    const dir = mkdtempSync(join(tmpdir(), "incubator-cifar-"));
+    writeFileSync(join(dir, "data_batch_1.bin"), "");
+    expect(datasetFlag(dir)).toEqual([
+      `dataset=${JSON.stringify({ format: "cifar10", path: dir, split: "train" })}`,
+      `evalDataset=${JSON.stringify({ format: "cifar10", path: dir, split: "test" })}`,
+    ]);
+    expect(datasetFlag("/data/mnist")[0]).toBe(
+      `dataset=${JSON.stringify({ format: "idx", path: "/data/mnist", split: "train" })}`,
+    );
+    expect(datasetFlag('{"format":"synthetic","numClasses":4}')[1]).toBe(
+      `evalDataset=${JSON.stringify({ format: "synthetic", numClasses: 4, split: "test" })}`,
+    );
+    expect(() => datasetFlag("{nope")).toThrow(/^--dataset: not valid JSON/);
+  });
+});
