@@ -16,6 +16,7 @@ import { openDatabase } from "../src/platform/db/database.ts";
 import { migrate } from "../src/platform/db/migrate.ts";
 import { createScratchDatabase } from "../src/platform/db/scratch.ts";
 import { appendRunEvents } from "../src/platform/events/event-log.ts";
+import { createArchitectureAndDataset } from "../test/helpers/rows.ts";
 
 export interface EventLatencyResult {
   subscribers: number;
@@ -50,21 +51,8 @@ export async function measureEventLatency(
   });
   const results: EventLatencyResult[] = [];
   try {
-    const arch = await db.architecture.create({
-      data: {
-        name: "bench",
-        imageSize: 16,
-        patchSize: 4,
-        width: 64,
-        depth: 4,
-        heads: 4,
-        numClasses: 10,
-        moduleSplit: [1, 1, 1, 1],
-      },
-    });
-    const dataset = await db.dataset.create({
-      data: { name: "bench", format: "synthetic", numClasses: 10, trainSize: 1, testSize: 1 },
-    });
+    // The same small architecture/dataset rows the tests use: events need a run to belong to.
+    const { architecture: arch, dataset } = await createArchitectureAndDataset(db, { name: "bench" });
     for (const count of counts) {
       const run = await db.run.create({
         data: { kind: "INCUBATION", architectureId: arch.id, datasetId: dataset.id },

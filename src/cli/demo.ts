@@ -10,10 +10,9 @@ import { Command } from "commander";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { RUN_PRESETS } from "../incubation/config.ts";
-import { loadConfig } from "../platform/config/config.ts";
 import { startLocalPlatform } from "../platform/local.ts";
 import { createLogger } from "../platform/logger.ts";
-import { exitWithError } from "./errors.ts";
+import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { BIN_PATH } from "./paths.ts";
 import { onShutdownSignal } from "./shutdown.ts";
 
@@ -196,13 +195,7 @@ export function demoCommand(): Command {
     .option("--keep-serving", "keep the platform running afterwards (Ctrl-C stops it)")
     .option("--json", "print every run event as a JSON line instead of progress bars")
     .action(async (opts: { compareE2e?: boolean; seed: string; keepServing?: boolean; json?: boolean }) => {
-      const config = (() => {
-        try {
-          return loadConfig();
-        } catch (error) {
-          exitWithError(error);
-        }
-      })();
+      const config = loadConfigOrExit();
       const logger = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL);
       const say = (line: string) => process.stderr.write(`${line}\n`);
       const local = await startLocalPlatform({

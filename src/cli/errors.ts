@@ -1,4 +1,4 @@
-import { ConfigError } from "../platform/config/config.ts";
+import { type Config, ConfigError, loadConfig } from "../platform/config/config.ts";
 
 /** Print a user-facing failure as one line and exit non-zero. */
 export function exitWithError(error: unknown): never {
@@ -9,4 +9,13 @@ export function exitWithError(error: unknown): never {
     process.stderr.write(`${error.stack}\n`);
   }
   process.exit(1);
+}
+
+/** The validated configuration, or exit with one line naming the bad variable. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    exitWithError(error);
+  }
 }

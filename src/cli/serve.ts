@@ -1,8 +1,7 @@
 import { Command } from "commander";
-import { loadConfig } from "../platform/config/config.ts";
 import { startLocalPlatform } from "../platform/local.ts";
 import { createLogger } from "../platform/logger.ts";
-import { exitWithError } from "./errors.ts";
+import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { BIN_PATH } from "./paths.ts";
 import { onShutdownSignal } from "./shutdown.ts";
 
@@ -14,12 +13,9 @@ export function serveCommand(): Command {
     .option("-p, --port <port>", "port to listen on (overrides PORT)")
     .option("-w, --workers <n>", "local training workers (0: API only, workers run elsewhere)", "1")
     .action(async (opts: { port?: string; workers: string }) => {
-      let config: ReturnType<typeof loadConfig>;
-      try {
-        config = loadConfig(opts.port !== undefined ? { ...process.env, PORT: opts.port } : process.env);
-      } catch (error) {
-        exitWithError(error);
-      }
+      const config = loadConfigOrExit(
+        opts.port !== undefined ? { ...process.env, PORT: opts.port } : process.env,
+      );
       const workers = Number(opts.workers);
       if (!Number.isInteger(workers) || workers < 0)
         exitWithError(new Error(`--workers must be 0 or more, got "${opts.workers}"`));

@@ -5,11 +5,10 @@ import {
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
 } from "../engine/runtime/providers.ts";
-import { loadConfig } from "../platform/config/config.ts";
 import { createLogger } from "../platform/logger.ts";
 import { openPlatform } from "../platform/platform.ts";
 import { startWorker } from "../platform/worker/start.ts";
-import { exitWithError } from "./errors.ts";
+import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { BIN_PATH } from "./paths.ts";
 import { onShutdownSignal } from "./shutdown.ts";
 
@@ -37,7 +36,7 @@ export function workerCommand(): Command {
         device: string;
         concurrency: string;
       }) => {
-        const config = loadConfig();
+        const config = loadConfigOrExit();
         if (!EXECUTION_PROVIDERS.includes(opts.device as ExecutionProvider)) {
           exitWithError(
             new Error(`--device must be one of ${EXECUTION_PROVIDERS.join(", ")}, got "${opts.device}"`),

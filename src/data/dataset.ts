@@ -36,6 +36,47 @@ export function newReadStats(): ReadStats {
   return { bytesRead: 0, filesOpened: 0 };
 }
 
+/**
+ * A dataset whose selected records are already decoded into one packed CHW buffer (IDX, CIFAR):
+ * record k's image is pixels[k·C·H·W, (k+1)·C·H·W).
+ */
+export function packedDataset(o: {
+  numClasses: number;
+  channels: number;
+  height: number;
+  width: number;
+  pixels: Uint8Array;
+  labels: Int32Array;
+  /** Record numbers in the source files, one per loaded record. */
+  sourceIndices: Int32Array;
+  stats: ReadStats;
+  /** Named in index errors. */
+  source: string;
+  classNames?: readonly string[] | undefined;
+}): Dataset {
+  const length = o.sourceIndices.length;
+  const imageSize = o.channels * o.height * o.width;
+  const ds: Dataset = {
+    numClasses: o.numClasses,
+    channels: o.channels,
+    height: o.height,
+    width: o.width,
+    length,
+    labels: o.labels,
+    sourceIndices: o.sourceIndices,
+    stats: o.stats,
+    getImage(i) {
+      checkIndex(i, length, o.source);
+      return o.pixels.subarray(i * imageSize, (i + 1) * imageSize);
+    },
+    getLabel(i) {
+      checkIndex(i, length, o.source);
+      return o.labels[i]!;
+    },
+  };
+  return o.classNames ? { ...ds, classNames: o.classNames } : ds;
+}
+
 export function checkIndex(i: number, length: number, what: string): void {
   if (!Number.isInteger(i) || i < 0 || i >= length) {
     throw new RangeError(`${what}: record index ${i} is out of range [0, ${length})`);

@@ -7,24 +7,18 @@
  * The platform runs the very same jobs (`runJob`) on workers; this file is the single-machine
  * orchestration behind `incubator incubate` and `incubator train`.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { DatasetSpec } from "../data/registry.ts";
 import { loadWeights, saveWeights } from "../engine/checkpoint/checkpoint.ts";
 import { exportVitOnnx } from "../engine/export/onnx-export.ts";
 import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
 import { assembleTarget } from "./assemble.ts";
+import type { RunConfig } from "./config.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
-import type { Recipe } from "./recipe.ts";
+import { onJobEvents, spawnJobProcess } from "./job-process.ts";
 
-export interface IncubationOptions {
-  target: VitConfig;
-  split: number[];
-  dataset: DatasetSpec;
-  evalDataset?: DatasetSpec;
-  recipe: Recipe;
-  seed: number;
+/** A resolved run config (config.ts) plus where its outputs go; workers/decentralized optional. */
+export interface IncubationOptions extends Omit<RunConfig, "workers" | "decentralized"> {
   outDir: string;
   /** Parallel MT jobs (child processes); 1 runs them one after another in this process. */
   workers?: number;
@@ -32,11 +26,21 @@ export interface IncubationOptions {
   decentralized?: boolean;
   /** Skip PT and incubate with this meta model (safetensors, timm names of a K-block ViT). */
   metaWeights?: string;
-  threads?: number;
-  evalLimit?: number;
-  checkpointEvery?: number;
   /** Path of the `incubator` entry script, for child processes. */
   bin?: string;
+}
+
+/** What every job of a local pipeline shares. */
+function sharedJobFields(opts: Omit<IncubationOptions, "split">, outDir: string) {
+  return {
+    target: opts.target,
+    recipe: opts.recipe,
+    seed: opts.seed,
+    outDir,
+    ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
+    ...(opts.evalLimit ? { evalLimit: opts.evalLimit } : {}),
+  };
 }
 
 /** Which job an event is about: "pretrain", "module-2", "finetune", "e2e". */
@@ -73,22 +77,12 @@ const jobName = (spec: Pick<JobSpec, "phase" | "moduleIndex">) =>
 /** Run one job in a child process (`incubator job`), relaying its JSON-line events. */
 function runJobInChild(spec: JobSpec, bin: string, onEvent: (event: JobEvent) => void): Promise<JobResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [bin, "job", "--spec", JSON.stringify(spec)], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let buffered = "";
+    const child = spawnJobProcess(bin, JSON.stringify(spec));
     let stderr = "";
     let result: JobResult | undefined;
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString();
-      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (!line.startsWith("{")) continue;
-        const event = JSON.parse(line) as JobEvent;
-        if (event.type === "done") result = event.result;
-        onEvent(event);
-      }
+    onJobEvents(child.stdout, (event) => {
+      if (event.type === "done") result = event.result;
+      onEvent(event);
     });
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
@@ -127,16 +121,7 @@ export async function incubate(
   const outDir = resolve(opts.outDir);
   mkdirSync(outDir, { recursive: true });
   const workers = Math.max(1, opts.workers ?? 1);
-  const base = {
-    target: opts.target,
-    split: opts.split,
-    recipe: opts.recipe,
-    seed: opts.seed,
-    outDir,
-    ...(opts.threads ? { threads: opts.threads } : {}),
-    ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
-    ...(opts.evalLimit ? { evalLimit: opts.evalLimit } : {}),
-  };
+  const base = { ...sharedJobFields(opts, outDir), split: opts.split };
   const relay = (job: string) => (event: JobEvent) => onEvent({ ...event, job });
   const stages: IncubationResult["stages"] = {};
   const record = (name: string, r: JobResult) => {
@@ -239,17 +224,11 @@ export async function trainEndToEnd(
   const outDir = resolve(opts.outDir);
   const r = await runJob(
     {
+      ...sharedJobFields(opts, outDir),
       phase: "e2e",
-      target: opts.target,
       split: opts.split ?? [opts.target.depth],
       dataset: opts.dataset,
       ...(opts.evalDataset ? { evalDataset: opts.evalDataset } : {}),
-      recipe: opts.recipe,
-      seed: opts.seed,
-      outDir,
-      ...(opts.threads ? { threads: opts.threads } : {}),
-      ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
-      ...(opts.evalLimit ? { evalLimit: opts.evalLimit } : {}),
     },
     { onEvent: (event) => onEvent({ ...event, job: "e2e" }) },
   );

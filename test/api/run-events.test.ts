@@ -5,6 +5,7 @@ import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { appendRunEvents, readRunEvents } from "../../src/platform/events/event-log.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, wsClient } from "../helpers/graphql.ts";
+import { createRunRows } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
 let server: ApiServer;
@@ -17,26 +18,7 @@ afterAll(async () => {
 });
 
 async function newRun(): Promise<string> {
-  const suffix = Math.random().toString(36).slice(2);
-  const arch = await t.db.architecture.create({
-    data: {
-      name: `a-${suffix}`,
-      imageSize: 16,
-      patchSize: 4,
-      width: 64,
-      depth: 4,
-      heads: 4,
-      numClasses: 10,
-      moduleSplit: [1, 1, 1, 1],
-    },
-  });
-  const dataset = await t.db.dataset.create({
-    data: { name: `d-${suffix}`, format: "synthetic", numClasses: 10, trainSize: 10, testSize: 10 },
-  });
-  const run = await t.db.run.create({
-    data: { kind: "INCUBATION", architectureId: arch.id, datasetId: dataset.id },
-  });
-  return run.id;
+  return (await createRunRows(t.db)).run.id;
 }
 
 const progress = (moduleIndex: number, step: number) => ({

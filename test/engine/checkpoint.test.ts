@@ -4,10 +4,9 @@
  * every way a file can fail to fit (corrupt, truncated, other model, other optimizer, weights
  * only) gives an error naming the file and the tensor.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   CheckpointError,
   loadCheckpoint,
@@ -18,7 +17,7 @@ import {
 } from "../../src/engine/checkpoint/checkpoint.ts";
 import { readSafetensors, tensorData, writeSafetensors } from "../../src/engine/checkpoint/safetensors.ts";
 import { dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
-import { VIT_DEFAULTS, type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
+import { type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import type { OptimizerConfig } from "../../src/engine/optim/types.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import {
@@ -27,22 +26,12 @@ import {
   Trainer,
   type TrainerArtifacts,
 } from "../../src/engine/train/trainer.ts";
+import { useTempDir } from "../helpers/tmp.ts";
+import { tinyVit } from "./models.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "incubator-ckpt-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = useTempDir("ckpt");
 
-const CFG: VitConfig = {
-  ...VIT_DEFAULTS,
-  imageSize: 8,
-  channels: 3,
-  patchSize: 4,
-  width: 32,
-  depth: 3,
-  heads: 2,
-  mlpRatio: 2,
-  numClasses: 5,
-  dropPathRate: 0.25,
-};
+const CFG: VitConfig = tinyVit({ depth: 3, dropPathRate: 0.25 });
 const BATCH = 8;
 const ADAMW: OptimizerConfig = { kind: "adamw", weightDecay: 0.05 };
 const SESSION = { intraOpNumThreads: 2 };

@@ -4,34 +4,23 @@
  * ort.InferenceSession from its path and give the engine's eval-graph logits to 1e-5 at batch
  * sizes other than the training batch — inline and with external-data side files.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { exportVitOnnx, externalDataFor, OnnxExportError } from "../../src/engine/export/onnx-export.ts";
 import { dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
-import { VIT_DEFAULTS, type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
+import { type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { onnx } from "../../src/engine/onnx/proto.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import { compileTrainer, Trainer } from "../../src/engine/train/trainer.ts";
+import { useTempDir } from "../helpers/tmp.ts";
+import { tinyVit } from "./models.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "incubator-export-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = useTempDir("export");
 
-const CFG: VitConfig = {
-  ...VIT_DEFAULTS,
-  imageSize: 8,
-  channels: 3,
-  patchSize: 4,
-  width: 32,
-  depth: 2,
-  heads: 2,
-  mlpRatio: 2,
-  numClasses: 5,
-  dropPathRate: 0.1,
-};
+const CFG: VitConfig = tinyVit({ dropPathRate: 0.1 });
 const TRAIN_BATCH = 8;
 const SESSION = { intraOpNumThreads: 2 };
 

@@ -1,5 +1,6 @@
 /** Small models and data for the engine's training tests. */
 
+import { VIT_DEFAULTS, type VitConfig } from "../../src/engine/models/vit.ts";
 import type { OptimizerConfig } from "../../src/engine/optim/types.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import type { ParamSpec } from "../../src/engine/train/params.ts";
@@ -70,4 +71,20 @@ export function clusterBatches(count: number, seed = 7, batch = MLP.batch): Batc
       y: { dtype: "int64", shape: [batch], data: y },
     } as Batch;
   });
+}
+
+/** A ViT small enough for exact tests (8×8 images, 2 patches a side, width 32). */
+export function tinyVit(overrides: Partial<VitConfig> = {}): VitConfig {
+  return {
+    ...VIT_DEFAULTS,
+    imageSize: 8,
+    channels: 3,
+    patchSize: 4,
+    width: 32,
+    depth: 2,
+    heads: 2,
+    mlpRatio: 2,
+    numClasses: 5,
+    ...overrides,
+  };
 }

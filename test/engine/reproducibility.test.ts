@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
-import { VIT_DEFAULTS, type VitConfig } from "../../src/engine/models/vit.ts";
+import type { VitConfig } from "../../src/engine/models/vit.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import {
   type Batch,
@@ -14,19 +14,9 @@ import {
   Trainer,
   type TrainerArtifacts,
 } from "../../src/engine/train/trainer.ts";
+import { tinyVit } from "./models.ts";
 
-const CFG: VitConfig = {
-  ...VIT_DEFAULTS,
-  imageSize: 8,
-  channels: 3,
-  patchSize: 4,
-  width: 32,
-  depth: 3,
-  heads: 2,
-  mlpRatio: 2,
-  numClasses: 5,
-  dropPathRate: 0.3,
-};
+const CFG: VitConfig = tinyVit({ depth: 3, dropPathRate: 0.3 });
 const BATCH = 8;
 const STEPS = 10; // more than one epoch of DATA, so the order is reshuffled mid-run
 

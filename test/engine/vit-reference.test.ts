@@ -17,12 +17,13 @@ import {
 import { GraphBuilder } from "../../src/engine/ir/builder.ts";
 import type { Value } from "../../src/engine/ir/graph.ts";
 import { vitClassifierSpec } from "../../src/engine/models/classifier.ts";
-import { block, VIT_DEFAULTS, type VitConfig, vitForward } from "../../src/engine/models/vit.ts";
+import { block, type VitConfig, vitForward } from "../../src/engine/models/vit.ts";
 import { toOnnxModel } from "../../src/engine/onnx/serialize.ts";
 import type { OptimizerConfig } from "../../src/engine/optim/types.ts";
 import { EngineSession } from "../../src/engine/runtime/session.ts";
 import { f32, type HostTensor } from "../../src/engine/runtime/tensor.ts";
 import { compileTrainer, Trainer } from "../../src/engine/train/trainer.ts";
+import { tinyVit } from "./models.ts";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures");
 
@@ -62,16 +63,7 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   ).toBeLessThanOrEqual(tol);
 }
 
-const TINY: VitConfig = {
-  ...VIT_DEFAULTS,
-  imageSize: 8,
-  channels: 3,
-  patchSize: 4,
-  width: 32,
-  depth: 2,
-  heads: 2,
-  numClasses: 10,
-};
+const TINY: VitConfig = tinyVit({ mlpRatio: 4, numClasses: 10 });
 
 /** Build a graph whose parameters are plain inputs, run forward + gradients once. */
 async function runWithGradients(

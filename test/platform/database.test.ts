@@ -7,6 +7,7 @@ import { describe, expect, inject, it } from "vitest";
 import { DEFAULT_MIGRATIONS_DIR, migrate, readMigrations } from "../../src/platform/db/migrate.ts";
 import { createScratchDatabase } from "../../src/platform/db/scratch.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { createArchitectureAndDataset } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
 
@@ -70,11 +71,9 @@ describe("migrations", () => {
 });
 
 async function architectureAndDataset(name: string, depth: number, moduleSplit: number[]) {
-  const arch = await t.db.architecture.create({
-    data: { name, imageSize: 32, patchSize: 4, width: 192, depth, heads: 3, numClasses: 10, moduleSplit },
-  });
-  const dataset = await t.db.dataset.create({
-    data: { name: `synthetic-${name}`, format: "synthetic", numClasses: 10, trainSize: 1000, testSize: 200 },
+  const { architecture: arch, dataset } = await createArchitectureAndDataset(t.db, {
+    name,
+    architecture: { imageSize: 32, width: 192, depth, heads: 3, moduleSplit },
   });
   return { arch, dataset };
 }

@@ -18,6 +18,7 @@ import { readRunEvents } from "../../src/platform/events/event-log.ts";
 import { openQueue } from "../../src/platform/queue/queue.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
+import { createRunRows } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), "incubator-dispatch-"));
@@ -55,34 +56,11 @@ async function createRun(
   steps: { pretrain: number; modular: number; finetune: number },
   extra: Record<string, unknown> = {},
 ) {
-  const arch = await t.db.architecture.create({
-    data: {
-      name,
-      imageSize: 8,
-      channels: 3,
-      patchSize: 4,
-      width: 32,
-      depth: 4,
-      heads: 2,
-      numClasses: 4,
-      moduleSplit: [1, 1, 1, 1],
-    },
-  });
-  const dataset = await t.db.dataset.create({
-    data: {
-      name: `${name}-data`,
-      format: "synthetic",
-      options: { ...SYNTH, length: 512 },
-      numClasses: 4,
-      trainSize: 512,
-      testSize: 512,
-    },
-  });
-  return t.db.run.create({
-    data: {
-      kind: "INCUBATION",
-      architectureId: arch.id,
-      datasetId: dataset.id,
+  const { run } = await createRunRows(t.db, {
+    name,
+    architecture: { imageSize: 8, channels: 3, width: 32, heads: 2, numClasses: 4 },
+    dataset: { options: { ...SYNTH, length: 512 }, numClasses: 4, trainSize: 512, testSize: 512 },
+    run: {
       seed: 1,
       overrides: {
         batchSize: 16,
@@ -93,9 +71,10 @@ async function createRun(
         steps: { ...steps, e2e: 0 },
         ...extra,
       },
-      modules: { create: [0, 1, 2, 3].map((index) => ({ index, blockStart: index, blockEnd: index + 1 })) },
     },
+    modules: true,
   });
+  return run;
 }
 
 async function waitForRun(runId: string, timeoutMs: number) {

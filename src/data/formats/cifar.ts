@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { checkIndex, checkIndices, type Dataset, newReadStats, type ReadStats } from "../dataset.ts";
+import { checkIndices, type Dataset, newReadStats, packedDataset, type ReadStats } from "../dataset.ts";
 import { DataError } from "../errors.ts";
 import { isGzipFile, planRecordReads, RandomAccessFile } from "../io.ts";
 
@@ -207,25 +207,18 @@ export function openCifarDataset(opts: CifarOptions): Dataset {
 
   const classNames =
     opts.classNames ?? readCifarClassNames(opts.files[0]!, opts.variant, opts.labelMode ?? "fine");
-  const ds: Dataset = {
+  return packedDataset({
     numClasses: lay.numClasses,
     channels: 3,
     height: 32,
     width: 32,
-    length: indices.length,
+    pixels,
     labels,
     sourceIndices: indices,
     stats,
-    getImage(i) {
-      checkIndex(i, indices.length, source);
-      return pixels.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES);
-    },
-    getLabel(i) {
-      checkIndex(i, indices.length, source);
-      return labels[i]!;
-    },
-  };
-  return classNames ? { ...ds, classNames } : ds;
+    source,
+    classNames,
+  });
 }
 
 /** Class names from the meta text file next to the batches, when present and plausible. */

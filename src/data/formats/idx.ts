@@ -9,10 +9,10 @@
  * memory is the shard's, bytes read are the whole compressed file.
  */
 import {
-  checkIndex,
   checkIndices,
   type Dataset,
   newReadStats,
+  packedDataset,
   type ReadStats,
   validateLabels,
 } from "../dataset.ts";
@@ -232,26 +232,18 @@ export async function openIdxDataset(opts: IdxDatasetOptions): Promise<Dataset> 
   const chw = channels === 1 ? pixels : hwcToChwAll(pixels, indices.length, height, width, channels);
   const labels = new Int32Array(indices.length);
   for (let k = 0; k < indices.length; k++) labels[k] = allLabels[indices[k]!]!;
-  const imageSize = channels * height * width;
-  const ds: Dataset = {
+  return packedDataset({
     numClasses,
     channels,
     height,
     width,
-    length: indices.length,
+    pixels: chw,
     labels,
     sourceIndices: indices,
     stats,
-    getImage(i) {
-      checkIndex(i, indices.length, src);
-      return chw.subarray(i * imageSize, (i + 1) * imageSize);
-    },
-    getLabel(i) {
-      checkIndex(i, indices.length, src);
-      return labels[i]!;
-    },
-  };
-  return opts.classNames ? { ...ds, classNames: opts.classNames } : ds;
+    source: src,
+    classNames: opts.classNames,
+  });
 }
 
 function identity(n: number): Int32Array {

@@ -11,7 +11,6 @@
  *   - uploads every checkpoint to the artifact store, so a retry on another machine resumes from
  *     the last one.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
@@ -28,6 +27,7 @@ import {
   type JobResult,
   type JobSpec,
 } from "../../incubation/job.ts";
+import { type JobProcess, onJobEvents, spawnJobProcess } from "../../incubation/job-process.ts";
 import type { ArtifactStore } from "../artifacts/store.ts";
 import type { Db } from "../db/client.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
@@ -63,7 +63,7 @@ class PermanentJobFailure extends Error {}
 export class TrainingWorker {
   readonly id: string;
   private monitor: NodeJS.Timeout | null = null;
-  private readonly running = new Set<import("node:child_process").ChildProcess>();
+  private readonly running = new Set<JobProcess>();
 
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `${hostname()}:${process.pid}`;
@@ -236,9 +236,7 @@ export class TrainingWorker {
     const { db, logger } = this.o;
     const specPath = join(spec.outDir, "spec.json");
     writeFileSync(specPath, JSON.stringify(spec));
-    const child = spawn(process.execPath, [this.o.bin, "job", "--spec", `@${specPath}`], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawnJobProcess(this.o.bin, `@${specPath}`);
     this.running.add(child);
     const scope = moduleIndex !== undefined ? { moduleIndex } : {};
     let result: JobResult | undefined;
@@ -294,18 +292,10 @@ export class TrainingWorker {
     }, this.o.heartbeatMs ?? 5_000);
 
     return new Promise((resolvePromise, reject) => {
-      let buffered = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          if (!line.startsWith("{")) continue;
-          const event = JSON.parse(line) as JobEvent;
-          chain = chain
-            .then(() => handleEvent(event))
-            .catch((e) => logger.warn({ err: e }, "recording an event failed"));
-        }
+      onJobEvents(child.stdout, (event) => {
+        chain = chain
+          .then(() => handleEvent(event))
+          .catch((e) => logger.warn({ err: e }, "recording an event failed"));
       });
       child.stderr.on("data", (chunk: Buffer) => {
         stderr = (stderr + chunk.toString()).slice(-4000);
