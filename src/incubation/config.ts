@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { type DatasetSpec, parseDatasetSpec } from "../data/registry.ts";
 import { VIT_DEFAULTS, type VitConfig, validateVitConfig, vitPreset } from "../engine/models/vit.ts";
-import { resolveSplit } from "./modules.ts";
+import { metaConfigFor, resolveSplit } from "./modules.ts";
 import { type Recipe, type RecipeOverrides, resolveRecipe } from "./recipe.ts";
 
 const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
@@ -35,6 +35,17 @@ export const runConfigSchema = z
   .object({
     /** A preset name (vit-small-16, deit-t-12, …) or fields, optionally on top of `preset`. */
     model: modelSchema,
+    /**
+     * The meta model's architecture where it differs from the target's (one block per module,
+     * the target's heads/patch/classes): another width is joined to the target by width adapters.
+     */
+    meta: z
+      .object({
+        width: z.number().int().positive().optional(),
+        mlpRatio: z.number().positive().optional(),
+      })
+      .strict()
+      .optional(),
     /** K, or blocks per module such as [4,3,3,4]. */
     modules: z.union([z.number().int().positive(), z.array(z.number().int().positive())]).default(4),
     dataset: z.record(z.string(), z.unknown()),
@@ -57,6 +68,8 @@ export type RunConfigInput = z.input<typeof runConfigSchema>;
 export interface RunConfig {
   target: VitConfig;
   split: number[];
+  /** The meta model PT trains and MT reads (one block per module). */
+  meta: VitConfig;
   dataset: DatasetSpec;
   evalDataset?: DatasetSpec;
   recipe: Recipe;
@@ -183,9 +196,11 @@ export function resolveRunConfig(raw: unknown): RunConfig {
       throw new Error(`config.${field}: ${(error as Error).message}`);
     }
   };
+  const split = withContext("modules", () => resolveSplit(target.depth, c.modules));
   return {
     target,
-    split: withContext("modules", () => resolveSplit(target.depth, c.modules)),
+    split,
+    meta: withContext("meta", () => metaConfigFor(target, split.length, c.meta ?? {})),
     dataset: withContext("dataset", () => parseDatasetSpec(c.dataset)),
     ...(c.evalDataset
       ? { evalDataset: withContext("evalDataset", () => parseDatasetSpec(c.evalDataset)) }

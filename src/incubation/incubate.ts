@@ -14,6 +14,7 @@ import { exportVitOnnx } from "../engine/export/onnx-export.ts";
 import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
 import { assembleTarget } from "./assemble.ts";
 import type { RunConfig } from "./config.ts";
+import type { WidthAdapter } from "./hybrid.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
 import { onJobEvents, spawnJobProcess } from "./job-process.ts";
 
@@ -34,6 +35,7 @@ export interface IncubationOptions extends Omit<RunConfig, "workers" | "decentra
 function sharedJobFields(opts: Omit<IncubationOptions, "split">, outDir: string) {
   return {
     target: opts.target,
+    meta: opts.meta,
     recipe: opts.recipe,
     seed: opts.seed,
     outDir,
@@ -54,7 +56,12 @@ export interface IncubationResult {
   kind: "incubation" | "e2e";
   accuracy: number | null;
   loss: number | null;
-  stages: Record<string, StageTiming & { steps: number; finalLoss: number | null; bytesRead?: number }>;
+  stages: Record<
+    string,
+    StageTiming & { steps: number; finalLoss: number | null; bytesRead?: number; adapters?: WidthAdapter[] }
+  >;
+  /** The meta model's width (incubation); width adapters joined it to the target's when they differ. */
+  metaWidth?: number;
   /** PT + the slowest MT job + assembly + FT: the wall time if each module had its own machine. */
   criticalPathSeconds: number;
   totalWallSeconds: number;
@@ -130,6 +137,7 @@ export async function incubate(
       steps: r.steps,
       finalLoss: r.finalLoss,
       bytesRead: r.bytesRead,
+      ...(r.adapters ? { adapters: r.adapters } : {}),
     };
   };
 
@@ -208,6 +216,7 @@ export async function incubate(
     totalWallSeconds: (performance.now() - started) / 1000,
     weightsPath: ft.weightsPath,
     onnxPath,
+    ...(opts.meta ? { metaWidth: opts.meta.width } : {}),
     metaWeightsPath: metaWeights,
     moduleWeights: mtResults.map((r) => r.weightsPath),
   };

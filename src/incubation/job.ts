@@ -26,7 +26,7 @@ import type { ExecutionProvider } from "../engine/runtime/providers.ts";
 import { f32 } from "../engine/runtime/tensor.ts";
 import type { TrainSpec } from "../engine/train/spec.ts";
 import { type Batch, compileTrainer, Trainer } from "../engine/train/trainer.ts";
-import { buildHybrid, hybridInitialValues } from "./hybrid.ts";
+import { buildHybrid, type Hybrid, hybridInitialValues, type WidthAdapter } from "./hybrid.ts";
 import { metaConfigFor, moduleParamSpecs } from "./modules.ts";
 import { learningRate, type Phase, type PhaseSettings, phaseSettings, type Recipe } from "./recipe.ts";
 
@@ -48,6 +48,11 @@ export interface JobSpec {
   outDir: string;
   /** Modular training: the meta model's weights (safetensors, timm names). */
   metaWeights?: string;
+  /**
+   * The meta model's architecture (PT trains it, MT reads it). Default: the target's with one
+   * block per module. Another width is joined to the target's by width adapters (hybrid.ts).
+   */
+  meta?: VitConfig;
   /** Fine-tuning: the assembled target's weights. */
   initWeights?: string;
   /** Continue from this job's own checkpoint. */
@@ -94,6 +99,8 @@ export interface JobResult {
   checkpointPath: string;
   /** Bytes the training reader read from disk (a shard reads only its own). */
   bytesRead: number;
+  /** Modular training: the width adapters module i trained with (dropped from its weights). */
+  adapters?: WidthAdapter[];
 }
 
 export interface RunJobOptions {
@@ -117,6 +124,8 @@ export class JobCancelledError extends Error {
   override name = "JobCancelledError";
 }
 
+const metaOf = (spec: JobSpec): VitConfig => spec.meta ?? metaConfigFor(spec.target, spec.split.length);
+
 /** The model, trainable/frozen parameters and initial values a phase trains. */
 function modelForPhase(spec: JobSpec, settings: PhaseSettings) {
   const { target, split } = spec;
@@ -132,7 +141,7 @@ function modelForPhase(spec: JobSpec, settings: PhaseSettings) {
   };
   switch (spec.phase) {
     case "pretrain": {
-      const meta = { ...metaConfigFor(target, k), dropPathRate: settings.dropPath };
+      const meta = { ...metaOf(spec), dropPathRate: settings.dropPath };
       return {
         cfg: meta,
         trainSpec: vitClassifierSpec(meta, common),
@@ -148,8 +157,13 @@ function modelForPhase(spec: JobSpec, settings: PhaseSettings) {
       }
       if (!spec.metaWeights)
         throw new JobFailedError("metaWeights: modular training needs the meta model's weights");
-      const meta = metaConfigFor(target, k);
-      const hybrid = buildHybrid(target, meta, split, index);
+      const meta = metaOf(spec);
+      let hybrid: Hybrid;
+      try {
+        hybrid = buildHybrid(target, meta, split, index);
+      } catch (error) {
+        throw new JobFailedError(`meta: ${(error as Error).message}`);
+      }
       const trainSpec = vitClassifierSpec(target, { ...common, params: hybrid.params, plan: hybrid.plan });
       return {
         cfg: target,
@@ -157,6 +171,7 @@ function modelForPhase(spec: JobSpec, settings: PhaseSettings) {
         initial: hybridInitialValues(hybrid, loadWeights(spec.metaWeights, { expect: vitParamSpecs(meta) })),
         depth: hybrid.depth,
         keep: moduleParamSpecs(target, split, index),
+        adapters: hybrid.adapters,
       };
     }
     case "finetune": {
@@ -346,6 +361,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
       weightsPath,
       checkpointPath,
       bytesRead: train.stats.bytesRead,
+      ...("adapters" in model && model.adapters?.length ? { adapters: model.adapters } : {}),
     };
     emit({ type: "done", result });
     return result;

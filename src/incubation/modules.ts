@@ -74,7 +74,17 @@ export function moduleParamSpecs(cfg: VitConfig, split: readonly number[], index
   return specs;
 }
 
-/** The meta model for a target: same width, heads, patch and classes; one block per module. */
-export function metaConfigFor(target: VitConfig, numModules: number): VitConfig {
-  return validateVitConfig({ ...target, depth: numModules });
+/** What a meta model may change from the target's architecture (the rest must match). */
+export type MetaOverrides = Partial<Pick<VitConfig, "width" | "mlpRatio">>;
+
+/**
+ * The meta model for a target: the target's heads, patch, image size and classes with one block
+ * per module; by default its width too — another width is served through width adapters.
+ */
+export function metaConfigFor(
+  target: VitConfig,
+  numModules: number,
+  overrides: MetaOverrides = {},
+): VitConfig {
+  return validateVitConfig({ ...target, ...overrides, depth: numModules });
 }

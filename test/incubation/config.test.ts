@@ -13,6 +13,9 @@ describe("run configs", () => {
     expect(c.recipe.steps.pretrain).toBe(150); // untouched fields keep the preset's value
     expect(c.seed).toBe(5);
     expect(c.target).toMatchObject({ width: 64, depth: 8, heads: 4, imageSize: 16 });
+    // The meta model: the target's architecture with one block per module, unless told otherwise.
+    expect(c.meta).toMatchObject({ width: 64, depth: 4, heads: 4, patchSize: 4, numClasses: 10 });
+    expect(loadRunConfig("demo", ["meta.width=32"]).meta).toMatchObject({ width: 32, depth: 4, heads: 4 });
   });
 
   it("names the field and the fix when a config is wrong", () => {
@@ -27,6 +30,10 @@ describe("run configs", () => {
     expect(() => loadRunConfig("demo", ["model.width=30"])).toThrow(
       "width (30) must be divisible by heads (4)",
     );
+    expect(() => loadRunConfig("demo", ["meta.width=30"])).toThrow(
+      "config.meta: width (30) must be divisible by heads (4)",
+    );
+    expect(() => loadRunConfig("demo", ["meta.heads=2"])).toThrow(/^config.meta: Unrecognized key/);
   });
 
   it("reads JSON files", () => {

@@ -1,23 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { INPUT, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
-import { VIT_DEFAULTS, type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
+import { type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import { f32 } from "../../src/engine/runtime/tensor.ts";
 import { type Batch, compileTrainer, Trainer } from "../../src/engine/train/trainer.ts";
 import { assembleTarget } from "../../src/incubation/assemble.ts";
 import { buildHybrid, hybridInitialValues } from "../../src/incubation/hybrid.ts";
 import { metaConfigFor, moduleParamSpecs, moduleRanges, resolveSplit } from "../../src/incubation/modules.ts";
+import { SMALL_SPLIT, SMALL_TARGET } from "../helpers/incubation.ts";
 
-const TARGET: VitConfig = {
-  ...VIT_DEFAULTS,
-  imageSize: 8,
-  patchSize: 4,
-  width: 16,
-  depth: 6,
-  heads: 2,
-  numClasses: 5,
-};
-const SPLIT = [2, 1, 1, 2];
+const TARGET = SMALL_TARGET;
+const SPLIT = SMALL_SPLIT;
 const META = metaConfigFor(TARGET, SPLIT.length);
 
 describe("module split", () => {

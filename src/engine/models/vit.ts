@@ -356,6 +356,22 @@ export interface ForwardPlan {
   embedPrefix: string;
   blocks: readonly string[];
   headPrefix: string;
+  /** Stages of different widths joined by adapters (absent: every stage uses the model's config). */
+  widths?: PlanWidths;
+}
+
+/**
+ * A forward pass whose stages have different widths — incubation with a meta model of another
+ * width: each stage is built with its own config, and a width adapter (a linear map on every
+ * token, `${name}.weight` [out, in] and `${name}.bias`) joins stages whose widths differ.
+ */
+export interface PlanWidths {
+  embed: VitConfig;
+  /** One config per entry of `ForwardPlan.blocks`. */
+  blocks: readonly VitConfig[];
+  head: VitConfig;
+  /** Applied to the tokens before block `before` (`before = blocks.length`: before the head). */
+  adapters: readonly { before: number; name: string }[];
 }
 
 export function vitPlan(cfg: VitConfig, prefix = ""): ForwardPlan {
@@ -375,14 +391,24 @@ export function forwardPlan(
   plan: ForwardPlan,
   dropMasks?: readonly (Value | undefined)[],
 ): Value {
-  let t = embed(b, cfg, param, images, plan.embedPrefix);
+  const widths = plan.widths;
+  const adapt = (t: Tokens, before: number): Tokens => {
+    for (const adapter of widths?.adapters ?? []) {
+      if (adapter.before === before) t = { ...t, x: linear(b, t.x, param, adapter.name) };
+    }
+    return t;
+  };
+  let t = embed(b, widths?.embed ?? cfg, param, images, plan.embedPrefix);
   plan.blocks.forEach((name, i) => {
+    t = adapt(t, i);
     const dropMask = dropMasks?.[i];
     // The head reads only the class token, so the last block computes only that row.
     const clsOnly = i === plan.blocks.length - 1;
-    t = block(b, cfg, param, t, name, dropMask ? { dropMask, clsOnly } : { clsOnly });
+    const blockCfg = widths?.blocks[i] ?? cfg;
+    t = block(b, blockCfg, param, t, name, dropMask ? { dropMask, clsOnly } : { clsOnly });
   });
-  return head(b, cfg, param, t, plan.headPrefix);
+  t = adapt(t, plan.blocks.length);
+  return head(b, widths?.head ?? cfg, param, t, plan.headPrefix);
 }
 
 /** The whole model: images → logits. `dropMasks[i]` is block i's mask (training only). */

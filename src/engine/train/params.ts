@@ -18,7 +18,9 @@ export type ParamInit =
   | { kind: "constant"; value: number }
   | { kind: "normal"; std: number }
   /** timm's trunc_normal_(std): normal truncated at ±2 std */
-  | { kind: "truncNormal"; std: number };
+  | { kind: "truncNormal"; std: number }
+  /** A 2-D [rows, cols] identity, cut or zero-padded when not square: W[r][c] = (r == c). */
+  | { kind: "eye" };
 
 export interface ParamSpec {
   /** timm-style name, e.g. "blocks.0.attn.qkv.weight" */
@@ -127,6 +129,12 @@ export class FlatLayout {
         case "truncNormal":
           r.fillTruncNormal(v, init.std);
           break;
+        case "eye": {
+          if (spec.shape.length !== 2) throw new Error(`"${spec.name}": eye init needs a 2-D shape`);
+          const [rows, cols] = spec.shape as [number, number];
+          for (let i = 0; i < Math.min(rows, cols); i++) v[i * cols + i] = 1;
+          break;
+        }
       }
     }
     return buffers;
