@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { toGlobalId } from "../../src/api/global-id.ts";
+import { fromGlobalId, toGlobalId } from "../../src/api/global-id.ts";
+import type { Prisma } from "../../src/generated/prisma/client.ts";
+import { metaModelConfig, modularSpec, targetConfig } from "../../src/platform/dispatch/plan.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
@@ -61,7 +63,13 @@ async function dataset(spec: Record<string, unknown> = {}): Promise<string> {
 }
 
 async function metaModel(
-  data: Partial<{ heads: number; patchSize: number; imageSize: number; numModules: number }> = {},
+  data: Partial<{
+    width: number;
+    heads: number;
+    patchSize: number;
+    imageSize: number;
+    numModules: number;
+  }> = {},
 ) {
   const row = await t.db.metaModel.create({
     data: { name: unique("meta"), width: 32, heads: 2, patchSize: 4, imageSize: 16, numModules: 4, ...data },
@@ -633,5 +641,98 @@ describe("query depth limit", () => {
     } finally {
       await client.dispose();
     }
+  });
+});
+
+describe("meta models of another width", () => {
+  const COMPAT = `query ($id: ID!, $arch: ID!) { node(id: $id) { ... on MetaModel {
+    compatibleWith(architectureId: $arch) { compatible reasons metaWidth targetWidth needsAdapters } } } }`;
+
+  it("are compatible through width adapters; heads, patch and K must still match", async () => {
+    const arch = await architecture(); // width 32, heads 2, patch 4, 16 px, 4 modules
+    const narrow = await metaModel({ width: 16 });
+    const res = await api.gql<{ node: { compatibleWith: Record<string, unknown> } }>(COMPAT, {
+      id: narrow.id,
+      arch,
+    });
+    expect(res.node.compatibleWith).toEqual({
+      compatible: true,
+      reasons: [],
+      metaWidth: 16,
+      targetWidth: 32,
+      needsAdapters: true,
+    });
+    const started = await startRun({
+      kind: "INCUBATION",
+      architectureId: arch,
+      datasetId: await dataset(),
+      metaModelId: narrow.id,
+    });
+    expect(started.userErrors).toEqual([]);
+
+    const wrong = await metaModel({ heads: 4, patchSize: 8 });
+    const refused = await api.gql<{ node: { compatibleWith: Record<string, unknown> } }>(COMPAT, {
+      id: wrong.id,
+      arch,
+    });
+    expect(refused.node.compatibleWith).toMatchObject({
+      compatible: false,
+      reasons: [
+        "meta model heads (4) differs from the target's (2)",
+        "meta model patchSize (8) differs from the target's (4)",
+      ],
+      needsAdapters: false,
+    });
+    const bad = await postGraphQL(api.server.url, COMPAT, { id: narrow.id, arch: narrow.id });
+    expect(bad.errors?.[0]?.message).toMatch(/architectureId/);
+  });
+
+  it("a module's lineage shows the meta model's width and the adapters it trains with", async () => {
+    const arch = await architecture();
+    const narrow = await metaModel({ width: 16 });
+    const { run } = await startRun({
+      kind: "INCUBATION",
+      architectureId: arch,
+      datasetId: await dataset(),
+      metaModelId: narrow.id,
+    });
+    // What the dispatcher would write for each module's MT job (the recording dispatcher makes none).
+    const row = await t.db.run.findUniqueOrThrow({
+      where: { id: fromGlobalId("Run", run!.id, "id") },
+      include: { architecture: true, dataset: true, modules: { orderBy: { index: "asc" } }, metaModel: true },
+    });
+    const ctx = { run: row, architecture: row.architecture, dataset: row.dataset };
+    const metaCfg = metaModelConfig(row.metaModel!, targetConfig(row.architecture));
+    for (const m of row.modules) {
+      await t.db.job.create({
+        data: {
+          runId: row.id,
+          moduleId: m.id,
+          stage: "MODULAR",
+          spec: modularSpec(ctx, m.index, "0".repeat(64), metaCfg) as unknown as Prisma.InputJsonValue,
+        },
+      });
+    }
+    const res = await api.gql<{
+      node: { modules: { index: number; lineage: { metaModel: { width: number }; adapters: unknown[] } }[] };
+    }>(
+      `query ($id: ID!) { node(id: $id) { ... on Run { modules { index lineage {
+        metaModel { width } adapters { name inWidth outWidth } } } } } }`,
+      { id: run!.id },
+    );
+    const lineage = res.node.modules.map((m) => m.lineage);
+    expect(lineage.every((l) => l.metaModel.width === 16)).toBe(true);
+    expect(lineage.map((l) => l.adapters)).toEqual([
+      [{ name: "adapters.out", inWidth: 32, outWidth: 16 }],
+      [
+        { name: "adapters.in", inWidth: 16, outWidth: 32 },
+        { name: "adapters.out", inWidth: 32, outWidth: 16 },
+      ],
+      [
+        { name: "adapters.in", inWidth: 16, outWidth: 32 },
+        { name: "adapters.out", inWidth: 32, outWidth: 16 },
+      ],
+      [{ name: "adapters.in", inWidth: 16, outWidth: 32 }],
+    ]);
   });
 });

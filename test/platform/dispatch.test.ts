@@ -233,7 +233,7 @@ describe("failures and cancellation", () => {
 });
 
 describe("incubating with an existing meta model", () => {
-  it("skips pre-training: 4 modular jobs read the registered weights, then fine-tuning", async () => {
+  it("skips pre-training: 4 modular jobs read the registered (narrower) weights through width adapters, then fine-tuning", async () => {
     const w = startWorker("meta-worker");
     await w.waitFor(/worker ready/);
     const meta = {
@@ -241,7 +241,7 @@ describe("incubating with an existing meta model", () => {
       imageSize: 8,
       channels: 3,
       patchSize: 4,
-      width: 32,
+      width: 16, // the target is 32 wide: modules train wrapped in width adapters
       depth: 4,
       heads: 2,
       numClasses: 4,
@@ -266,7 +266,7 @@ describe("incubating with an existing meta model", () => {
     const metaModel = await t.db.metaModel.create({
       data: {
         name: "registered",
-        width: 32,
+        width: 16,
         heads: 2,
         patchSize: 4,
         imageSize: 8,
@@ -283,5 +283,22 @@ describe("incubating with an existing meta model", () => {
       (j) => j.stage,
     );
     expect(stages).toEqual(["MODULAR", "MODULAR", "MODULAR", "MODULAR", "FINETUNE"]);
+    const modular = await t.db.job.findMany({
+      where: { runId: run.id, stage: "MODULAR" },
+      include: { module: true },
+      orderBy: { module: { index: "asc" } },
+    });
+    expect(modular.map((j) => (j.spec as { meta?: { width: number } }).meta?.width)).toEqual([
+      16, 16, 16, 16,
+    ]);
+    const adapters = modular.map((j) =>
+      (j.result as { adapters?: { name: string }[] }).adapters?.map((a) => a.name),
+    );
+    expect(adapters).toEqual([
+      ["adapters.out"],
+      ["adapters.in", "adapters.out"],
+      ["adapters.in", "adapters.out"],
+      ["adapters.in"],
+    ]);
   }, 150_000);
 });

@@ -4,8 +4,10 @@
  */
 import { GraphQLError } from "graphql";
 import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../generated/prisma/client.ts";
+import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
+import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId } from "../global-id.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
@@ -66,27 +68,17 @@ function checkRecipe(input: StartRunInput, errors: UserError[]): void {
   }
 }
 
-/** A meta model serves an architecture with the same heads, patch and image size, one block per module. */
+/**
+ * A meta model serves an architecture with the same heads, patch and image size and one block
+ * per module; its width may differ (width adapters). The rules live in `metaIncompatibility`.
+ */
 function checkMetaModel(meta: MetaModel, arch: Architecture, errors: UserError[]): void {
-  const field = ["input", "metaModelId"];
-  const numModules = arch.moduleSplit.length;
-  for (const key of ["heads", "patchSize", "imageSize"] as const) {
-    if (meta[key] !== arch[key]) {
-      errors.push(
-        userError(
-          field,
-          `meta model "${meta.name}" has ${key} ${meta[key]} but architecture "${arch.name}" has ${arch[key]}`,
-          "INCOMPATIBLE",
-        ),
-      );
-    }
-  }
-  if (meta.numModules !== numModules) {
+  const target = targetConfig(arch);
+  for (const reason of metaIncompatibility(target, metaModelConfig(meta, target), arch.moduleSplit.length)) {
     errors.push(
       userError(
-        field,
-        `meta model "${meta.name}" has ${meta.numModules} blocks (modules) but architecture "${arch.name}" ` +
-          `is split into ${numModules} modules`,
+        ["input", "metaModelId"],
+        `meta model "${meta.name}", architecture "${arch.name}": ${reason}`,
         "INCOMPATIBLE",
       ),
     );

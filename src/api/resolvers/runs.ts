@@ -14,6 +14,9 @@ import type {
   RunState,
   StageKind,
 } from "../../generated/prisma/client.ts";
+import { metaIncompatibility, widthAdapters } from "../../incubation/hybrid.ts";
+import { metaConfigFor } from "../../incubation/modules.ts";
+import { metaModelConfig, type StoredJobSpec, targetConfig } from "../../platform/dispatch/plan.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument, type PageArgs, paginate } from "../pagination.ts";
@@ -224,6 +227,14 @@ export const runResolvers = {
     run: async (m: Module, _: unknown, ctx: ApiContext) =>
       required(await ctx.loaders.run.load(m.runId), "run"),
     shard: (m: Module) => m.shard,
+    /** From the module's newest job spec: what the job trains with is what the spec says. */
+    adapters: async (m: Module, _: unknown, ctx: ApiContext) => {
+      const job = (await ctx.loaders.jobsByModule.load(m.id)).at(-1);
+      if (!job) return [];
+      const spec = job.spec as unknown as StoredJobSpec;
+      const meta = spec.meta ?? metaConfigFor(spec.target, spec.split.length);
+      return widthAdapters(spec.target, meta, spec.split.length, m.index);
+    },
     metaModel: async (m: Module, _: unknown, ctx: ApiContext) => {
       const run = await ctx.loaders.run.load(m.runId);
       return run ? metaModelOfRun(run, ctx) : null;
@@ -273,5 +284,20 @@ export const runResolvers = {
       m.sourceRunId ? ctx.loaders.run.load(m.sourceRunId) : null,
     checkpoint: (m: MetaModel, _: unknown, ctx: ApiContext) =>
       m.checkpointId ? ctx.loaders.artifact.load(m.checkpointId) : null,
+    compatibleWith: async (m: MetaModel, args: { architectureId: string }, ctx: ApiContext) => {
+      const arch = await ctx.loaders.architecture.load(
+        fromGlobalId("Architecture", args.architectureId, "architectureId"),
+      );
+      if (!arch) throw badArgument("architectureId", `no architecture ${args.architectureId}`);
+      const target = targetConfig(arch);
+      const reasons = metaIncompatibility(target, metaModelConfig(m, target), arch.moduleSplit.length);
+      return {
+        compatible: reasons.length === 0,
+        reasons,
+        metaWidth: m.width,
+        targetWidth: arch.width,
+        needsAdapters: m.width !== arch.width,
+      };
+    },
   },
 };

@@ -11,6 +11,7 @@
  * finishing the last two modules at once start exactly one fine-tuning job.
  */
 import type PgBoss from "pg-boss";
+import type { VitConfig } from "../../engine/models/vit.ts";
 import type { Prisma, StageKind } from "../../generated/prisma/client.ts";
 import type { Db } from "../db/client.ts";
 import { appendRunEvents } from "../events/event-log.ts";
@@ -19,10 +20,12 @@ import { enqueueJob, TRAIN_QUEUE } from "../queue/queue.ts";
 import {
   e2eSpec,
   finetuneSpec,
+  metaModelConfig,
   modularSpec,
   pretrainSpec,
   type RunContext,
   type StoredJobSpec,
+  targetConfig,
 } from "./plan.ts";
 
 interface PendingJob {
@@ -107,17 +110,22 @@ export class Dispatcher {
         include: { checkpoint: true },
       });
       if (!meta.checkpoint) throw new Error(`meta model ${meta.name} has no weights artifact`);
-      return this.startModules(ctx, meta.checkpoint.sha256);
+      return this.startModules(
+        ctx,
+        meta.checkpoint.sha256,
+        metaModelConfig(meta, targetConfig(ctx.architecture)),
+      );
     }
     return this.createJob(ctx, "PRETRAIN", pretrainSpec(ctx));
   }
 
-  private async startModules(ctx: RunContext, metaSha: string): Promise<void> {
+  private async startModules(ctx: RunContext, metaSha: string, meta: VitConfig): Promise<void> {
     const modules = await this.db.module.findMany({
       where: { runId: ctx.run.id },
       orderBy: { index: "asc" },
     });
-    for (const m of modules) await this.createJob(ctx, "MODULAR", modularSpec(ctx, m.index, metaSha), m.id);
+    for (const m of modules)
+      await this.createJob(ctx, "MODULAR", modularSpec(ctx, m.index, metaSha, meta), m.id);
   }
 
   /**

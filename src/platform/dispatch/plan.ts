@@ -7,7 +7,7 @@
  */
 import type { DatasetSpec } from "../../data/registry.ts";
 import { VIT_DEFAULTS, type VitConfig, validateVitConfig } from "../../engine/models/vit.ts";
-import type { Architecture, Dataset, Run } from "../../generated/prisma/client.ts";
+import type { Architecture, Dataset, MetaModel, Run } from "../../generated/prisma/client.ts";
 import type { JobSpec } from "../../incubation/job.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
 
@@ -34,6 +34,23 @@ export function targetConfig(arch: Architecture): VitConfig {
     mlpRatio: arch.mlpRatio,
     numClasses: arch.numClasses,
   });
+}
+
+/**
+ * A registered meta model's architecture, as the jobs that read it need it: the row's width,
+ * heads, patch, image size and K blocks on the target's remaining fields. Its width may differ
+ * from the target's (width adapters join them); the rest is checked by `metaIncompatibility`.
+ */
+export function metaModelConfig(meta: MetaModel, target: VitConfig): VitConfig {
+  return {
+    ...target,
+    width: meta.width,
+    heads: meta.heads,
+    patchSize: meta.patchSize,
+    imageSize: meta.imageSize,
+    depth: meta.numModules,
+    dropPathRate: 0,
+  };
 }
 
 function datasetSpecs(dataset: Dataset): { train: DatasetSpec; eval?: DatasetSpec } {
@@ -80,7 +97,13 @@ export function pretrainSpec(ctx: RunContext): StoredJobSpec {
   return withCheckpoints({ ...base, phase: "pretrain" });
 }
 
-export function modularSpec(ctx: RunContext, moduleIndex: number, metaWeightsSha: string): StoredJobSpec {
+/** MT job `moduleIndex`; `meta` is the meta model's architecture when it is not the default one. */
+export function modularSpec(
+  ctx: RunContext,
+  moduleIndex: number,
+  metaWeightsSha: string,
+  meta?: VitConfig,
+): StoredJobSpec {
   const { evalDataset: _eval, ...base } = baseSpec(ctx);
   const k = base.split.length;
   return withCheckpoints({
@@ -88,6 +111,7 @@ export function modularSpec(ctx: RunContext, moduleIndex: number, metaWeightsSha
     phase: "modular",
     moduleIndex,
     metaWeights: artifactRef(metaWeightsSha),
+    ...(meta ? { meta } : {}),
     dataset: ctx.run.decentralized
       ? ({ ...base.dataset, shard: { count: k, index: moduleIndex, seed: ctx.run.seed } } as DatasetSpec)
       : base.dataset,
