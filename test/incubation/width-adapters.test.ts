@@ -73,8 +73,12 @@ async function logits(
 }
 
 /** A hybrid's parameters as training would start them: meta values, then each spec's own init. */
-async function initialValues(h: Hybrid, meta: Map<string, Float32Array>): Promise<Map<string, Float32Array>> {
-  const spec = vitClassifierSpec(TARGET, { batch: BATCH, optimizer: { kind: "sgd" }, ...h });
+async function initialValues(
+  h: Hybrid,
+  meta: Map<string, Float32Array>,
+  cfg: VitConfig = TARGET,
+): Promise<Map<string, Float32Array>> {
+  const spec = vitClassifierSpec(cfg, { batch: BATCH, optimizer: { kind: "sgd" }, ...h });
   const trainer = await Trainer.create(compileTrainer(spec, { eval: false }), {
     seed: 9,
     initial: hybridInitialValues(h, meta),
@@ -197,13 +201,7 @@ describe("width adapters: the hybrid starts at the meta model's function", () =>
     );
     const sameWidth = { ...TARGET, width: 8 };
     const plain = buildHybrid(sameWidth, NARROW, SPLIT, 1);
-    const plainSpec = vitClassifierSpec(sameWidth, { batch: BATCH, optimizer: { kind: "sgd" }, ...plain });
-    const plainTrainer = await Trainer.create(compileTrainer(plainSpec, { eval: false }), {
-      seed: 9,
-      initial: hybridInitialValues(plain, metaValues),
-    });
-    const plainValues = plainTrainer.parameters();
-    await plainTrainer.release();
+    const plainValues = await initialValues(plain, metaValues, sameWidth);
     const sameWidthStart = relative(await logits(sameWidth, plain, plainValues), want);
     expect(sameWidthStart).toBeGreaterThan(0);
     expect(viaAdapters).toBeGreaterThan(0);
