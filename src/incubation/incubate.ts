@@ -9,6 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type { DataStats } from "../data/shard-cache.ts";
 import { loadWeights, saveWeights } from "../engine/checkpoint/checkpoint.ts";
 import { exportVitOnnx } from "../engine/export/onnx-export.ts";
 import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
@@ -54,7 +55,11 @@ export interface IncubationResult {
   kind: "incubation" | "e2e";
   accuracy: number | null;
   loss: number | null;
-  stages: Record<string, StageTiming & { steps: number; finalLoss: number | null; bytesRead?: number }>;
+  /** Per job; `data` says how much of the dataset it read (module i of a decentralised run: only shard i). */
+  stages: Record<
+    string,
+    StageTiming & { steps: number; finalLoss: number | null; bytesRead?: number; data?: DataStats }
+  >;
   /** PT + the slowest MT job + assembly + FT: the wall time if each module had its own machine. */
   criticalPathSeconds: number;
   totalWallSeconds: number;
@@ -130,6 +135,7 @@ export async function incubate(
       steps: r.steps,
       finalLoss: r.finalLoss,
       bytesRead: r.bytesRead,
+      data: r.data,
     };
   };
 
@@ -237,7 +243,13 @@ export async function trainEndToEnd(
     accuracy: r.evalAccuracy,
     loss: r.evalLoss,
     stages: {
-      e2e: { wallSeconds: r.wallSeconds, steps: r.steps, finalLoss: r.finalLoss, bytesRead: r.bytesRead },
+      e2e: {
+        wallSeconds: r.wallSeconds,
+        steps: r.steps,
+        finalLoss: r.finalLoss,
+        bytesRead: r.bytesRead,
+        data: r.data,
+      },
     },
     criticalPathSeconds: r.wallSeconds,
     totalWallSeconds: (performance.now() - started) / 1000,

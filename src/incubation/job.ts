@@ -12,6 +12,7 @@ import type { AugmentConfig } from "../data/augment/pipeline.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { BatchLoader, type Batch as DataBatch } from "../data/loader.ts";
 import { type DatasetSpec, openDataset } from "../data/registry.ts";
+import { type DataCacheOptions, type DataStats, openTrainingData } from "../data/shard-cache.ts";
 import {
   loadCheckpoint,
   loadWeights,
@@ -57,6 +58,8 @@ export interface JobSpec {
   provider?: ExecutionProvider;
   /** Evaluate on at most this many held-out images (default all). */
   evalLimit?: number;
+  /** Open the training data through this machine's shard cache (and fetch it from `remote` if the source is not here). */
+  dataCache?: DataCacheOptions;
 }
 
 export type JobEvent =
@@ -67,6 +70,8 @@ export type JobEvent =
       totalSteps: number;
       startStep: number;
       trainImages: number;
+      /** How the training data was obtained (cache hit, built here, downloaded) and the bytes it cost. */
+      data: DataStats;
     }
   | {
       type: "progress";
@@ -92,8 +97,9 @@ export interface JobResult {
   /** Safetensors with what this job contributes (meta model, module i, or the whole target). */
   weightsPath: string;
   checkpointPath: string;
-  /** Bytes the training reader read from disk (a shard reads only its own). */
+  /** Bytes the training reader read from the dataset's source (a shard reads only its own; 0 on a cache hit). */
   bytesRead: number;
+  data: DataStats;
 }
 
 export interface RunJobOptions {
@@ -214,7 +220,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
   const checkpointPath = join(spec.outDir, `${tag}.checkpoint.safetensors`);
   const weightsPath = join(spec.outDir, `${tag}.safetensors`);
 
-  const train = await openDataset(spec.dataset);
+  const { dataset: train, data } = await openTrainingData(spec.dataset, spec.dataCache);
   checkDataFits(train, cfg, "the training dataset");
   const augment: AugmentConfig = { ...settings.augment, outputSize: cfg.imageSize };
   const rng = new Rng(spec.seed).fork(`job/${tag}`);
@@ -257,6 +263,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
     totalSteps: total,
     startStep,
     trainImages: train.length,
+    data,
   });
 
   const save = (step: number) => {
@@ -346,6 +353,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
       weightsPath,
       checkpointPath,
       bytesRead: train.stats.bytesRead,
+      data: { ...data, bytesRead: train.stats.bytesRead }, // image folders read lazily, during training
     };
     emit({ type: "done", result });
     return result;
