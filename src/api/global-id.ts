@@ -35,6 +35,11 @@ export function decodeGlobalId(type: string, globalId: string): string | null {
   return parsed && parsed.type === type && UUID.test(parsed.id) ? parsed.id : null;
 }
 
+/** The database id from a global ID of `type` or from a bare uuid (HTTP routes accept both); else null. */
+export function idFromGlobalIdOrUuid(type: string, value: string): string | null {
+  return decodeGlobalId(type, value) ?? (UUID.test(value) ? value : null);
+}
+
 /** The object types `node(id:)` can fetch. */
 export const NODE_TYPES = [
   "Architecture",

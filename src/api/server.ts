@@ -20,6 +20,7 @@ import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.t
 import { depthLimit, MAX_QUERY_DEPTH } from "./depth-limit.ts";
 import { createLoaders } from "./loaders.ts";
 import { buildSchema } from "./schema.ts";
+import { shardRoute } from "./shard-route.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -34,6 +35,8 @@ export interface ApiServerOptions {
   dispatcher?: RunDispatcher;
   /** Serves GET /artifacts/<sha256> (checksum verified) when given. */
   artifacts?: ArtifactStore;
+  /** Serves GET /datasets/<id>/shards/<count>/<index> (packed shards, cached here) when given. */
+  shardCacheDir?: string;
   /** Deepest query accepted (default 12). */
   maxQueryDepth?: number;
 }
@@ -128,6 +131,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
     });
   }
+  if (options.shardCacheDir) app.use(shardRoute({ db, logger, cacheDir: options.shardCacheDir }));
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });

@@ -114,13 +114,17 @@ function reporter(json: boolean) {
   };
 }
 
+const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(2)} MB`;
+
 function printSummary(result: IncubationResult, out: string) {
   const lines = [
     "",
     `${result.kind === "incubation" ? "Deep Incubation" : "E2E baseline"} finished in ${result.totalWallSeconds.toFixed(1)} s`,
     `  test accuracy: ${result.accuracy === null ? "n/a" : `${(result.accuracy * 100).toFixed(2)}%`}`,
     ...Object.entries(result.stages).map(
-      ([stage, t]) => `  ${stage.padEnd(9)} ${t.wallSeconds.toFixed(1).padStart(7)} s`,
+      ([stage, t]) =>
+        `  ${stage.padEnd(9)} ${t.wallSeconds.toFixed(1).padStart(7)} s` +
+        (t.data ? `  ${t.data.records} images, ${megabytes(t.bytesRead ?? 0)} read` : ""),
     ),
     `  critical path if each module had its own machine: ${result.criticalPathSeconds.toFixed(1)} s`,
     `  weights: ${result.weightsPath}`,

@@ -9,6 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type { DataStats } from "../data/shard-cache.ts";
 import { loadWeights, saveWeights } from "../engine/checkpoint/checkpoint.ts";
 import { exportVitOnnx } from "../engine/export/onnx-export.ts";
 import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
@@ -56,9 +57,16 @@ export interface IncubationResult {
   kind: "incubation" | "e2e";
   accuracy: number | null;
   loss: number | null;
+  /** Per job; `data` says how much of the dataset it read (module i of a decentralised run: only shard i). */
   stages: Record<
     string,
-    StageTiming & { steps: number; finalLoss: number | null; bytesRead?: number; adapters?: WidthAdapter[] }
+    StageTiming & {
+      steps: number;
+      finalLoss: number | null;
+      bytesRead?: number;
+      data?: DataStats;
+      adapters?: WidthAdapter[];
+    }
   >;
   /** The meta model's width (incubation); width adapters joined it to the target's when they differ. */
   metaWidth?: number;
@@ -137,6 +145,7 @@ export async function incubate(
       steps: r.steps,
       finalLoss: r.finalLoss,
       bytesRead: r.bytesRead,
+      data: r.data,
       ...(r.adapters ? { adapters: r.adapters } : {}),
     };
   };
@@ -246,7 +255,13 @@ export async function trainEndToEnd(
     accuracy: r.evalAccuracy,
     loss: r.evalLoss,
     stages: {
-      e2e: { wallSeconds: r.wallSeconds, steps: r.steps, finalLoss: r.finalLoss, bytesRead: r.bytesRead },
+      e2e: {
+        wallSeconds: r.wallSeconds,
+        steps: r.steps,
+        finalLoss: r.finalLoss,
+        bytesRead: r.bytesRead,
+        data: r.data,
+      },
     },
     criticalPathSeconds: r.wallSeconds,
     totalWallSeconds: (performance.now() - started) / 1000,

@@ -12,6 +12,7 @@ import type { AugmentConfig } from "../data/augment/pipeline.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { BatchLoader, type Batch as DataBatch } from "../data/loader.ts";
 import { type DatasetSpec, openDataset } from "../data/registry.ts";
+import { type DataCacheOptions, type DataStats, openTrainingData } from "../data/shard-cache.ts";
 import {
   loadCheckpoint,
   loadWeights,
@@ -62,6 +63,8 @@ export interface JobSpec {
   provider?: ExecutionProvider;
   /** Evaluate on at most this many held-out images (default all). */
   evalLimit?: number;
+  /** Open the training data through this machine's shard cache (and fetch it from `remote` if the source is not here). */
+  dataCache?: DataCacheOptions;
 }
 
 export type JobEvent =
@@ -72,6 +75,8 @@ export type JobEvent =
       totalSteps: number;
       startStep: number;
       trainImages: number;
+      /** How the training data was obtained (cache hit, built here, downloaded) and the bytes it cost. */
+      data: DataStats;
     }
   | {
       type: "progress";
@@ -97,8 +102,9 @@ export interface JobResult {
   /** Safetensors with what this job contributes (meta model, module i, or the whole target). */
   weightsPath: string;
   checkpointPath: string;
-  /** Bytes the training reader read from disk (a shard reads only its own). */
+  /** Bytes the training reader read from the dataset's source (a shard reads only its own; 0 on a cache hit). */
   bytesRead: number;
+  data: DataStats;
   /** Modular training: the width adapters module i trained with (dropped from its weights). */
   adapters?: WidthAdapter[];
 }
@@ -229,7 +235,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
   const checkpointPath = join(spec.outDir, `${tag}.checkpoint.safetensors`);
   const weightsPath = join(spec.outDir, `${tag}.safetensors`);
 
-  const train = await openDataset(spec.dataset);
+  const { dataset: train, data } = await openTrainingData(spec.dataset, spec.dataCache);
   checkDataFits(train, cfg, "the training dataset");
   const augment: AugmentConfig = { ...settings.augment, outputSize: cfg.imageSize };
   const rng = new Rng(spec.seed).fork(`job/${tag}`);
@@ -272,6 +278,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
     totalSteps: total,
     startStep,
     trainImages: train.length,
+    data,
   });
 
   const save = (step: number) => {
@@ -361,6 +368,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
       weightsPath,
       checkpointPath,
       bytesRead: train.stats.bytesRead,
+      data: { ...data, bytesRead: train.stats.bytesRead }, // image folders read lazily, during training
       ...("adapters" in model && model.adapters?.length ? { adapters: model.adapters } : {}),
     };
     emit({ type: "done", result });

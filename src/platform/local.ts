@@ -6,6 +6,7 @@
 import { join, resolve } from "node:path";
 import { type ApiServer, startApiServer } from "../api/server.ts";
 import { LocalArtifactStore } from "./artifacts/store.ts";
+import { shardCacheDir } from "./config/config.ts";
 import { Dispatcher } from "./dispatch/dispatcher.ts";
 import type { Logger } from "./logger.ts";
 import { openPlatform, type Platform } from "./platform.ts";
@@ -53,6 +54,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       ...(o.host ? { host: o.host } : {}),
       dispatcher,
       artifacts,
+      shardCacheDir: shardCacheDir(dataDir),
     });
     closers.push(() => api.close());
     for (let i = 0; i < o.workers; i++) {

@@ -32,7 +32,12 @@ export function recordingDispatcher(): RecordingDispatcher {
 /** Starts an API server before the file's tests (after the database exists) and stops it after. */
 export function useApiServer(
   t: TestDatabase,
-  options: { dispatcher?: RunDispatcher; db?: () => Db; artifacts?: ArtifactStore } = {},
+  options: {
+    dispatcher?: RunDispatcher;
+    db?: () => Db;
+    artifacts?: ArtifactStore;
+    shardCacheDir?: string;
+  } = {},
 ): {
   server: ApiServer;
   gql: <T = Record<string, unknown>>(query: string, variables?: object) => Promise<T>;
@@ -47,6 +52,7 @@ export function useApiServer(
       host: "127.0.0.1",
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
       ...(options.artifacts ? { artifacts: options.artifacts } : {}),
+      ...(options.shardCacheDir ? { shardCacheDir: options.shardCacheDir } : {}),
     });
     handle.gql = async <T>(query: string, variables?: object) => {
       const res = await postGraphQL<T>(handle.server.url, query, variables as Record<string, unknown>);

@@ -7,13 +7,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
-import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
+import type { LocalPlatform } from "../../src/platform/local.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
-import { BIN, type Spawned, spawnIncubator } from "../helpers/process.ts";
+import { startTestPlatform } from "../helpers/platform.ts";
+import { type Spawned, spawnIncubator } from "../helpers/process.ts";
 
 const t = useTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), "incubator-api-e2e-"));
@@ -21,15 +21,7 @@ let local: LocalPlatform;
 const workers: Spawned[] = [];
 
 beforeAll(async () => {
-  local = await startLocalPlatform({
-    databaseUrl: t.url,
-    dataDir,
-    port: 0,
-    host: "127.0.0.1",
-    logger: pino({ level: "silent" }),
-    workers: 0,
-    bin: BIN,
-  });
+  local = await startTestPlatform(t, dataDir, { workers: 0 });
   for (const id of ["w1", "w2"]) {
     workers.push(
       spawnIncubator(["worker", "--id", id, "--threads", "1", "--heartbeat-ms", "1000"], {

@@ -3,6 +3,7 @@
  * the runs/metaModels queries. Related rows come through the request's DataLoaders.
  */
 import { GraphQLError } from "graphql";
+import type { DataStats } from "../../data/shard-cache.ts";
 import type {
   Artifact,
   Job,
@@ -113,6 +114,12 @@ async function metaModelOfRun(run: Run, ctx: ApiContext): Promise<MetaModel | nu
 const numberOrNull = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : null);
 const intOrNull = (value: unknown) => (Number.isInteger(value) ? (value as number) : null);
 
+/** The job result's data stats (workers store the job's `JobResult`), with the enum spelling. */
+function dataStatsOf(job: Job) {
+  const data = (job.result as { data?: DataStats } | null)?.data;
+  return data ? { ...data, cache: data.cache.toUpperCase().replace("-", "_") } : null;
+}
+
 export const runResolvers = {
   Query: {
     runs: (_: unknown, args: PageArgs & { state?: string | null }, ctx: ApiContext) =>
@@ -220,6 +227,8 @@ export const runResolvers = {
       };
     },
     lineage: (m: Module) => m,
+    dataStats: async (m: Module, _: unknown, ctx: ApiContext) =>
+      (await ctx.loaders.jobsByModule.load(m.id)).map(dataStatsOf).findLast((d) => d !== null) ?? null,
   },
   /** The parent is the Module itself. */
   ModuleLineage: {
@@ -258,6 +267,7 @@ export const runResolvers = {
     module: (j: Job, _: unknown, ctx: ApiContext) =>
       j.moduleId ? ctx.loaders.module.load(j.moduleId) : null,
     artifacts: (j: Job, _: unknown, ctx: ApiContext) => ctx.loaders.artifactsByJob.load(j.id),
+    dataStats: dataStatsOf,
   },
   Artifact: {
     id: (a: Artifact) => toGlobalId("Artifact", a.id),

@@ -2,6 +2,7 @@
  * Process configuration from the environment, validated once at start-up. A bad value stops
  * the process with one line that names the variable and says what would be valid.
  */
+import { join } from "node:path";
 import { z } from "zod";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -23,6 +24,9 @@ const schema = z.object({
 });
 
 export type Config = z.infer<typeof schema>;
+
+/** Packed dataset shards under DATA_DIR, shared by the API server and the workers of a machine. */
+export const shardCacheDir = (dataDir: string) => join(dataDir, "shards");
 
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
 import { LocalArtifactStore } from "../artifacts/store.ts";
+import { shardCacheDir } from "../config/config.ts";
 import type { Db } from "../db/client.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { Logger } from "../logger.ts";
@@ -33,6 +34,7 @@ export async function startWorker(
     store: new LocalArtifactStore(join(o.dataDir, "artifacts")),
     logger: o.logger,
     workDir: join(o.dataDir, "work"),
+    dataCacheDir: shardCacheDir(o.dataDir),
     bin: o.bin,
     ...(o.threads ? { threads: o.threads } : {}),
     ...(o.device ? { device: o.device } : {}),

@@ -53,6 +53,10 @@ export interface WorkerOptions {
   threads?: number;
   /** ONNX Runtime execution provider for this worker's jobs (default cpu). */
   device?: ExecutionProvider;
+  /** Jobs cache their training shard here (DATA_DIR/shards), so later jobs on this machine reuse it. */
+  dataCacheDir?: string;
+  /** Where jobs download shards whose source files are not on this machine (the API server). */
+  dataServer?: { baseUrl: string; token?: string };
 }
 
 class JobCancelled extends Error {}
@@ -133,7 +137,11 @@ export class TrainingWorker {
     const dir = resolve(this.o.workDir, jobId);
     mkdirSync(dir, { recursive: true });
     try {
-      const spec = await this.localSpec(job.spec as unknown as StoredJobSpec, jobId, job.runId, dir);
+      const stored = job.spec as unknown as StoredJobSpec;
+      const spec = {
+        ...(await this.localSpec(stored, jobId, job.runId, dir)),
+        ...this.dataCache(job.run.datasetId),
+      };
       const result = await this.runChild(job.runId, jobId, moduleIndex, spec);
       await this.finish(job.runId, jobId, job.moduleId, spec, result);
       await this.o.dispatcher.advance(job.runId);
@@ -160,6 +168,13 @@ export class TrainingWorker {
       }
       throw error; // pg-boss records the failure and schedules the retry
     }
+  }
+
+  /** The job's shard cache (and download source), when this worker has one. */
+  private dataCache(datasetId: string): Pick<JobSpec, "dataCache"> {
+    const { dataCacheDir: dir, dataServer: server } = this.o;
+    if (!dir) return {};
+    return { dataCache: { dir, ...(server ? { remote: { ...server, datasetId } } : {}) } };
   }
 
   /** Resolve artifact references to local files; pick up the latest checkpoint to resume. */

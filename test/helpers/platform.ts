@@ -1,0 +1,21 @@
+/** The whole platform in the test process (API, queue, dispatcher, local workers) on the file's scratch database. */
+import pino from "pino";
+import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
+import type { TestDatabase } from "./database.ts";
+import { BIN } from "./process.ts";
+
+export function startTestPlatform(
+  t: TestDatabase,
+  dataDir: string,
+  o: { workers: number; threads?: number },
+): Promise<LocalPlatform> {
+  return startLocalPlatform({
+    databaseUrl: t.url,
+    dataDir,
+    port: 0,
+    host: "127.0.0.1",
+    logger: pino({ level: "silent" }),
+    bin: BIN,
+    ...o,
+  });
+}
