@@ -6,9 +6,9 @@
  * artifact store so workers anywhere can fetch it.
  */
 import { existsSync } from "node:fs";
-import { CheckpointError, loadWeights } from "../../engine/checkpoint/checkpoint.ts";
-import { openSafetensors } from "../../engine/checkpoint/safetensors.ts";
-import { VIT_DEFAULTS, type VitConfig, validateVitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
+import { loadWeights } from "../../engine/checkpoint/checkpoint.ts";
+import { type VitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
+import { configFromWeights } from "../../engine/models/vit-weights.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId } from "../global-id.ts";
 import { type UserError, userError } from "../user-errors.ts";
@@ -18,39 +18,6 @@ interface RegisterMetaModelInput {
   weightsPath: string;
   heads: number;
   datasetId?: string | null;
-}
-
-/** The ViT a safetensors file with timm names describes (heads cannot be read from shapes). */
-export function configFromWeights(path: string, heads: number): VitConfig {
-  const file = openSafetensors(path);
-  try {
-    const shape = (name: string) => {
-      const info = file.info(name);
-      if (!info) throw new CheckpointError(`${path}: no tensor "${name}" (expected timm ViT names)`);
-      return info.shape;
-    };
-    const [width, channels, patchSize] = shape("patch_embed.proj.weight") as [number, number, number];
-    const tokens = shape("pos_embed")[1]!;
-    const grid = Math.round(Math.sqrt(tokens - 1));
-    if (grid * grid !== tokens - 1)
-      throw new CheckpointError(`${path}: pos_embed has ${tokens} tokens, not 1 + a square grid`);
-    const depth = new Set(file.names.filter((n) => n.startsWith("blocks.")).map((n) => n.split(".")[1])).size;
-    const hidden = shape("blocks.0.mlp.fc1.weight")[0]!;
-    return validateVitConfig({
-      ...VIT_DEFAULTS,
-      imageSize: grid * patchSize,
-      channels,
-      patchSize,
-      width,
-      depth,
-      heads,
-      mlpRatio: hidden / width,
-      qkvBias: file.names.includes("blocks.0.attn.qkv.bias"),
-      numClasses: shape("head.weight")[0]!,
-    });
-  } finally {
-    file.close();
-  }
 }
 
 export const metaModelResolvers = {
