@@ -26,7 +26,7 @@ const FINISHED_STATES: readonly string[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
 const RETRYABLE_MODULE_STATES: readonly string[] = ["FAILED", "CANCELLED"];
 
 /** Looks up the row behind a global ID input; a user error naming the field when there is none. */
-async function lookup<T>(
+export async function lookup<T>(
   errors: UserError[],
   field: string,
   type: string,
@@ -66,16 +66,33 @@ function checkRecipe(input: StartRunInput, errors: UserError[]): void {
   }
 }
 
-/** A meta model serves an architecture with the same heads, patch and image size, one block per module. */
+/**
+ * A meta model serves an architecture with the same heads, patch and image size, one block per
+ * module; a row with a stored config (imported or registered ones may differ from the target in
+ * more than those columns) must also match the channels, classes and MLP ratio that the hybrid's
+ * frozen meta stages need.
+ */
 function checkMetaModel(meta: MetaModel, arch: Architecture, errors: UserError[]): void {
   const field = ["input", "metaModelId"];
   const numModules = arch.moduleSplit.length;
-  for (const key of ["heads", "patchSize", "imageSize"] as const) {
-    if (meta[key] !== arch[key]) {
+  const config = meta.config as Record<string, unknown> | null;
+  const compared: [keyof Architecture, unknown][] = [
+    ["heads", meta.heads],
+    ["patchSize", meta.patchSize],
+    ["imageSize", meta.imageSize],
+    ...(config
+      ? (["channels", "numClasses", "mlpRatio"] as const).map((k): [keyof Architecture, unknown] => [
+          k,
+          config[k],
+        ])
+      : []),
+  ];
+  for (const [key, value] of compared) {
+    if (value !== arch[key]) {
       errors.push(
         userError(
           field,
-          `meta model "${meta.name}" has ${key} ${meta[key]} but architecture "${arch.name}" has ${arch[key]}`,
+          `meta model "${meta.name}" has ${key} ${value} but architecture "${arch.name}" has ${arch[key]}`,
           "INCOMPATIBLE",
         ),
       );

@@ -12,9 +12,11 @@
  */
 import type PgBoss from "pg-boss";
 import type { Prisma, StageKind } from "../../generated/prisma/client.ts";
+import { metaConfigFor } from "../../incubation/modules.ts";
 import type { Db } from "../db/client.ts";
 import { appendRunEvents } from "../events/event-log.ts";
 import type { Logger } from "../logger.ts";
+import { metaModelColumns } from "../meta-model-source.ts";
 import { enqueueJob, TRAIN_QUEUE } from "../queue/queue.ts";
 import {
   e2eSpec,
@@ -23,6 +25,7 @@ import {
   pretrainSpec,
   type RunContext,
   type StoredJobSpec,
+  targetConfig,
 } from "./plan.ts";
 
 interface PendingJob {
@@ -144,15 +147,14 @@ export class Dispatcher {
         const [pt] = done("PRETRAIN");
         if (pt && !exists("MODULAR") && run.kind !== "E2E") {
           const weights = weightsOf(pt);
-          const arch = ctx.architecture;
+          const metaConfig = metaConfigFor(
+            targetConfig(ctx.architecture),
+            ctx.architecture.moduleSplit.length,
+          );
           await tx.metaModel.create({
             data: {
               name: `meta-${run.id.slice(0, 8)}`,
-              width: arch.width,
-              heads: arch.heads,
-              patchSize: arch.patchSize,
-              imageSize: arch.imageSize,
-              numModules: arch.moduleSplit.length,
+              ...metaModelColumns(metaConfig, { kind: "pretrain-run", runId: run.id }),
               datasetId: run.datasetId,
               sourceRunId: run.id,
               checkpointId: weights.id,
