@@ -177,12 +177,12 @@ describe("importing a timm ViT from ONNX", () => {
   });
 
   it("reads float_data initializers and ignores graph constants (non-float or not named like a parameter)", async () => {
-    const initializer = [...SOURCE].map(([name, t]) => ({
-      name,
-      dataType: 1,
-      dims: t.shape,
-      floatData: [...t.data],
-    }));
+    // pos_embed as DOUBLE (double_data), the rest as FLOAT (float_data): both read exactly.
+    const initializer = [...SOURCE].map(([name, t]) =>
+      name === "pos_embed"
+        ? { name, dataType: 11, dims: t.shape, doubleData: [...t.data] }
+        : { name, dataType: 1, dims: t.shape, floatData: [...t.data] },
+    );
     initializer.push({ name: "shape_const", dataType: 7, dims: [2], floatData: [] });
     initializer.push({ name: "onnx::Mul_12", dataType: 1, dims: [], floatData: [0.5] });
     const path = join(dir, "float-data.onnx");
