@@ -306,7 +306,8 @@ function readSourceConfig(file: WeightsFile, where: string, heads: number, numCl
     );
   } catch (error) {
     const message = (error as Error).message;
-    if (/heads/.test(message)) throw new PretrainedImportError("heads", message);
+    // validateVitConfig's messages about heads (not a file name that happens to say "heads")
+    if (/^heads |by heads \(/.test(message)) throw new PretrainedImportError("heads", message);
     throw new PretrainedImportError("path", `${message}${variantHints(file.shapes.keys())}`);
   }
   const headless = !file.shapes.has("head.weight") && !file.shapes.has("head.bias");
