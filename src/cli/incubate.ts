@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import cliProgress from "cli-progress";
 import { Command } from "commander";
 import { DataError } from "../data/errors.ts";
+import { configFromWeights } from "../engine/models/vit-weights.ts";
 import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../incubation/config.ts";
 import { type IncubationResult, incubate, type StageEvent, trainEndToEnd } from "../incubation/incubate.ts";
 import {
@@ -155,6 +156,14 @@ function runOptions(command: Command): Command {
     .option("--json", "one JSON line per event on stdout instead of progress bars");
 }
 
+function withFlag<T>(flag: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw new Error(`${flag}: ${(error as Error).message}`);
+  }
+}
+
 export function incubateCommand(): Command {
   return runOptions(new Command("incubate"))
     .description("Deep Incubation: meta pre-training → K modular jobs → assembly → fine-tuning → evaluation")
@@ -170,7 +179,15 @@ export function incubateCommand(): Command {
             ...config,
             outDir: flags.out!,
             bin: BIN_PATH,
-            ...(flags.meta ? { metaWeights: resolve(flags.meta) } : {}),
+            // The meta model's architecture is read from its tensors (another width: adapters).
+            ...(flags.meta
+              ? {
+                  metaWeights: resolve(flags.meta),
+                  meta: withFlag("--meta", () =>
+                    configFromWeights(resolve(flags.meta!), config.target.heads),
+                  ),
+                }
+              : {}),
           },
           report.onEvent,
         );

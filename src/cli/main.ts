@@ -9,6 +9,7 @@ import { benchCommand } from "./bench.ts";
 import { demoCommand } from "./demo.ts";
 import { exitWithError } from "./errors.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
+import { metaCommand } from "./meta.ts";
 import { serveCommand } from "./serve.ts";
 import { workerCommand } from "./worker.ts";
 
@@ -24,6 +25,7 @@ program.addCommand(workerCommand());
 program.addCommand(incubateCommand());
 program.addCommand(trainCommand());
 program.addCommand(jobCommand(), { hidden: true });
+program.addCommand(metaCommand());
 program.addCommand(benchCommand());
 
 try {

@@ -149,25 +149,24 @@ export function buildHybrid(
       blockConfigs.push(meta);
     }
   }
-  const widths: PlanWidths | undefined =
-    adapters.length === 0
-      ? undefined
-      : {
-          embed: index === 0 ? target : meta,
-          blocks: blockConfigs,
-          head: index === k - 1 ? target : meta,
-          adapters: adapters.map((a) => ({
-            name: a.name,
-            before: a.name === "adapters.in" ? targetStart : targetStart + range.end - range.start,
-          })),
-        };
+  // Every stage is built with its own config: besides the width, a meta model may differ from
+  // the target in MLP ratio, qkv bias or LayerNorm epsilon (an imported one, say).
+  const widths: PlanWidths = {
+    embed: index === 0 ? target : meta,
+    blocks: blockConfigs,
+    head: index === k - 1 ? target : meta,
+    adapters: adapters.map((a) => ({
+      name: a.name,
+      before: a.name === "adapters.in" ? targetStart : targetStart + range.end - range.start,
+    })),
+  };
   return {
     params: [...trainable, ...frozen],
     plan: {
       embedPrefix: index === 0 ? "" : META_PREFIX,
       blocks,
       headPrefix: index === k - 1 ? "" : META_PREFIX,
-      ...(widths ? { widths } : {}),
+      widths,
     },
     depth: blocks.length,
     metaNames,

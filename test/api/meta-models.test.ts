@@ -1,14 +1,20 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { saveWeights } from "../../src/engine/checkpoint/checkpoint.ts";
+import { decodeGlobalId } from "../../src/api/global-id.ts";
+import { loadWeights, saveWeights } from "../../src/engine/checkpoint/checkpoint.ts";
+import { exportVitOnnx } from "../../src/engine/export/onnx-export.ts";
 import { VIT_DEFAULTS, type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { SOURCE_VIT, timmVitTensors, writeTimmCheckpoint } from "../helpers/timm-vit.ts";
 import {
   CREATE_ARCHITECTURE,
+  REGISTER_DATASET,
   recordingDispatcher,
+  START_RUN,
   type UserErrorShape,
   unique,
   useApiServer,
@@ -18,6 +24,7 @@ const t = useTestDatabase();
 const dir = mkdtempSync(join(tmpdir(), "incubator-meta-"));
 const store = new LocalArtifactStore(join(dir, "artifacts"));
 const dispatcher = recordingDispatcher();
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 const api = useApiServer(t, { dispatcher, artifacts: store });
 
 const META: VitConfig = {
@@ -39,6 +46,11 @@ function writeMeta(cfg: VitConfig, name: string): string {
   saveWeights(path, { parameters, shapes: specs });
   return path;
 }
+
+const META_FIELDS = `id name width heads patchSize imageSize numModules channels numClasses mlpRatio qkvBias
+  checkpoint { kind sha256 }
+  source { origin run { id } file { fileName sha256 } format externalData { fileName sha256 } strippedPrefix
+           sourceDepth blocks sourceNumClasses headReset }`;
 
 const REGISTER = `mutation ($input: RegisterMetaModelInput!) {
   registerMetaModel(input: $input) {
@@ -76,6 +88,23 @@ describe("registerMetaModel", () => {
       checkpoint: { kind: "meta-weights" },
     });
     expect(await store.has(registerMetaModel.metaModel!.checkpoint.sha256)).toBe(true);
+    const { metaModel: read } = await api.gql<{ metaModel: Record<string, unknown> }>(
+      `query ($id: ID!) { metaModel(id: $id) { ${META_FIELDS} } }`,
+      { id: registerMetaModel.metaModel!.id },
+    );
+    expect(read).toMatchObject({
+      channels: 3,
+      numClasses: 10,
+      mlpRatio: 4,
+      qkvBias: true,
+      source: {
+        origin: "REGISTERED",
+        run: null,
+        file: { fileName: "meta.safetensors", sha256: registerMetaModel.metaModel!.checkpoint.sha256 },
+        format: "SAFETENSORS",
+        blocks: null,
+      },
+    });
 
     const arch = await api.gql<{ createArchitecture: { architecture: { id: string } } }>(
       CREATE_ARCHITECTURE,
@@ -137,6 +166,184 @@ describe("registerMetaModel", () => {
     expect(await errorsOf({ name, weightsPath: path, heads: 2 })).toEqual([]);
     expect(await errorsOf({ name, weightsPath: path, heads: 2 })).toMatchObject([
       { field: ["input", "name"], code: "TAKEN" },
+    ]);
+  });
+});
+
+const IMPORT = `mutation ($input: ImportMetaModelInput!) {
+  importMetaModel(input: $input) { metaModel { ${META_FIELDS} } userErrors { field message code } }
+}`;
+
+interface Imported {
+  importMetaModel: {
+    metaModel: (Record<string, unknown> & { id: string; checkpoint: { sha256: string } }) | null;
+    userErrors: UserErrorShape[];
+  };
+}
+
+describe("importMetaModel", () => {
+  const source = timmVitTensors();
+  const sourcePath = writeTimmCheckpoint(join(dir, "vit-s6.safetensors"), source);
+  const importMeta = async (input: Record<string, unknown>) =>
+    (await api.gql<Imported>(IMPORT, { input: { name: unique("imported"), heads: 4, modules: 4, ...input } }))
+      .importMetaModel;
+
+  it("derives the meta model, stores its weights and records where it came from", async () => {
+    const datasetId = (
+      await api.gql<{ registerDataset: { dataset: { id: string } } }>(REGISTER_DATASET, {
+        input: {
+          name: unique("synth"),
+          spec: { format: "synthetic", numClasses: 10, imageSize: 16, length: 64 },
+        },
+      })
+    ).registerDataset.dataset.id;
+    const { metaModel, userErrors } = await importMeta({ path: sourcePath, datasetId });
+    expect(userErrors).toEqual([]);
+    expect(metaModel).toMatchObject({
+      width: 32,
+      heads: 4,
+      patchSize: 4,
+      imageSize: 16,
+      numModules: 4,
+      channels: 3,
+      numClasses: 10,
+      mlpRatio: 4,
+      qkvBias: true,
+      checkpoint: { kind: "meta-weights" },
+      source: {
+        origin: "IMPORTED",
+        run: null,
+        file: { fileName: "vit-s6.safetensors", sha256: sha256(sourcePath) },
+        format: "SAFETENSORS",
+        externalData: [],
+        strippedPrefix: "",
+        sourceDepth: 6,
+        blocks: [0, 2, 3, 5],
+        sourceNumClasses: 10,
+        headReset: false,
+      },
+    });
+
+    // The stored artifact is the derived meta model: meta block j is source block blocks[j].
+    const cfg = { ...SOURCE_VIT, depth: 4 };
+    const stored = loadWeights(await store.getFile(metaModel!.checkpoint.sha256), {
+      expect: vitParamSpecs(cfg),
+    });
+    for (const [j, b] of [0, 2, 3, 5].entries()) {
+      const a = stored.get(`blocks.${j}.attn.qkv.weight`)!;
+      expect(
+        Buffer.from(a.buffer).equals(Buffer.from(source.get(`blocks.${b}.attn.qkv.weight`)!.data.buffer)),
+      ).toBe(true);
+    }
+    // The row holds the full config and the source record.
+    const row = await t.db.metaModel.findUniqueOrThrow({
+      where: { id: decodeGlobalId("MetaModel", metaModel!.id)! },
+    });
+    expect(row.config).toEqual(cfg);
+    expect(row.source).toMatchObject({ kind: "imported", format: "safetensors", blocks: [0, 2, 3, 5] });
+    expect(row.datasetId).toBe(decodeGlobalId("Dataset", datasetId));
+  });
+
+  it("imports ONNX (format from the extension) with explicit blocks and a new head", async () => {
+    const values = new Map([...source].map(([name, v]) => [name, v.data]));
+    const onnxPath = exportVitOnnx(join(dir, "vit-s6.onnx"), SOURCE_VIT, values, {
+      externalDataThreshold: 0,
+    }).path;
+    const { metaModel, userErrors } = await importMeta({
+      path: onnxPath,
+      modules: 2,
+      blocks: [1, 4],
+      numClasses: 3,
+    });
+    expect(userErrors).toEqual([]);
+    expect(metaModel).toMatchObject({
+      numModules: 2,
+      numClasses: 3,
+      source: {
+        origin: "IMPORTED",
+        format: "ONNX",
+        externalData: [{ fileName: "vit-s6.onnx.data" }],
+        blocks: [1, 4],
+        sourceNumClasses: 10,
+        headReset: true,
+      },
+    });
+
+    // Its stored config takes part in startRun's compatibility check: 3 classes ≠ 10.
+    const arch = await api.gql<{ createArchitecture: { architecture: { id: string } } }>(
+      CREATE_ARCHITECTURE,
+      {
+        input: {
+          name: unique("ten-classes"),
+          imageSize: 16,
+          patchSize: 4,
+          width: 32,
+          depth: 4,
+          heads: 4,
+          numClasses: 10,
+          modules: 2,
+        },
+      },
+    );
+    const ds = await api.gql<{ registerDataset: { dataset: { id: string } } }>(REGISTER_DATASET, {
+      input: {
+        name: unique("synth"),
+        spec: { format: "synthetic", numClasses: 10, imageSize: 16, length: 64 },
+      },
+    });
+    const started = await api.gql<{ startRun: { userErrors: UserErrorShape[] } }>(START_RUN, {
+      input: {
+        kind: "INCUBATION",
+        architectureId: arch.createArchitecture.architecture.id,
+        datasetId: ds.registerDataset.dataset.id,
+        metaModelId: metaModel!.id,
+      },
+    });
+    expect(started.startRun.userErrors).toEqual([
+      {
+        field: ["input", "metaModelId"],
+        message: expect.stringMatching(
+          /^meta model "imported-\w+", architecture "ten-classes-\w+": meta model numClasses \(3\) differs from the target's \(10\)$/,
+        ),
+        code: "INCOMPATIBLE",
+      },
+    ]);
+  });
+
+  it("returns userErrors naming the field", async () => {
+    expect(await importMeta({ path: sourcePath, blocks: [0, 2, 2, 5] })).toEqual({
+      metaModel: null,
+      userErrors: [
+        {
+          field: ["input", "blocks"],
+          message: "blocks[2] (2) repeats blocks[1]: each meta stage needs its own block",
+          code: "INVALID",
+        },
+      ],
+    });
+    expect((await importMeta({ path: sourcePath, heads: 3 })).userErrors).toEqual([
+      { field: ["input", "heads"], message: "width (32) must be divisible by heads (3)", code: "INVALID" },
+    ]);
+    expect((await importMeta({ path: sourcePath, modules: 7 })).userErrors).toMatchObject([
+      { field: ["input", "modules"], code: "INVALID" },
+    ]);
+    expect((await importMeta({ path: sourcePath, format: "ONNX" })).userErrors).toMatchObject([
+      { field: ["input", "path"], message: expect.stringContaining("not an ONNX model"), code: "INVALID" },
+    ]);
+    expect((await importMeta({ path: join(dir, "nope.onnx") })).userErrors).toEqual([
+      {
+        field: ["input", "path"],
+        message: `no file at ${join(dir, "nope.onnx")} on the server`,
+        code: "NOT_FOUND",
+      },
+    ]);
+    const name = unique("taken");
+    expect((await importMeta({ name, path: sourcePath })).userErrors).toEqual([]);
+    expect((await importMeta({ name, path: sourcePath })).userErrors).toEqual([
+      { field: ["input", "name"], message: `a meta model named "${name}" already exists`, code: "TAKEN" },
+    ]);
+    expect((await importMeta({ path: sourcePath, datasetId: "nonsense" })).userErrors).toMatchObject([
+      { field: ["input", "datasetId"], code: "NOT_FOUND" },
     ]);
   });
 });

@@ -61,7 +61,7 @@ describe("the hybrid of modular training", () => {
     expect(h1.depth).toBe(4);
 
     const h0 = buildHybrid(TARGET, META, SPLIT, 0);
-    expect(h0.plan).toEqual({
+    expect(h0.plan).toMatchObject({
       embedPrefix: "",
       blocks: ["blocks.0", "blocks.1", "meta.blocks.1", "meta.blocks.2", "meta.blocks.3"],
       headPrefix: "meta.",

@@ -139,6 +139,8 @@ describe("dispatching an incubation run to two worker processes", () => {
 
     const meta = await t.db.metaModel.findFirstOrThrow({ where: { sourceRunId: run.id } });
     expect(meta.numModules).toBe(4);
+    expect(meta.source).toEqual({ kind: "pretrain-run", runId: run.id });
+    expect(meta.config).toMatchObject({ depth: 4, width: meta.width, heads: meta.heads, mlpRatio: 4 });
     const onnx = await t.db.artifact.findFirstOrThrow({ where: { runId: run.id, kind: "final-model-onnx" } });
     const path = await new LocalArtifactStore(join(dataDir, "artifacts")).getFile(onnx.sha256);
     const session = await ort.InferenceSession.create(path);

@@ -51,5 +51,6 @@ export const resolvers = {
   ModuleLineage: runResolvers.ModuleLineage,
   Job: runResolvers.Job,
   Artifact: runResolvers.Artifact,
-  MetaModel: runResolvers.MetaModel,
+  MetaModel: { ...runResolvers.MetaModel, ...metaModelResolvers.MetaModel },
+  MetaModelSource: metaModelResolvers.MetaModelSource,
 };

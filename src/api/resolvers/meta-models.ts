@@ -1,17 +1,33 @@
 /**
- * registerMetaModel: use an existing checkpoint as a meta model (one block per module, timm
- * names) instead of pre-training one. The architecture is read from the tensors themselves —
- * width, channels and patch from patch_embed, image size from pos_embed, K from the blocks, the
- * classes from the head — every tensor is checked against it, and the file is copied into the
- * artifact store so workers anywhere can fetch it.
+ * Meta models that were not pre-trained here:
+ *  - registerMetaModel uses an existing checkpoint as a meta model (one block per module, timm
+ *    names). The architecture is read from the tensors themselves — width, channels and patch
+ *    from patch_embed, image size from pos_embed, K from the blocks, the classes from the head —
+ *    and every tensor is checked against it.
+ *  - importMetaModel derives one from a pre-trained ViT (src/incubation/pretrained.ts): K of its
+ *    blocks, its embeddings, norm and head.
+ * Either way the weights go into the artifact store so workers anywhere can fetch them, and the
+ * row records where they came from (`source`) and the full config.
+ *
+ * Also the MetaModel fields read from those two columns.
  */
-import { existsSync } from "node:fs";
-import { CheckpointError, loadWeights } from "../../engine/checkpoint/checkpoint.ts";
-import { openSafetensors } from "../../engine/checkpoint/safetensors.ts";
-import { VIT_DEFAULTS, type VitConfig, validateVitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { loadWeights } from "../../engine/checkpoint/checkpoint.ts";
+import { sha256File } from "../../engine/checkpoint/file-hash.ts";
+import { type VitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
+import { configFromWeights } from "../../engine/models/vit-weights.ts";
+import type { MetaModel } from "../../generated/prisma/client.ts";
+import {
+  importPretrainedMeta,
+  type PretrainedFormat,
+  PretrainedImportError,
+} from "../../incubation/pretrained.ts";
+import { type MetaModelSource, metaModelColumns } from "../../platform/meta-model-source.ts";
 import type { ApiContext } from "../context.ts";
-import { fromGlobalId } from "../global-id.ts";
 import { type UserError, userError } from "../user-errors.ts";
+import { lookup } from "./run-mutations.ts";
 
 interface RegisterMetaModelInput {
   name: string;
@@ -20,86 +36,167 @@ interface RegisterMetaModelInput {
   datasetId?: string | null;
 }
 
-/** The ViT a safetensors file with timm names describes (heads cannot be read from shapes). */
-export function configFromWeights(path: string, heads: number): VitConfig {
-  const file = openSafetensors(path);
+interface ImportMetaModelInput {
+  name: string;
+  path: string;
+  format?: "SAFETENSORS" | "ONNX" | null;
+  heads: number;
+  modules: number;
+  blocks?: number[] | null;
+  numClasses?: number | null;
+  datasetId?: string | null;
+}
+
+type Payload = { metaModel: MetaModel | null; userErrors: UserError[] };
+
+const fail = (errors: UserError[]): Payload => ({ metaModel: null, userErrors: errors });
+
+/**
+ * What both mutations check before reading any weights: a name not yet taken, a file that
+ * exists, a dataset that exists. Returns the trimmed name and dataset id, or the errors.
+ */
+async function checkCommonInput(
+  ctx: ApiContext,
+  input: { name: string; datasetId?: string | null },
+  file: { field: string; path: string },
+): Promise<{ name: string; datasetId: string | null } | UserError[]> {
+  if (!ctx.artifacts) throw new Error("this server has no artifact store configured");
+  const errors: UserError[] = [];
+  const name = input.name.trim();
+  if (!name) errors.push(userError(["input", "name"], "name must not be empty", "REQUIRED"));
+  else if (await ctx.db.metaModel.findUnique({ where: { name }, select: { id: true } }))
+    errors.push(userError(["input", "name"], `a meta model named "${name}" already exists`, "TAKEN"));
+  if (!existsSync(file.path))
+    errors.push(userError(["input", file.field], `no file at ${file.path} on the server`, "NOT_FOUND"));
+  const dataset = input.datasetId
+    ? await lookup(errors, "datasetId", "Dataset", input.datasetId, (id) => ctx.loaders.dataset.load(id))
+    : null;
+  return errors.length ? errors : { name, datasetId: dataset?.id ?? null };
+}
+
+/** Stores the weights file and writes the artifact and MetaModel rows. */
+async function createMetaModel(
+  ctx: ApiContext,
+  row: { name: string; datasetId: string | null },
+  given: { path: string; weightsPath: string },
+  config: VitConfig,
+  source: MetaModelSource,
+): Promise<Payload> {
+  const stored = await ctx.artifacts!.putFile(given.weightsPath);
+  const artifact = await ctx.db.artifact.create({
+    data: {
+      kind: "meta-weights",
+      sha256: stored.sha256,
+      sizeBytes: BigInt(stored.sizeBytes),
+      metadata: { source: given.path },
+    },
+  });
+  const metaModel = await ctx.db.metaModel.create({
+    data: {
+      name: row.name,
+      ...metaModelColumns(config, source),
+      checkpointId: artifact.id,
+      ...(row.datasetId ? { datasetId: row.datasetId } : {}),
+    },
+  });
+  return { metaModel, userErrors: [] };
+}
+
+async function registerMetaModel(input: RegisterMetaModelInput, ctx: ApiContext): Promise<Payload> {
+  const checked = await checkCommonInput(ctx, input, { field: "weightsPath", path: input.weightsPath });
+  if (Array.isArray(checked)) return fail(checked);
+  let cfg: VitConfig;
   try {
-    const shape = (name: string) => {
-      const info = file.info(name);
-      if (!info) throw new CheckpointError(`${path}: no tensor "${name}" (expected timm ViT names)`);
-      return info.shape;
-    };
-    const [width, channels, patchSize] = shape("patch_embed.proj.weight") as [number, number, number];
-    const tokens = shape("pos_embed")[1]!;
-    const grid = Math.round(Math.sqrt(tokens - 1));
-    if (grid * grid !== tokens - 1)
-      throw new CheckpointError(`${path}: pos_embed has ${tokens} tokens, not 1 + a square grid`);
-    const depth = new Set(file.names.filter((n) => n.startsWith("blocks.")).map((n) => n.split(".")[1])).size;
-    const hidden = shape("blocks.0.mlp.fc1.weight")[0]!;
-    return validateVitConfig({
-      ...VIT_DEFAULTS,
-      imageSize: grid * patchSize,
-      channels,
-      patchSize,
-      width,
-      depth,
-      heads,
-      mlpRatio: hidden / width,
-      qkvBias: file.names.includes("blocks.0.attn.qkv.bias"),
-      numClasses: shape("head.weight")[0]!,
+    cfg = configFromWeights(input.weightsPath, input.heads);
+    loadWeights(input.weightsPath, { expect: vitParamSpecs(cfg) });
+  } catch (error) {
+    const message = (error as Error).message;
+    const field = /heads/.test(message) ? "heads" : "weightsPath";
+    return fail([userError(["input", field], message, "INVALID")]);
+  }
+  const source: MetaModelSource = {
+    kind: "registered",
+    fileName: basename(input.weightsPath),
+    sha256: await sha256File(input.weightsPath),
+  };
+  const paths = { path: input.weightsPath, weightsPath: input.weightsPath };
+  return createMetaModel(ctx, checked, paths, cfg, source);
+}
+
+async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Promise<Payload> {
+  const checked = await checkCommonInput(ctx, input, { field: "path", path: input.path });
+  if (Array.isArray(checked)) return fail(checked);
+  const dir = mkdtempSync(join(tmpdir(), "incubator-import-"));
+  try {
+    const imported = await importPretrainedMeta({
+      path: input.path,
+      ...(input.format ? { format: input.format.toLowerCase() as PretrainedFormat } : {}),
+      heads: input.heads,
+      modules: input.modules,
+      ...(input.blocks ? { blocks: input.blocks } : {}),
+      ...(input.numClasses != null ? { numClasses: input.numClasses } : {}),
+      out: join(dir, "meta.safetensors"),
     });
+    const paths = { path: input.path, weightsPath: imported.saved.path };
+    return await createMetaModel(ctx, checked, paths, imported.config, {
+      kind: "imported",
+      ...imported.source,
+    });
+  } catch (error) {
+    if (!(error instanceof PretrainedImportError)) throw error;
+    return fail([userError(["input", error.field], error.message, "INVALID")]);
   } finally {
-    file.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** Rows written before `source` existed: a pre-training run is still known from sourceRunId. */
+function sourceOf(m: MetaModel): MetaModelSource | null {
+  if (m.source) return m.source as unknown as MetaModelSource;
+  return m.sourceRunId ? { kind: "pretrain-run", runId: m.sourceRunId } : null;
+}
+
+const ORIGIN = { "pretrain-run": "PRETRAIN_RUN", registered: "REGISTERED", imported: "IMPORTED" } as const;
+
+/** An IMPORTED-only field of MetaModelSource: null for the other origins. */
+const importedOnly =
+  <T>(read: (s: Extract<MetaModelSource, { kind: "imported" }>) => T) =>
+  (s: MetaModelSource): T | null =>
+    s.kind === "imported" ? read(s) : null;
+
+/** A config field of the row (null for rows written before `config` existed). */
+const configField =
+  <K extends keyof VitConfig>(key: K) =>
+  (m: MetaModel): VitConfig[K] | null =>
+    (m.config as unknown as VitConfig | null)?.[key] ?? null;
+
 export const metaModelResolvers = {
   Mutation: {
-    registerMetaModel: async (_: unknown, { input }: { input: RegisterMetaModelInput }, ctx: ApiContext) => {
-      const fail = (errors: UserError[]) => ({ metaModel: null, userErrors: errors });
-      const name = input.name.trim();
-      if (!name) return fail([userError(["input", "name"], "name must not be empty", "REQUIRED")]);
-      if (!ctx.artifacts) throw new Error("this server has no artifact store configured");
-      if (!existsSync(input.weightsPath)) {
-        return fail([
-          userError(["input", "weightsPath"], `no file at ${input.weightsPath} on the server`, "NOT_FOUND"),
-        ]);
-      }
-      let cfg: VitConfig;
-      try {
-        cfg = configFromWeights(input.weightsPath, input.heads);
-        loadWeights(input.weightsPath, { expect: vitParamSpecs(cfg) });
-      } catch (error) {
-        const message = (error as Error).message;
-        const field = /heads/.test(message) ? "heads" : "weightsPath";
-        return fail([userError(["input", field], message, "INVALID")]);
-      }
-      const datasetId = input.datasetId ? fromGlobalId("Dataset", input.datasetId, "input.datasetId") : null;
-      if (await ctx.db.metaModel.findUnique({ where: { name }, select: { id: true } })) {
-        return fail([userError(["input", "name"], `a meta model named "${name}" already exists`, "TAKEN")]);
-      }
-      const stored = await ctx.artifacts.putFile(input.weightsPath);
-      const artifact = await ctx.db.artifact.create({
-        data: {
-          kind: "meta-weights",
-          sha256: stored.sha256,
-          sizeBytes: BigInt(stored.sizeBytes),
-          metadata: { source: input.weightsPath },
-        },
-      });
-      const metaModel = await ctx.db.metaModel.create({
-        data: {
-          name,
-          width: cfg.width,
-          heads: cfg.heads,
-          patchSize: cfg.patchSize,
-          imageSize: cfg.imageSize,
-          numModules: cfg.depth,
-          checkpointId: artifact.id,
-          ...(datasetId ? { datasetId } : {}),
-        },
-      });
-      return { metaModel, userErrors: [] };
-    },
+    registerMetaModel: (_: unknown, { input }: { input: RegisterMetaModelInput }, ctx: ApiContext) =>
+      registerMetaModel(input, ctx),
+    importMetaModel: (_: unknown, { input }: { input: ImportMetaModelInput }, ctx: ApiContext) =>
+      importMetaModel(input, ctx),
+  },
+  MetaModel: {
+    source: sourceOf,
+    channels: configField("channels"),
+    numClasses: configField("numClasses"),
+    mlpRatio: configField("mlpRatio"),
+    qkvBias: configField("qkvBias"),
+  },
+  MetaModelSource: {
+    origin: (s: MetaModelSource) => ORIGIN[s.kind],
+    run: (s: MetaModelSource, _: unknown, ctx: ApiContext) =>
+      s.kind === "pretrain-run" ? ctx.loaders.run.load(s.runId) : null,
+    file: (s: MetaModelSource) =>
+      s.kind === "pretrain-run" ? null : { fileName: s.fileName, sha256: s.sha256 },
+    format: (s: MetaModelSource) =>
+      s.kind === "imported" ? s.format.toUpperCase() : s.kind === "registered" ? "SAFETENSORS" : null,
+    externalData: importedOnly((s) => s.externalData ?? []),
+    strippedPrefix: importedOnly((s) => s.strippedPrefix),
+    sourceDepth: importedOnly((s) => s.depth),
+    blocks: importedOnly((s) => s.blocks),
+    sourceNumClasses: importedOnly((s) => s.sourceNumClasses),
+    headReset: importedOnly((s) => s.headReset),
   },
 };

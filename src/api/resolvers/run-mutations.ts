@@ -28,7 +28,7 @@ const FINISHED_STATES: readonly string[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
 const RETRYABLE_MODULE_STATES: readonly string[] = ["FAILED", "CANCELLED"];
 
 /** Looks up the row behind a global ID input; a user error naming the field when there is none. */
-async function lookup<T>(
+export async function lookup<T>(
   errors: UserError[],
   field: string,
   type: string,

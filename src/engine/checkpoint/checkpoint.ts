@@ -101,7 +101,7 @@ const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Lists at most `max` items, then "… and N more", so an error stays readable for 200 tensors. */
-function listSome(items: string[], max = 8): string {
+export function listSome(items: string[], max = 8): string {
   return items.length <= max
     ? items.join("; ")
     : `${items.slice(0, max).join("; ")}; … and ${items.length - max} more`;
@@ -384,6 +384,30 @@ export function saveWeights(
   return { path, bytes, tensors: tensors.size };
 }
 
+/**
+ * What keeps tensors (name → shape) from matching an expected layout, one line each: missing
+ * tensors, shape mismatches, and (with `strict`) tensors the layout does not name.
+ */
+export function layoutProblems(
+  shapes: ReadonlyMap<string, readonly number[]>,
+  expect: readonly { name: string; shape: readonly number[] }[],
+  opts: { strict?: boolean } = {},
+): string[] {
+  const problems: string[] = [];
+  for (const e of expect) {
+    const shape = shapes.get(e.name);
+    if (!shape) problems.push(`missing "${e.name}" (expected ${shapeText(e.shape)})`);
+    else if (!sameShape(shape, e.shape))
+      problems.push(`"${e.name}": file has ${shapeText(shape)}, expected ${shapeText(e.shape)}`);
+  }
+  if (opts.strict ?? true) {
+    const wanted = new Set(expect.map((e) => e.name));
+    for (const [n, shape] of shapes)
+      if (!wanted.has(n)) problems.push(`unexpected "${n}" ${shapeText(shape)}`);
+  }
+  return problems;
+}
+
 export interface LoadWeightsOptions {
   /** The layout the weights must match (e.g. `vitParamSpecs(cfg)` or `trainer.layout.slots`). */
   expect?: readonly { name: string; shape: readonly number[] }[];
@@ -403,22 +427,8 @@ export function loadWeights(path: string, opts: LoadWeightsOptions = {}): Map<st
   try {
     const names = file.names.filter((n) => (opts.select ? opts.select(n) : true));
     if (opts.expect) {
-      const problems: string[] = [];
-      const have = new Set(names);
-      for (const e of opts.expect) {
-        if (!have.has(e.name)) {
-          problems.push(`missing "${e.name}" (expected ${shapeText(e.shape)})`);
-          continue;
-        }
-        const { shape } = file.info(e.name);
-        if (shape.length !== e.shape.length || shape.some((d, i) => d !== e.shape[i]))
-          problems.push(`"${e.name}": file has ${shapeText(shape)}, expected ${shapeText(e.shape)}`);
-      }
-      if (opts.strict ?? true) {
-        const wanted = new Set(opts.expect.map((e) => e.name));
-        for (const n of names)
-          if (!wanted.has(n)) problems.push(`unexpected "${n}" ${shapeText(file.info(n).shape)}`);
-      }
+      const shapes = new Map(names.map((n) => [n, file.info(n).shape]));
+      const problems = layoutProblems(shapes, opts.expect, { strict: opts.strict ?? true });
       if (problems.length)
         throw new CheckpointError(
           `${path}: weights do not match the expected layout — ${listSome(problems)}. Check the model config (width, depth, classes, patch size, qkv bias); pass { strict: false } to ignore extra tensors or { select } to read a subset.`,

@@ -356,7 +356,7 @@ export interface ForwardPlan {
   embedPrefix: string;
   blocks: readonly string[];
   headPrefix: string;
-  /** Stages of different widths joined by adapters (absent: every stage uses the model's config). */
+  /** Each stage's own config, and width adapters between them (absent: all use the model's config). */
   widths?: PlanWidths;
 }
 

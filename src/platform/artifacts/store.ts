@@ -3,10 +3,11 @@
  * under their sha256 and verified on read. One interface; the local directory is the default,
  * and an S3-compatible store for several machines plugs in behind the same three calls.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { copyFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 
 export interface StoredArtifact {
   sha256: string;
@@ -23,16 +24,6 @@ export interface ArtifactStore {
 
 export class ArtifactIntegrityError extends Error {
   override name = "ArtifactIntegrityError";
-}
-
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const hash = createHash("sha256");
-    createReadStream(path)
-      .on("data", (chunk) => hash.update(chunk))
-      .on("error", reject)
-      .on("end", () => resolvePromise(hash.digest("hex")));
-  });
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;

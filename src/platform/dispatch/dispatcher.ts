@@ -13,9 +13,11 @@
 import type PgBoss from "pg-boss";
 import type { VitConfig } from "../../engine/models/vit.ts";
 import type { Prisma, StageKind } from "../../generated/prisma/client.ts";
+import { metaConfigFor } from "../../incubation/modules.ts";
 import type { Db } from "../db/client.ts";
 import { appendRunEvents } from "../events/event-log.ts";
 import type { Logger } from "../logger.ts";
+import { metaModelColumns } from "../meta-model-source.ts";
 import { enqueueJob, TRAIN_QUEUE } from "../queue/queue.ts";
 import {
   e2eSpec,
@@ -152,15 +154,14 @@ export class Dispatcher {
         const [pt] = done("PRETRAIN");
         if (pt && !exists("MODULAR") && run.kind !== "E2E") {
           const weights = weightsOf(pt);
-          const arch = ctx.architecture;
+          const metaConfig = metaConfigFor(
+            targetConfig(ctx.architecture),
+            ctx.architecture.moduleSplit.length,
+          );
           await tx.metaModel.create({
             data: {
               name: `meta-${run.id.slice(0, 8)}`,
-              width: arch.width,
-              heads: arch.heads,
-              patchSize: arch.patchSize,
-              imageSize: arch.imageSize,
-              numModules: arch.moduleSplit.length,
+              ...metaModelColumns(metaConfig, { kind: "pretrain-run", runId: run.id }),
               datasetId: run.datasetId,
               sourceRunId: run.id,
               checkpointId: weights.id,

@@ -37,11 +37,13 @@ export function targetConfig(arch: Architecture): VitConfig {
 }
 
 /**
- * A registered meta model's architecture, as the jobs that read it need it: the row's width,
- * heads, patch, image size and K blocks on the target's remaining fields. Its width may differ
- * from the target's (width adapters join them); the rest is checked by `metaIncompatibility`.
+ * A meta model's architecture, as the jobs that read it need it: the row's stored config, or
+ * for rows from before that column, the row's width, heads, patch, image size and K blocks on the
+ * target's remaining fields. Its width (and MLP ratio) may differ from the target's; the rest is
+ * checked by `metaIncompatibility`.
  */
 export function metaModelConfig(meta: MetaModel, target: VitConfig): VitConfig {
+  const stored = meta.config as Partial<VitConfig> | null;
   return {
     ...target,
     width: meta.width,
@@ -49,6 +51,7 @@ export function metaModelConfig(meta: MetaModel, target: VitConfig): VitConfig {
     patchSize: meta.patchSize,
     imageSize: meta.imageSize,
     depth: meta.numModules,
+    ...(stored ?? {}),
     dropPathRate: 0,
   };
 }
