@@ -16,6 +16,8 @@ import type { Db } from "../platform/db/client.ts";
 import { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
+import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
+import { artifactUploadHandler } from "./artifact-upload.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
 import { depthLimit, MAX_QUERY_DEPTH } from "./depth-limit.ts";
 import { createLoaders } from "./loaders.ts";
@@ -36,6 +38,8 @@ export interface ApiServerOptions {
   artifacts?: ArtifactStore;
   /** Deepest query accepted (default 12). */
   maxQueryDepth?: number;
+  /** Serves the worker API (claimJob, heartbeatJob, …) when given. */
+  lifecycle?: JobLifecycle;
 }
 
 export interface ApiServer {
@@ -56,8 +60,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   await events.start();
   const dispatcher = options.dispatcher ?? noopDispatcher;
   // A fresh context — and so fresh DataLoaders — per HTTP request and per subscription operation.
-  const context = (): ApiContext => ({
+  const context = (authorization?: unknown): ApiContext => ({
     db,
+    ...(typeof authorization === "string" ? { authorization } : {}),
+    ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
     ...(options.artifacts ? { artifacts: options.artifacts } : {}),
     events,
     logger,
@@ -74,7 +80,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const wsCleanup = useServer(
     {
       schema,
-      context,
+      context: (ctx) => context(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization),
       validate: (schema, document) => validate(schema, document, [...specifiedRules, ...validationRules]),
       onError: (_ctx, _id, _payload, errors) => logger.warn({ errors }, "subscription error"),
     },
@@ -110,7 +116,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.use(
     GRAPHQL_PATH,
     express.json({ limit: "1mb" }),
-    expressMiddleware(apollo, { context: async () => context() }),
+    expressMiddleware(apollo, { context: async ({ req }) => context(req.headers.authorization) }),
   );
   const store = options.artifacts;
   if (store) {
@@ -128,6 +134,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
     });
   }
+  if (store) app.put("/artifacts/:sha256", artifactUploadHandler(db, store, logger));
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });
