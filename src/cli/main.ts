@@ -11,6 +11,7 @@ import { exitWithError } from "./errors.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { serveCommand } from "./serve.ts";
 import { workerCommand } from "./worker.ts";
+import { workerTokenCommand } from "./worker-token.ts";
 
 const program = new Command()
   .name("incubator")
@@ -21,6 +22,7 @@ const program = new Command()
 program.addCommand(serveCommand());
 program.addCommand(demoCommand());
 program.addCommand(workerCommand());
+program.addCommand(workerTokenCommand());
 program.addCommand(incubateCommand());
 program.addCommand(trainCommand());
 program.addCommand(jobCommand(), { hidden: true });

@@ -6,10 +6,11 @@
 import { join, resolve } from "node:path";
 import { type ApiServer, startApiServer } from "../api/server.ts";
 import { LocalArtifactStore } from "./artifacts/store.ts";
-import { Dispatcher } from "./dispatch/dispatcher.ts";
+import { Dispatcher, startStaleJobSweep } from "./dispatch/dispatcher.ts";
 import type { Logger } from "./logger.ts";
 import { openPlatform, type Platform } from "./platform.ts";
 import { openQueue } from "./queue/queue.ts";
+import { JobLifecycle } from "./worker/job-lifecycle.ts";
 import { startWorker } from "./worker/start.ts";
 
 export interface LocalPlatformOptions {
@@ -23,6 +24,8 @@ export interface LocalPlatformOptions {
   /** The `incubator` entry script, for the workers' job processes. */
   bin: string;
   threads?: number;
+  /** Hand a job whose worker has been silent this long to another (default 30 s). */
+  staleAfterMs?: number;
 }
 
 export interface LocalPlatform {
@@ -45,6 +48,9 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     closers.push(() => boss.stop({ graceful: true, wait: true }));
     const dispatcher = new Dispatcher(platform.db, boss, o.logger);
     const artifacts = new LocalArtifactStore(join(dataDir, "artifacts"));
+    // The API process watches for silent workers too: API workers run no sweep of their own.
+    const stopSweep = startStaleJobSweep(dispatcher, o.staleAfterMs ?? 30_000, o.logger);
+    closers.push(async () => stopSweep());
     const api = await startApiServer({
       db: platform.db,
       databaseUrl: platform.database.url,
@@ -53,6 +59,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       ...(o.host ? { host: o.host } : {}),
       dispatcher,
       artifacts,
+      lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
     });
     closers.push(() => api.close());
     for (let i = 0; i < o.workers; i++) {
@@ -63,6 +70,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
         logger: o.logger,
         bin: o.bin,
         workerId: `local-${i + 1}`,
+        ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
       });
       closers.push(() => worker.stop());

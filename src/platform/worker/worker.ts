@@ -51,6 +51,8 @@ export interface WorkerOptions {
   threads?: number;
   /** ONNX Runtime execution provider for this worker's jobs (default cpu). */
   device?: ExecutionProvider;
+  /** Called when the backend refuses this worker for good (e.g. a revoked token); the loop ends. */
+  onFatal?: (error: Error) => void;
 }
 
 export const defaultWorkerId = () => `${hostname()}:${process.pid}`;
@@ -90,6 +92,11 @@ export class TrainingWorker {
       try {
         job = await this.o.backend.claim();
       } catch (error) {
+        if ((error as { fatal?: boolean }).fatal) {
+          this.stopping = true;
+          this.o.onFatal?.(error as Error);
+          return;
+        }
         this.o.logger.warn({ err: error }, "claiming a job failed");
       }
       if (job) await this.handle(job);
