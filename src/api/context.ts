@@ -3,6 +3,7 @@ import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Db } from "../platform/db/client.ts";
 import type { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
+import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
 import type { Loaders } from "./loaders.ts";
 
 /**
@@ -38,4 +39,11 @@ export interface ApiContext {
   artifacts?: ArtifactStore;
   /** DataLoaders, fresh for each request (or each subscription operation). */
   loaders: Loaders;
+  /**
+   * The request's `Authorization` header (HTTP) or `authorization` connection parameter
+   * (graphql-ws); worker calls check it (worker-auth.ts).
+   */
+  authorization?: string;
+  /** The job state machine, for workers calling through the API (absent: no queue attached). */
+  lifecycle?: JobLifecycle;
 }

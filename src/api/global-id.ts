@@ -49,5 +49,6 @@ export const NODE_TYPES = [
   "Module",
   "Job",
   "Artifact",
+  "WorkerToken",
 ] as const;
 export type NodeType = (typeof NODE_TYPES)[number];

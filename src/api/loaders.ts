@@ -13,6 +13,7 @@ import type {
   MetaModel,
   Module,
   Run,
+  WorkerToken,
 } from "../generated/prisma/client.ts";
 import type { Db } from "../platform/db/client.ts";
 
@@ -33,6 +34,7 @@ export interface Loaders {
   module: DataLoader<string, Module | null>;
   job: DataLoader<string, Job | null>;
   artifact: DataLoader<string, Artifact | null>;
+  workerToken: DataLoader<string, WorkerToken | null>;
   /** A run's modules by index. */
   modulesByRun: DataLoader<string, Module[]>;
   /** A run's jobs, oldest first. */
@@ -97,6 +99,7 @@ export function createLoaders(db: Db): Loaders {
     module: byId(stats, "module", (ids) => db.module.findMany({ where: { id: { in: ids } } })),
     job: byId(stats, "job", (ids) => db.job.findMany({ where: { id: { in: ids } } })),
     artifact: byId(stats, "artifact", (ids) => db.artifact.findMany({ where: { id: { in: ids } } })),
+    workerToken: byId(stats, "workerToken", (ids) => db.workerToken.findMany({ where: { id: { in: ids } } })),
     modulesByRun: groupedBy(
       stats,
       "modulesByRun",

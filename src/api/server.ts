@@ -16,11 +16,14 @@ import type { Db } from "../platform/db/client.ts";
 import { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
+import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
+import { artifactUploadHandler } from "./artifact-upload.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
 import { depthLimit, MAX_QUERY_DEPTH } from "./depth-limit.ts";
 import { createLoaders } from "./loaders.ts";
 import { buildSchema } from "./schema.ts";
 import { shardRoute } from "./shard-route.ts";
+import { requireWorkerToken } from "./worker-auth.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -39,6 +42,8 @@ export interface ApiServerOptions {
   shardCacheDir?: string;
   /** Deepest query accepted (default 12). */
   maxQueryDepth?: number;
+  /** Serves the worker API (claimJob, heartbeatJob, …) when given. */
+  lifecycle?: JobLifecycle;
 }
 
 export interface ApiServer {
@@ -59,8 +64,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   await events.start();
   const dispatcher = options.dispatcher ?? noopDispatcher;
   // A fresh context — and so fresh DataLoaders — per HTTP request and per subscription operation.
-  const context = (): ApiContext => ({
+  const context = (authorization?: unknown): ApiContext => ({
     db,
+    ...(typeof authorization === "string" ? { authorization } : {}),
+    ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
     ...(options.artifacts ? { artifacts: options.artifacts } : {}),
     events,
     logger,
@@ -77,7 +84,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const wsCleanup = useServer(
     {
       schema,
-      context,
+      context: (ctx) => context(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization),
       validate: (schema, document) => validate(schema, document, [...specifiedRules, ...validationRules]),
       onError: (_ctx, _id, _payload, errors) => logger.warn({ errors }, "subscription error"),
     },
@@ -113,7 +120,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.use(
     GRAPHQL_PATH,
     express.json({ limit: "1mb" }),
-    expressMiddleware(apollo, { context: async () => context() }),
+    expressMiddleware(apollo, { context: async ({ req }) => context(req.headers.authorization) }),
   );
   const store = options.artifacts;
   if (store) {
@@ -131,7 +138,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
     });
   }
-  if (options.shardCacheDir) app.use(shardRoute({ db, logger, cacheDir: options.shardCacheDir }));
+  // Shards hold training data: like uploads, they are for workers with a token only.
+  if (options.shardCacheDir) {
+    app.use(shardRoute({ db, logger, cacheDir: options.shardCacheDir, authorize: requireWorkerToken(db) }));
+  }
+  if (store) app.put("/artifacts/:sha256", requireWorkerToken(db), artifactUploadHandler(store, logger));
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });

@@ -12,6 +12,7 @@ import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { metaCommand } from "./meta.ts";
 import { serveCommand } from "./serve.ts";
 import { workerCommand } from "./worker.ts";
+import { workerTokenCommand } from "./worker-token.ts";
 
 const program = new Command()
   .name("incubator")
@@ -22,6 +23,7 @@ const program = new Command()
 program.addCommand(serveCommand());
 program.addCommand(demoCommand());
 program.addCommand(workerCommand());
+program.addCommand(workerTokenCommand());
 program.addCommand(incubateCommand());
 program.addCommand(trainCommand());
 program.addCommand(jobCommand(), { hidden: true });

@@ -1,13 +1,17 @@
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { Command } from "commander";
 import {
   assertProviderAvailable,
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
 } from "../engine/runtime/providers.ts";
-import { createLogger } from "../platform/logger.ts";
+import { type Config, shardCacheDir } from "../platform/config/config.ts";
+import { createLogger, type Logger } from "../platform/logger.ts";
 import { openPlatform } from "../platform/platform.ts";
+import { parseLabels, parseShards } from "../platform/queue/placement.ts";
+import { ApiWorkerBackend } from "../platform/worker/api-backend.ts";
 import { startWorker } from "../platform/worker/start.ts";
+import { defaultWorkerId, TrainingWorker } from "../platform/worker/worker.ts";
 import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { BIN_PATH } from "./paths.ts";
 import { onShutdownSignal } from "./shutdown.ts";
@@ -15,7 +19,23 @@ import { onShutdownSignal } from "./shutdown.ts";
 export function workerCommand(): Command {
   return new Command("worker")
     .description(
-      "claim training jobs from the queue and run them (needs DATABASE_URL of the platform's database)",
+      "claim training jobs and run them: from the platform's database (DATABASE_URL), or through its API (--api URL --token T) from another site",
+    )
+    .option(
+      "--api <url>",
+      "work through the platform's API (http://host:port/graphql) instead of its database",
+    )
+    .option(
+      "--token <token>",
+      "worker token for --api (inc_wt_…; `incubator worker-token create`); or INCUBATOR_WORKER_TOKEN",
+    )
+    .option(
+      "--labels <list>",
+      "labels this worker has, e.g. site=a,gpu=h100 (jobs requiring labels go only to workers with them)",
+    )
+    .option(
+      "--shards <list>",
+      "data shards this worker holds, e.g. 0,2: it takes only modular jobs of decentralised runs on them",
     )
     .option("--threads <n>", "intra-op threads per job (default: ONNX Runtime's choice)")
     .option(
@@ -35,6 +55,10 @@ export function workerCommand(): Command {
         staleAfterMs: string;
         device: string;
         concurrency: string;
+        api?: string;
+        token?: string;
+        labels?: string;
+        shards?: string;
       }) => {
         const config = loadConfigOrExit();
         if (!EXECUTION_PROVIDERS.includes(opts.device as ExecutionProvider)) {
@@ -52,10 +76,28 @@ export function workerCommand(): Command {
         if (!Number.isInteger(concurrency) || concurrency < 1) {
           exitWithError(new Error(`--concurrency must be a whole number ≥ 1, got "${opts.concurrency}"`));
         }
+        let labels: string[] = [];
+        let shards: number[] = [];
+        try {
+          labels = parseLabels(opts.labels);
+          shards = parseShards(opts.shards);
+        } catch (error) {
+          exitWithError(error);
+        }
+        const idOf = (i: number) =>
+          opts.id
+            ? concurrency > 1
+              ? `${opts.id}-${i + 1}`
+              : opts.id
+            : `${defaultWorkerId()}${concurrency > 1 ? `-${i + 1}` : ""}`;
+        if (opts.api) {
+          await startApiWorkers({ ...opts, api: opts.api, config, labels, shards, concurrency, idOf });
+          return;
+        }
         if (!config.DATABASE_URL) {
           exitWithError(
             new Error(
-              "DATABASE_URL: a worker joins an existing platform; set DATABASE_URL to its database (npm start runs a local worker itself)",
+              "DATABASE_URL: a worker joins an existing platform; set DATABASE_URL to its database, or work through its API with --api <url> --token <token> (npm start runs a local worker itself)",
             ),
           );
         }
@@ -76,7 +118,9 @@ export function workerCommand(): Command {
               bin: BIN_PATH,
               device: opts.device as ExecutionProvider,
               ...(opts.threads ? { threads: Number(opts.threads) } : {}),
-              ...(opts.id ? { workerId: concurrency > 1 ? `${opts.id}-${i + 1}` : opts.id } : {}),
+              workerId: idOf(i),
+              labels,
+              shards,
               heartbeatMs: Number(opts.heartbeatMs),
               staleAfterMs: Number(opts.staleAfterMs),
             }),
@@ -88,4 +132,80 @@ export function workerCommand(): Command {
         });
       },
     );
+}
+
+/**
+ * Workers at another site: the same TrainingWorker over the API backend. No database is opened
+ * (not even an embedded one); the token is checked before any work is taken.
+ */
+async function startApiWorkers(o: {
+  api: string;
+  token?: string;
+  config: Config;
+  labels: string[];
+  shards: number[];
+  concurrency: number;
+  idOf: (i: number) => string;
+  threads?: string;
+  heartbeatMs: string;
+  device: string;
+}): Promise<void> {
+  const token = o.token ?? process.env.INCUBATOR_WORKER_TOKEN;
+  if (!token) {
+    exitWithError(
+      new Error(
+        "--token: --api needs a worker token (inc_wt_…); create one with `incubator worker-token create --name <site>`",
+      ),
+    );
+  }
+  try {
+    new URL(o.api);
+  } catch {
+    exitWithError(
+      new Error(
+        `--api: "${o.api}" is not a URL; give the API's GraphQL endpoint, e.g. http://host:4000/graphql`,
+      ),
+    );
+  }
+  const logger: Logger = createLogger(o.config.LOG_LEVEL, "worker");
+  const dataDir = resolve(o.config.DATA_DIR);
+  const workers: TrainingWorker[] = [];
+  const stopAll = async () => {
+    for (const w of workers) await w.stop();
+  };
+  for (let i = 0; i < o.concurrency; i++) {
+    const workerId = o.idOf(i);
+    const backend = new ApiWorkerBackend({
+      apiUrl: o.api,
+      token,
+      identity: { workerId, labels: o.labels, shards: o.shards },
+      cacheDir: join(dataDir, "artifact-cache"),
+    });
+    try {
+      const granted = await backend.connect();
+      if (i === 0)
+        logger.info({ api: o.api, token: granted.name, labels: granted.labels }, "worker token accepted");
+    } catch (error) {
+      exitWithError(error);
+    }
+    const worker = new TrainingWorker({
+      backend,
+      logger,
+      workDir: join(dataDir, "work"),
+      // Shards this machine has no files for come from the API server, then stay cached here.
+      dataCacheDir: shardCacheDir(dataDir),
+      dataServer: { baseUrl: o.api, token },
+      bin: BIN_PATH,
+      workerId,
+      device: o.device as ExecutionProvider,
+      heartbeatMs: Number(o.heartbeatMs),
+      ...(o.threads ? { threads: Number(o.threads) } : {}),
+      onFatal: (error) => {
+        void stopAll().finally(() => exitWithError(error));
+      },
+    });
+    await worker.start();
+    workers.push(worker);
+  }
+  onShutdownSignal(logger, stopAll);
 }

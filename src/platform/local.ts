@@ -7,10 +7,11 @@ import { join, resolve } from "node:path";
 import { type ApiServer, startApiServer } from "../api/server.ts";
 import { LocalArtifactStore } from "./artifacts/store.ts";
 import { shardCacheDir } from "./config/config.ts";
-import { Dispatcher } from "./dispatch/dispatcher.ts";
+import { Dispatcher, startStaleJobSweep } from "./dispatch/dispatcher.ts";
 import type { Logger } from "./logger.ts";
 import { openPlatform, type Platform } from "./platform.ts";
 import { openQueue } from "./queue/queue.ts";
+import { JobLifecycle } from "./worker/job-lifecycle.ts";
 import { startWorker } from "./worker/start.ts";
 
 export interface LocalPlatformOptions {
@@ -24,6 +25,8 @@ export interface LocalPlatformOptions {
   /** The `incubator` entry script, for the workers' job processes. */
   bin: string;
   threads?: number;
+  /** Hand a job whose worker has been silent this long to another (default 30 s). */
+  staleAfterMs?: number;
 }
 
 export interface LocalPlatform {
@@ -46,6 +49,9 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     closers.push(() => boss.stop({ graceful: true, wait: true }));
     const dispatcher = new Dispatcher(platform.db, boss, o.logger);
     const artifacts = new LocalArtifactStore(join(dataDir, "artifacts"));
+    // The API process watches for silent workers too: API workers run no sweep of their own.
+    const stopSweep = startStaleJobSweep(dispatcher, o.staleAfterMs ?? 30_000, o.logger);
+    closers.push(async () => stopSweep());
     const api = await startApiServer({
       db: platform.db,
       databaseUrl: platform.database.url,
@@ -55,6 +61,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       dispatcher,
       artifacts,
       shardCacheDir: shardCacheDir(dataDir),
+      lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
     });
     closers.push(() => api.close());
     for (let i = 0; i < o.workers; i++) {
@@ -65,6 +72,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
         logger: o.logger,
         bin: o.bin,
         workerId: `local-${i + 1}`,
+        ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
       });
       closers.push(() => worker.stop());

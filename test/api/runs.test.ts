@@ -128,6 +128,23 @@ describe("startRun", () => {
     expect(await t.db.module.count({ where: { runId } })).toBe(4);
   });
 
+  it("stores the placement the run's jobs require", async () => {
+    const { run, userErrors } = await startRun({
+      kind: "INCUBATION",
+      architectureId: await architecture(),
+      datasetId: await dataset(),
+      placement: [{ moduleIndex: 1, labels: ["site=b", "gpu=h100"] }, { labels: ["zone=eu"] }],
+    });
+    expect(userErrors).toEqual([]);
+    const row = await t.db.run.findUniqueOrThrow({
+      where: { id: Buffer.from(run!.id, "base64url").toString().split(":")[1]! },
+    });
+    expect(row.placement).toEqual([
+      { moduleIndex: 1, labels: ["gpu=h100", "site=b"] },
+      { labels: ["zone=eu"] },
+    ]);
+  });
+
   it("creates no modules for an E2E run, and no shards when not decentralised", async () => {
     const e2e = await startRun({
       kind: "E2E",
@@ -197,6 +214,19 @@ describe("startRun", () => {
     ]);
     expect(await fields({ kind: "E2E", metaModelId: (await metaModel()).id })).toEqual([
       ["input.metaModelId", "INVALID"],
+    ]);
+    expect(
+      await fields({
+        placement: [
+          { moduleIndex: 4, labels: ["site=a"] },
+          { labels: ["site a"] },
+          { moduleIndex: 0, labels: [] },
+        ],
+      }),
+    ).toEqual([
+      ["input.placement.0.moduleIndex", "INVALID"],
+      ["input.placement.1.labels.0", "INVALID"],
+      ["input.placement.2.labels", "INVALID"],
     ]);
     expect(await t.db.run.count()).toBe(runsBefore);
     expect(dispatcher.calls.length).toBe(callsBefore);

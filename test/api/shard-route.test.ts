@@ -5,12 +5,13 @@
 import { createHash } from "node:crypto";
 import { renameSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { DataError } from "../../src/data/errors.ts";
 import { decodePacked } from "../../src/data/packed.ts";
 import { openDataset } from "../../src/data/registry.ts";
 import { openTrainingData, shardCacheKey } from "../../src/data/shard-cache.ts";
 import { SHARD_SHA256_HEADER, SHARD_SOURCE_BYTES_HEADER } from "../../src/data/shard-remote.ts";
+import { createWorkerToken } from "../../src/platform/auth/worker-tokens.ts";
 import { sameBatches, tempDir, writeIdxSplit } from "../data/helpers.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { createRunRows } from "../helpers/rows.ts";
@@ -27,6 +28,12 @@ const t = useTestDatabase();
 const api = useApiServer(t, { shardCacheDir: join(root, "server-shards") });
 
 const baseUrl = () => api.server.url.replace(/\/graphql$/, "");
+/** Shards are for workers: every request carries a worker token. */
+let token = "";
+beforeAll(async () => {
+  token = (await createWorkerToken(t.db, { name: unique("site"), labels: [] })).secret;
+});
+const get = (path: string) => fetch(`${baseUrl()}${path}`, { headers: { authorization: `Bearer ${token}` } });
 const shardSpec = (index: number, more: object = {}) => ({
   format: "idx",
   path: source,
@@ -49,7 +56,7 @@ async function registerDataset(): Promise<{ id: string; uuid: string }> {
 describe("GET /datasets/<id>/shards/<count>/<index>", () => {
   it("builds the shard from only its records, caches it, and sends it with its sha256", async () => {
     const { id, uuid } = await registerDataset();
-    const first = await fetch(`${baseUrl()}/datasets/${id}/shards/${K}/1?seed=7`);
+    const first = await get(`/datasets/${id}/shards/${K}/1?seed=7`);
     expect(first.status).toBe(200);
     const body = new Uint8Array(await first.arrayBuffer());
     expect(first.headers.get(SHARD_SHA256_HEADER)).toBe(createHash("sha256").update(body).digest("hex"));
@@ -62,13 +69,16 @@ describe("GET /datasets/<id>/shards/<count>/<index>", () => {
     expect(sameBatches(shard, local, 4)).toBe(true);
 
     // Asked again (by uuid this time): from the server's cache, no source bytes read.
-    const again = await fetch(`${baseUrl()}/datasets/${uuid}/shards/${K}/1?seed=7`);
+    const again = await get(`/datasets/${uuid}/shards/${K}/1?seed=7`);
     expect(again.headers.get(SHARD_SOURCE_BYTES_HEADER)).toBe("0");
     expect(Buffer.from(await again.arrayBuffer()).equals(Buffer.from(body))).toBe(true);
   });
 
   it("refuses bad requests with the parameter and the fix", async () => {
     const { id } = await registerDataset();
+    const anonymous = await fetch(`${baseUrl()}/datasets/${id}/shards/4/0`);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { code: string }).code).toBe("UNAUTHENTICATED");
     const cases: [string, number, RegExp][] = [
       [`/datasets/nope/shards/4/0`, 400, /dataset: "nope" is neither a Dataset ID nor a dataset uuid/],
       [`/datasets/00000000-0000-4000-8000-000000000000/shards/4/0`, 404, /no dataset .*registerDataset/],
@@ -80,7 +90,7 @@ describe("GET /datasets/<id>/shards/<count>/<index>", () => {
       [`/datasets/${id}/shards/4/0?split=test`, 404, /has no test split/],
     ];
     for (const [path, status, message] of cases) {
-      const response = await fetch(`${baseUrl()}${path}`);
+      const response = await get(path);
       expect(response.status, path).toBe(status);
       expect(((await response.json()) as { error: string }).error, path).toMatch(message);
     }
@@ -90,11 +100,11 @@ describe("GET /datasets/<id>/shards/<count>/<index>", () => {
 describe("a worker that cannot read the dataset's files", () => {
   it("downloads its shard, verifies and caches it, and trains on the same batches as a local read", async () => {
     const { id } = await registerDataset();
-    const remote = { baseUrl: api.server.url, datasetId: id };
+    const remote = { baseUrl: api.server.url, datasetId: id, token };
     const cache = { dir: join(root, "worker-shards"), remote };
     const local = await openDataset(shardSpec(2));
     // The server has this shard from an earlier worker; then the files leave this machine.
-    expect((await fetch(`${baseUrl()}/datasets/${id}/shards/${K}/2?seed=7`)).status).toBe(200);
+    expect((await get(`/datasets/${id}/shards/${K}/2?seed=7`)).status).toBe(200);
     renameSync(source, `${source}-elsewhere`);
     try {
       const fetched = await openTrainingData(shardSpec(2), cache);

@@ -1,4 +1,7 @@
-/** The whole platform in the test process (API, queue, dispatcher, local workers) on the file's scratch database. */
+/**
+ * The whole platform in the test process (API, queue, dispatcher, `workers` local workers) on the
+ * file's scratch database; `workers: 0` is `serve --workers 0` (worker processes join from outside).
+ */
 import pino from "pino";
 import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
 import type { TestDatabase } from "./database.ts";
@@ -7,7 +10,7 @@ import { BIN } from "./process.ts";
 export function startTestPlatform(
   t: TestDatabase,
   dataDir: string,
-  o: { workers: number; threads?: number },
+  o: { workers: number; threads?: number; staleAfterMs?: number },
 ): Promise<LocalPlatform> {
   return startLocalPlatform({
     databaseUrl: t.url,

@@ -12,9 +12,13 @@ export interface Spawned {
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
 
+/** `env` adds to this process's environment; a variable set to undefined is removed. */
 export function spawnIncubator(args: string[], env: NodeJS.ProcessEnv): Spawned {
+  const merged = Object.fromEntries(
+    Object.entries({ ...process.env, ...env }).filter(([, value]) => value !== undefined),
+  );
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ...env },
+    env: merged,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -14,6 +14,7 @@ import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
+import { createTinyArchitectureAndDataset } from "../helpers/tiny-run.ts";
 
 const t = useTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), "incubator-api-e2e-"));
@@ -47,27 +48,7 @@ async function mutate<T>(query: string, input: Record<string, unknown>): Promise
 
 describe("an incubation run through the API with two workers", () => {
   it("streams per-module progress from both workers in stage order and answers lineage", async () => {
-    const arch = await mutate<{ architecture: { id: string } }>(
-      `mutation ($input: CreateArchitectureInput!) { createArchitecture(input: $input) { architecture { id } userErrors { message } } }`,
-      {
-        name: "e2e-tiny",
-        imageSize: 8,
-        channels: 3,
-        patchSize: 4,
-        width: 32,
-        depth: 4,
-        heads: 2,
-        numClasses: 4,
-        modules: 4,
-      },
-    );
-    const dataset = await mutate<{ dataset: { id: string } }>(
-      `mutation ($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id } userErrors { message } } }`,
-      {
-        name: "e2e-synth",
-        spec: { format: "synthetic", numClasses: 4, channels: 3, imageSize: 8, length: 512, seed: 3 },
-      },
-    );
+    const ids = await createTinyArchitectureAndDataset(local.api.url, "e2e-tiny", 512);
     const started = await mutate<{
       run: { id: string; modules: { index: number }[] };
       userErrors: unknown[];
@@ -75,8 +56,7 @@ describe("an incubation run through the API with two workers", () => {
       `mutation ($input: StartRunInput!) { startRun(input: $input) { run { id modules { index } } userErrors { field message } } }`,
       {
         kind: "INCUBATION",
-        architectureId: arch.architecture.id,
-        datasetId: dataset.dataset.id,
+        ...ids,
         seed: 2,
         overrides: {
           batchSize: 16,

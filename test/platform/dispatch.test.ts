@@ -19,6 +19,7 @@ import { openQueue } from "../../src/platform/queue/queue.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
 import { createRunRows } from "../helpers/rows.ts";
+import { TINY_VIT } from "../helpers/tiny-run.ts";
 
 const t = useTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), "incubator-dispatch-"));
@@ -238,16 +239,8 @@ describe("incubating with an existing meta model", () => {
   it("skips pre-training: 4 modular jobs read the registered (narrower) weights through width adapters, then fine-tuning", async () => {
     const w = startWorker("meta-worker");
     await w.waitFor(/worker ready/);
-    const meta = {
-      ...VIT_DEFAULTS,
-      imageSize: 8,
-      channels: 3,
-      patchSize: 4,
-      width: 16, // the target is 32 wide: modules train wrapped in width adapters
-      depth: 4,
-      heads: 2,
-      numClasses: 4,
-    };
+    // The target is 32 wide: a 16-wide meta model, so modules train wrapped in width adapters.
+    const meta = { ...VIT_DEFAULTS, ...TINY_VIT, width: 16 };
     const specs = vitParamSpecs(meta);
     const rng = new Rng(9);
     const weights = new Map(

@@ -9,6 +9,8 @@ import { runEventsResolvers } from "./run-events.ts";
 import { runMutationResolvers } from "./run-mutations.ts";
 import { runResolvers } from "./runs.ts";
 import { serverTimeResolvers } from "./server-time.ts";
+import { workerJobResolvers } from "./worker-jobs.ts";
+import { workerTokenResolvers } from "./worker-tokens.ts";
 
 const JSONScalar = new GraphQLScalarType({
   name: "JSON",
@@ -33,12 +35,15 @@ export const resolvers = {
     ...architectureResolvers.Query,
     ...datasetResolvers.Query,
     ...runResolvers.Query,
+    ...workerTokenResolvers.Query,
   },
   Mutation: {
     ...architectureResolvers.Mutation,
     ...datasetResolvers.Mutation,
     ...runMutationResolvers.Mutation,
     ...metaModelResolvers.Mutation,
+    ...workerTokenResolvers.Mutation,
+    ...workerJobResolvers.Mutation,
   },
   Subscription: {
     ...serverTimeResolvers.Subscription,
@@ -53,4 +58,5 @@ export const resolvers = {
   Artifact: runResolvers.Artifact,
   MetaModel: { ...runResolvers.MetaModel, ...metaModelResolvers.MetaModel },
   MetaModelSource: metaModelResolvers.MetaModelSource,
+  WorkerToken: workerTokenResolvers.WorkerToken,
 };

@@ -14,6 +14,7 @@ const loaderKey = {
   Module: "module",
   Job: "job",
   Artifact: "artifact",
+  WorkerToken: "workerToken",
 } as const satisfies Record<NodeType, keyof ApiContext["loaders"]>;
 
 async function fetchNode(globalId: string, argument: string, ctx: ApiContext): Promise<object | null> {

@@ -8,6 +8,7 @@ import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
 import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
+import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId } from "../global-id.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
@@ -20,6 +21,7 @@ interface StartRunInput {
   recipe: string;
   overrides?: unknown;
   decentralized: boolean;
+  placement?: { moduleIndex?: number | null; labels: string[] }[] | null;
   priority: number;
   seed: number;
 }
@@ -85,6 +87,33 @@ function checkMetaModel(meta: MetaModel, arch: Architecture, errors: UserError[]
   }
 }
 
+/** Placement entries: module indexes that exist, well-formed labels. */
+function checkPlacement(input: StartRunInput, numModules: number, errors: UserError[]): void {
+  for (const [i, entry] of (input.placement ?? []).entries()) {
+    const at = ["input", "placement", String(i)];
+    if (entry.moduleIndex != null) {
+      if (input.kind !== "INCUBATION") {
+        errors.push(
+          userError([...at, "moduleIndex"], `a ${input.kind} run has no modules; leave moduleIndex out`),
+        );
+      } else if (entry.moduleIndex < 0 || entry.moduleIndex >= numModules) {
+        errors.push(
+          userError(
+            [...at, "moduleIndex"],
+            `moduleIndex must be between 0 and ${numModules - 1} (the architecture has ${numModules} modules), got ${entry.moduleIndex}`,
+          ),
+        );
+      }
+    }
+    if (entry.labels.length === 0)
+      errors.push(userError([...at, "labels"], "give at least one label, e.g. site=a"));
+    for (const [j, label] of entry.labels.entries()) {
+      const problem = labelProblem(label);
+      if (problem) errors.push(userError([...at, "labels", String(j)], problem));
+    }
+  }
+}
+
 function checkDataset(dataset: Dataset, arch: Architecture, errors: UserError[]): void {
   if (dataset.numClasses > arch.numClasses) {
     errors.push(
@@ -124,6 +153,7 @@ export const runMutationResolvers = {
       if (input.seed < 0) errors.push(userError(["input", "seed"], `seed must be ≥ 0, got ${input.seed}`));
       checkRecipe(input, errors);
       if (arch && dataset) checkDataset(dataset, arch, errors);
+      if (arch) checkPlacement(input, arch.moduleSplit.length, errors);
       if (arch && meta && input.kind === "INCUBATION") checkMetaModel(meta, arch, errors);
       if (arch && input.decentralized && dataset && dataset.trainSize < arch.moduleSplit.length) {
         errors.push(
@@ -154,6 +184,10 @@ export const runMutationResolvers = {
           recipe: input.recipe,
           overrides: (input.overrides ?? {}) as Prisma.InputJsonValue,
           decentralized: input.decentralized,
+          placement: (input.placement ?? []).map((p) => ({
+            ...(p.moduleIndex != null ? { moduleIndex: p.moduleIndex } : {}),
+            labels: normalizeLabels(p.labels),
+          })),
           priority: input.priority,
           seed: input.seed,
           modules: { create: modules },

@@ -18,7 +18,8 @@ import type { Db } from "../db/client.ts";
 import { appendRunEvents } from "../events/event-log.ts";
 import type { Logger } from "../logger.ts";
 import { metaModelColumns } from "../meta-model-source.ts";
-import { enqueueJob, TRAIN_QUEUE } from "../queue/queue.ts";
+import { placementOfJob, queueOfJob } from "../queue/placement.ts";
+import { enqueueJob } from "../queue/queue.ts";
 import {
   e2eSpec,
   finetuneSpec,
@@ -32,6 +33,8 @@ import {
 
 interface PendingJob {
   id: string;
+  /** The pg-boss queue of its placement (placement.ts). */
+  queue: string;
   stage: StageKind;
   runId: string;
   priority: number;
@@ -62,16 +65,20 @@ export class Dispatcher {
     spec: StoredJobSpec,
     moduleId?: string,
   ): Promise<PendingJob> {
+    const placement = placementOfJob(ctx.run.placement, spec);
     const job = await tx.job.create({
       data: {
         runId: ctx.run.id,
         stage,
         spec: spec as unknown as Prisma.InputJsonValue,
+        labels: placement.labels,
+        shard: placement.shard ?? null,
         ...(moduleId ? { moduleId } : {}),
       },
     });
     return {
       id: job.id,
+      queue: queueOfJob(job),
       stage,
       runId: ctx.run.id,
       priority: ctx.run.priority,
@@ -81,7 +88,7 @@ export class Dispatcher {
   }
 
   private async enqueue(job: PendingJob): Promise<void> {
-    const queueJobId = await enqueueJob(this.boss, job.id, {
+    const queueJobId = await enqueueJob(this.boss, job.queue, job.id, {
       singletonKey: job.moduleId ? `module:${job.moduleId}` : `job:${job.id}`,
       priority: job.priority,
     });
@@ -240,7 +247,7 @@ export class Dispatcher {
     const jobs = await this.db.job.findMany({ where: { runId, state: { in: ["QUEUED", "RUNNING"] } } });
     for (const job of jobs) {
       if (job.state === "QUEUED" && job.queueJobId)
-        await this.boss.cancel(TRAIN_QUEUE, job.queueJobId).catch(() => {});
+        await this.boss.cancel(queueOfJob(job), job.queueJobId).catch(() => {});
     }
     await this.db.job.updateMany({
       where: { runId, state: { in: ["QUEUED", "RUNNING"] } },
@@ -262,7 +269,9 @@ export class Dispatcher {
       where: { id: module.runId },
       data: { state: "RUNNING", error: null, finishedAt: null },
     });
-    const queueJobId = await enqueueJob(this.boss, job.id, { singletonKey: `module:${moduleId}` });
+    const queueJobId = await enqueueJob(this.boss, queueOfJob(job), job.id, {
+      singletonKey: `module:${moduleId}`,
+    });
     await this.db.job.update({ where: { id: job.id }, data: { state: "QUEUED", error: null, queueJobId } });
     await this.db.module.update({ where: { id: moduleId }, data: { state: "QUEUED" } });
     await appendRunEvents(this.db, module.runId, [
@@ -291,7 +300,7 @@ export class Dispatcher {
       });
       if (claimed.count === 0) continue; // another monitor got there first
       this.logger.warn({ jobId: job.id, workerId: job.workerId }, "job's worker went silent; retrying");
-      if (job.queueJobId) await this.boss.fail(TRAIN_QUEUE, job.queueJobId, { reason: "heartbeat lost" });
+      if (job.queueJobId) await this.boss.fail(queueOfJob(job), job.queueJobId, { reason: "heartbeat lost" });
       await appendRunEvents(this.db, job.runId, [
         {
           type: "STATE",
@@ -307,4 +316,21 @@ export class Dispatcher {
     }
     return stale.map((j) => j.id);
   }
+}
+
+/**
+ * Watch for jobs whose worker went silent, every third of `staleAfterMs`. Every DB worker runs
+ * one, and so does the API server process, so recovery works when all workers are API workers.
+ */
+export function startStaleJobSweep(dispatcher: Dispatcher, staleAfterMs: number, logger: Logger): () => void {
+  const timer = setInterval(
+    () => {
+      void dispatcher
+        .failStaleJobs(staleAfterMs)
+        .catch((e) => logger.warn({ err: e }, "stale-job check failed"));
+    },
+    Math.max(1000, staleAfterMs / 3),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
 }

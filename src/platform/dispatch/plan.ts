@@ -20,6 +20,8 @@ export type StoredJobSpec = Omit<JobSpec, "outDir"> & {
   assembleFrom?: { moduleIndex: number; weights: string }[];
   /** FT and E2E: export the final model as ONNX. */
   exportOnnx?: boolean;
+  /** The registered dataset it reads: a worker without its files downloads its shard from the API. */
+  datasetId?: string;
 };
 
 export function targetConfig(arch: Architecture): VitConfig {
@@ -74,6 +76,7 @@ export function baseSpec(ctx: RunContext): Omit<StoredJobSpec, "phase"> {
   const { run, architecture, dataset } = ctx;
   const data = datasetSpecs(dataset);
   return {
+    datasetId: dataset.id,
     target: targetConfig(architecture),
     split: [...architecture.moduleSplit],
     dataset: data.train,

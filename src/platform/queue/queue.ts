@@ -1,6 +1,7 @@
 /**
- * The job queue: pg-boss on the same PostgreSQL (no extra service). One queue, `train-job`,
- * whose messages carry only our `job.id`; the job row holds the spec and the truth about state.
+ * The job queue: pg-boss on the same PostgreSQL (no extra service). Training queues
+ * `train-job…` (one per placement, see placement.ts) whose messages carry only our `job.id`;
+ * the job row holds the spec and the truth about state.
  *
  * pg-boss gives us claiming (SKIP LOCKED), retries with backoff, a dead-letter queue and
  * cancellation of queued work. Liveness of *running* jobs is ours: workers heartbeat into
@@ -23,39 +24,57 @@ export interface QueueOptions {
   retryDelay?: number;
 }
 
+/** Retry, expiry and dead-letter policy of every training queue (one per placement). */
+function trainQueuePolicy(opts: QueueOptions) {
+  return {
+    retryLimit: opts.retryLimit ?? 3,
+    retryDelay: opts.retryDelay ?? 2,
+    retryBackoff: true,
+    // Liveness comes from our heartbeats, not from this. pg-boss 10 caps expiry at 24 h:
+    // a job still active after 23 h is retried by pg-boss, and the original worker stops
+    // its copy when its heartbeat hears the job was taken over (see job-lifecycle.ts).
+    expireInSeconds: 60 * 60 * 23,
+    deadLetter: DEAD_LETTER_QUEUE,
+  };
+}
+
+const policies = new WeakMap<PgBoss, QueueOptions>();
+
 export async function openQueue(databaseUrl: string, opts: QueueOptions = {}): Promise<PgBoss> {
   const boss = new PgBoss({ connectionString: databaseUrl, max: 4, schema: "pgboss" });
   boss.on("error", () => {
     // pg-boss reports transient maintenance errors here; the callers' own calls still throw.
   });
   await boss.start();
-  for (const name of [DEAD_LETTER_QUEUE, TRAIN_QUEUE]) {
-    if (await boss.getQueue(name)) continue;
-    await boss.createQueue(name, {
-      name,
-      ...(name === TRAIN_QUEUE
-        ? {
-            retryLimit: opts.retryLimit ?? 3,
-            retryDelay: opts.retryDelay ?? 2,
-            retryBackoff: true,
-            // Liveness comes from our heartbeats, not from this. pg-boss 10 caps expiry at 24 h:
-            // a job still active after 23 h is retried by pg-boss, and the original worker stops
-            // its copy when it sees the job claimed by another (see TrainingWorker's heartbeat).
-            expireInSeconds: 60 * 60 * 23,
-            deadLetter: DEAD_LETTER_QUEUE,
-          }
-        : {}),
-    });
-  }
+  policies.set(boss, opts);
+  if (!(await boss.getQueue(DEAD_LETTER_QUEUE))) await boss.createQueue(DEAD_LETTER_QUEUE);
+  await ensureTrainQueue(boss, TRAIN_QUEUE);
   return boss;
+}
+
+/**
+ * Create a training queue (one per placement, see placement.ts) unless it exists. pg-boss's
+ * create is `insert … on conflict do nothing`, so concurrent creators are safe.
+ */
+export async function ensureTrainQueue(boss: PgBoss, name: string): Promise<void> {
+  if (await boss.getQueue(name)) return;
+  await boss.createQueue(name, { name, ...trainQueuePolicy(policies.get(boss) ?? {}) });
+}
+
+/** Names of the training queues that exist now (placement.ts reads what each one needs). */
+export async function trainQueueNames(boss: PgBoss): Promise<string[]> {
+  const queues = (await boss.getQueues()) as { name: string }[];
+  return queues.map((q) => q.name).filter((n) => n.startsWith(TRAIN_QUEUE) && n !== DEAD_LETTER_QUEUE);
 }
 
 export async function enqueueJob(
   boss: PgBoss,
+  queue: string,
   jobId: string,
   opts: { singletonKey?: string; priority?: number } = {},
 ): Promise<string> {
-  const id = await boss.send(TRAIN_QUEUE, { jobId } satisfies TrainMessage, {
+  await ensureTrainQueue(boss, queue);
+  const id = await boss.send(queue, { jobId } satisfies TrainMessage, {
     ...(opts.singletonKey ? { singletonKey: opts.singletonKey } : {}),
     priority: opts.priority ?? 0,
   });

@@ -1,13 +1,15 @@
-/** Wire a worker: queue, dispatcher, artifact store, and the worker loop. */
+/** Wire a worker that reaches the database: queue, dispatcher, job lifecycle, store, worker loop. */
 import { join } from "node:path";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
 import { LocalArtifactStore } from "../artifacts/store.ts";
 import { shardCacheDir } from "../config/config.ts";
 import type { Db } from "../db/client.ts";
-import { Dispatcher } from "../dispatch/dispatcher.ts";
+import { Dispatcher, startStaleJobSweep } from "../dispatch/dispatcher.ts";
 import type { Logger } from "../logger.ts";
 import { openQueue } from "../queue/queue.ts";
-import { TrainingWorker } from "./worker.ts";
+import { DbWorkerBackend } from "./backend.ts";
+import { JobLifecycle } from "./job-lifecycle.ts";
+import { defaultWorkerId, TrainingWorker } from "./worker.ts";
 
 export interface StartWorkerOptions {
   db: Db;
@@ -20,6 +22,10 @@ export interface StartWorkerOptions {
   workerId?: string;
   heartbeatMs?: number;
   staleAfterMs?: number;
+  /** Labels this worker has (placement.ts). */
+  labels?: string[];
+  /** Shards it is pinned to (empty: any job). */
+  shards?: number[];
 }
 
 export async function startWorker(
@@ -27,25 +33,31 @@ export async function startWorker(
 ): Promise<{ worker: TrainingWorker; stop(): Promise<void> }> {
   const boss = await openQueue(o.databaseUrl);
   const dispatcher = new Dispatcher(o.db, boss, o.logger);
+  const store = new LocalArtifactStore(join(o.dataDir, "artifacts"));
+  const workerId = o.workerId ?? defaultWorkerId();
+  const lifecycle = new JobLifecycle(o.db, boss, dispatcher, store, o.logger);
   const worker = new TrainingWorker({
-    db: o.db,
-    boss,
-    dispatcher,
-    store: new LocalArtifactStore(join(o.dataDir, "artifacts")),
+    backend: new DbWorkerBackend(lifecycle, store, {
+      workerId,
+      labels: o.labels ?? [],
+      shards: o.shards ?? [],
+    }),
     logger: o.logger,
     workDir: join(o.dataDir, "work"),
     dataCacheDir: shardCacheDir(o.dataDir),
     bin: o.bin,
+    workerId,
     ...(o.threads ? { threads: o.threads } : {}),
     ...(o.device ? { device: o.device } : {}),
-    ...(o.workerId ? { workerId: o.workerId } : {}),
     ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
-    ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
   });
+  // Every worker also watches for silent peers, so recovery needs no extra service.
+  const stopSweep = startStaleJobSweep(dispatcher, o.staleAfterMs ?? 30_000, o.logger);
   await worker.start();
   return {
     worker,
     stop: async () => {
+      stopSweep();
       await worker.stop();
       await boss.stop({ graceful: true, wait: true });
     },

@@ -1,25 +1,23 @@
 /**
- * A training worker: claims jobs from the queue and runs each in a child process
- * (`incubator job`), so a blocking ONNX Runtime step never stalls heartbeats, and a crashing
- * job never takes the worker down.
+ * A training worker: claims jobs through its backend (the database, or the GraphQL API with a
+ * worker token — backend.ts) and runs each in a child process (`incubator job`), so a blocking
+ * ONNX Runtime step never stalls heartbeats, and a crashing job never takes the worker down.
  *
  * While a job runs the worker
- *   - heartbeats into job.heartbeat_at (and notices cancellation there, then SIGTERMs the child,
- *     which saves a checkpoint and exits),
- *   - turns the child's JSON-line events into RunEvent rows (progress is already throttled to
- *     ~2/s by the job) and the module's step/loss columns,
- *   - uploads every checkpoint to the artifact store, so a retry on another machine resumes from
- *     the last one.
+ *   - heartbeats (the answer says continue, cancel — SIGTERM the child, which saves a checkpoint
+ *     and exits — or taken over — another worker has the job now: drop this copy),
+ *   - sends the child's JSON-line events in batches, in order (progress is already throttled to
+ *     ~2/s by the job); the lifecycle turns them into RunEvents and the module's step/loss,
+ *   - uploads every checkpoint to the artifact store first, so a retry on another machine
+ *     resumes from the last one.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type PgBoss from "pg-boss";
 import { loadWeights, saveWeights } from "../../engine/checkpoint/checkpoint.ts";
 import { exportVitOnnx } from "../../engine/export/onnx-export.ts";
 import { vitParamSpecs } from "../../engine/models/vit.ts";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
-import type { Prisma } from "../../generated/prisma/client.ts";
 import { assembleTarget } from "../../incubation/assemble.ts";
 import {
   JOB_FAILED_PERMANENTLY_EXIT_CODE,
@@ -28,19 +26,19 @@ import {
   type JobSpec,
 } from "../../incubation/job.ts";
 import { type JobProcess, onJobEvents, spawnJobProcess } from "../../incubation/job-process.ts";
-import type { ArtifactStore } from "../artifacts/store.ts";
-import type { Db } from "../db/client.ts";
-import type { Dispatcher } from "../dispatch/dispatcher.ts";
-import { ARTIFACT_REF, type StoredJobSpec } from "../dispatch/plan.ts";
-import { appendRunEvents } from "../events/event-log.ts";
+import { ARTIFACT_REF } from "../dispatch/plan.ts";
 import type { Logger } from "../logger.ts";
-import { TRAIN_QUEUE, type TrainMessage } from "../queue/queue.ts";
+import type { WorkerBackend } from "./backend.ts";
+import {
+  type ClaimedJob,
+  type Holder,
+  JobNotHeldError,
+  type ProducedArtifact,
+  type WorkerEvent,
+} from "./job-lifecycle.ts";
 
 export interface WorkerOptions {
-  db: Db;
-  boss: PgBoss;
-  dispatcher: Dispatcher;
-  store: ArtifactStore;
+  backend: WorkerBackend;
   logger: Logger;
   /** Scratch space for inputs, checkpoints and outputs. */
   workDir: string;
@@ -48,8 +46,8 @@ export interface WorkerOptions {
   bin: string;
   workerId?: string;
   heartbeatMs?: number;
-  /** Consider another worker dead after this long without a heartbeat. */
-  staleAfterMs?: number;
+  /** How often an idle worker asks for a job (default 1000 ms). */
+  pollMs?: number;
   threads?: number;
   /** ONNX Runtime execution provider for this worker's jobs (default cpu). */
   device?: ExecutionProvider;
@@ -57,7 +55,11 @@ export interface WorkerOptions {
   dataCacheDir?: string;
   /** Where jobs download shards whose source files are not on this machine (the API server). */
   dataServer?: { baseUrl: string; token?: string };
+  /** Called when the backend refuses this worker for good (e.g. a revoked token); the loop ends. */
+  onFatal?: (error: Error) => void;
 }
+
+export const defaultWorkerId = () => `${hostname()}:${process.pid}`;
 
 class JobCancelled extends Error {}
 
@@ -66,129 +68,99 @@ class PermanentJobFailure extends Error {}
 
 export class TrainingWorker {
   readonly id: string;
-  private monitor: NodeJS.Timeout | null = null;
   private readonly running = new Set<JobProcess>();
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
 
   constructor(private readonly o: WorkerOptions) {
-    this.id = o.workerId ?? `${hostname()}:${process.pid}`;
+    this.id = o.workerId ?? defaultWorkerId();
   }
 
   async start(): Promise<void> {
-    await this.o.boss.work<TrainMessage>(
-      TRAIN_QUEUE,
-      { batchSize: 1, pollingIntervalSeconds: 1, includeMetadata: true },
-      async ([message]) => {
-        if (message) await this.handle(message.data.jobId, message.retryCount >= message.retryLimit);
-      },
-    );
-    // Every worker also watches for silent peers, so recovery needs no extra service.
-    const staleAfter = this.o.staleAfterMs ?? 30_000;
-    this.monitor = setInterval(
-      () => {
-        void this.o.dispatcher
-          .failStaleJobs(staleAfter)
-          .catch((e) => this.o.logger.warn({ err: e }, "stale-job check failed"));
-      },
-      Math.max(1000, staleAfter / 3),
-    );
-    this.monitor.unref();
+    this.loop = this.claimLoop();
     this.o.logger.info({ workerId: this.id }, "worker ready");
   }
 
   async stop(): Promise<void> {
-    if (this.monitor) clearInterval(this.monitor);
+    this.stopping = true;
+    this.wake?.();
     for (const child of this.running) child.kill("SIGTERM");
-    await this.o.boss.offWork(TRAIN_QUEUE);
+    // The running job (if any) saves a checkpoint and is handed back for a retry.
+    await Promise.race([this.loop, new Promise((r) => setTimeout(r, 15_000).unref())]);
   }
 
-  private async handle(jobId: string, lastAttempt: boolean): Promise<void> {
-    const { db, logger } = this.o;
-    const job = await db.job.findUnique({ where: { id: jobId }, include: { run: true, module: true } });
-    if (!job || job.state === "SUCCEEDED" || job.state === "CANCELLED" || job.run.state === "CANCELLED")
-      return;
-    const moduleIndex = job.module?.index;
-    const scope = moduleIndex !== undefined ? { moduleIndex } : {};
-    const updated = await db.job.update({
-      where: { id: jobId },
-      data: {
-        state: "RUNNING",
-        attempts: { increment: 1 },
-        workerId: this.id,
-        startedAt: new Date(),
-        heartbeatAt: new Date(),
-        error: null,
-      },
-    });
-    if (job.moduleId) await db.module.update({ where: { id: job.moduleId }, data: { state: "RUNNING" } });
-    await appendRunEvents(db, job.runId, [
-      {
-        type: "STATE",
-        ...scope,
-        payload: {
-          scope: "job",
-          stage: job.stage,
-          state: "RUNNING",
-          attempt: updated.attempts,
-          workerId: this.id,
-        },
-      },
-    ]);
+  private async claimLoop(): Promise<void> {
+    while (!this.stopping) {
+      let job: ClaimedJob | null = null;
+      try {
+        job = await this.o.backend.claim();
+      } catch (error) {
+        if ((error as { fatal?: boolean }).fatal) {
+          this.stopping = true;
+          this.o.onFatal?.(error as Error);
+          return;
+        }
+        this.o.logger.warn({ err: error }, "claiming a job failed");
+      }
+      if (job) await this.handle(job);
+      else
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, this.o.pollMs ?? 1000);
+          this.wake = () => {
+            clearTimeout(timer);
+            r();
+          };
+        });
+    }
+  }
 
-    const dir = resolve(this.o.workDir, jobId);
+  private async handle(job: ClaimedJob): Promise<void> {
+    const { backend, logger } = this.o;
+    const holder: Holder = { jobId: job.jobId, workerId: this.id, attempt: job.attempt };
+    logger.info({ jobId: job.jobId, stage: job.stage, attempt: job.attempt }, "claimed a job");
+    const dir = resolve(this.o.workDir, job.jobId);
     mkdirSync(dir, { recursive: true });
     try {
-      const stored = job.spec as unknown as StoredJobSpec;
-      const spec = {
-        ...(await this.localSpec(stored, jobId, job.runId, dir)),
-        ...this.dataCache(job.run.datasetId),
-      };
-      const result = await this.runChild(job.runId, jobId, moduleIndex, spec);
-      await this.finish(job.runId, jobId, job.moduleId, spec, result);
-      await this.o.dispatcher.advance(job.runId);
+      const produced: ProducedArtifact[] = [];
+      const spec = { ...(await this.localSpec(job, dir, produced)), ...this.dataCache(job.spec.datasetId) };
+      const result = await this.runChild(holder, spec);
+      produced.push(...(await this.outputs(spec, result)));
+      await backend.complete(holder, result, produced);
+      logger.info({ jobId: job.jobId }, "job succeeded");
     } catch (error) {
-      const message = (error as Error).message;
       if (error instanceof JobCancelled) {
-        logger.info({ jobId }, "job cancelled");
+        logger.info({ jobId: job.jobId }, "job cancelled");
         return;
       }
-      const final = lastAttempt || error instanceof PermanentJobFailure;
-      logger.warn({ jobId, err: error, final }, "job failed");
-      await db.job.update({
-        where: { id: jobId },
-        data: { state: final ? "FAILED" : "QUEUED", error: message },
-      });
-      await appendRunEvents(db, job.runId, [
-        { type: "LOG", ...scope, payload: { level: "error", stage: job.stage, message, willRetry: !final } },
-      ]);
-      if (final) {
-        if (job.moduleId) await db.module.update({ where: { id: job.moduleId }, data: { state: "FAILED" } });
-        const what = job.module ? `module ${job.module.index}` : job.stage.toLowerCase();
-        await this.o.dispatcher.failRun(job.runId, new Error(`${what} failed: ${message}`));
-        if (error instanceof PermanentJobFailure) return; // a retry would fail the same way
+      if (error instanceof JobNotHeldError) {
+        logger.warn({ jobId: job.jobId, reason: error.message }, "job was taken over; dropped this copy");
+        return;
       }
-      throw error; // pg-boss records the failure and schedules the retry
+      const message = this.stopping ? `worker ${this.id} stopped` : (error as Error).message;
+      try {
+        const { willRetry } = await backend.fail(holder, message, error instanceof PermanentJobFailure);
+        logger.warn({ jobId: job.jobId, err: error, willRetry }, "job failed");
+      } catch (e) {
+        logger.warn({ jobId: job.jobId, err: e }, "reporting a job failure failed");
+      }
     }
   }
 
   /** The job's shard cache (and download source), when this worker has one. */
-  private dataCache(datasetId: string): Pick<JobSpec, "dataCache"> {
+  private dataCache(datasetId: string | undefined): Pick<JobSpec, "dataCache"> {
     const { dataCacheDir: dir, dataServer: server } = this.o;
     if (!dir) return {};
+    if (!datasetId) return { dataCache: { dir } };
     return { dataCache: { dir, ...(server ? { remote: { ...server, datasetId } } : {}) } };
   }
 
   /** Resolve artifact references to local files; pick up the latest checkpoint to resume. */
-  private async localSpec(
-    stored: StoredJobSpec,
-    jobId: string,
-    runId: string,
-    dir: string,
-  ): Promise<JobSpec> {
-    const fetch = async (ref: string) => {
-      if (!ref.startsWith(ARTIFACT_REF)) return ref;
-      return this.o.store.getFile(ref.slice(ARTIFACT_REF.length));
-    };
-    const { assembleFrom, exportOnnx: _export, ...rest } = stored;
+  private async localSpec(job: ClaimedJob, dir: string, produced: ProducedArtifact[]): Promise<JobSpec> {
+    const { backend } = this.o;
+    const fetch = async (ref: string) =>
+      ref.startsWith(ARTIFACT_REF) ? backend.getArtifact(ref.slice(ARTIFACT_REF.length)) : ref;
+    const { assembleFrom, exportOnnx: _export, datasetId: _dataset, ...rest } = job.spec;
     const spec: JobSpec = {
       ...rest,
       outDir: dir,
@@ -207,110 +179,89 @@ export class TrainingWorker {
         { parameters: assembled.parameters, shapes: vitParamSpecs(spec.target) },
         { metadata: { phase: "assemble" } },
       );
-      await this.record(runId, jobId, "assembled-model", path, {
-        modules: assembleFrom.map((m) => m.weights),
+      produced.push({
+        kind: "assembled-model",
+        ...(await backend.putArtifact(path)),
+        metadata: { modules: assembleFrom.map((m) => m.weights) },
       });
       spec.initWeights = path;
     }
-    const checkpoint = await this.o.db.artifact.findFirst({
-      where: { jobId, kind: "checkpoint" },
-      orderBy: [{ step: "desc" }, { createdAt: "desc" }],
-    });
-    if (checkpoint) spec.resumeFrom = await this.o.store.getFile(checkpoint.sha256);
+    if (job.resumeFrom) spec.resumeFrom = await backend.getArtifact(job.resumeFrom.sha256);
     return spec;
   }
 
-  private async record(
-    runId: string,
-    jobId: string,
-    kind: string,
-    path: string,
-    metadata: Record<string, unknown> = {},
-    step?: number,
-  ) {
-    const stored = await this.o.store.putFile(path);
-    return this.o.db.artifact.create({
-      data: {
-        runId,
-        jobId,
-        kind,
-        sha256: stored.sha256,
-        sizeBytes: BigInt(stored.sizeBytes),
-        ...(step !== undefined ? { step } : {}),
-        metadata: metadata as Prisma.InputJsonValue,
-      },
-    });
+  /** The job's weights; for FT and E2E also the final model (weights and ONNX) for download. */
+  private async outputs(spec: JobSpec, result: JobResult): Promise<ProducedArtifact[]> {
+    const { backend } = this.o;
+    const weights = await backend.putArtifact(result.weightsPath);
+    const produced: ProducedArtifact[] = [{ kind: "weights", ...weights, metadata: { phase: spec.phase } }];
+    if (spec.phase === "finetune" || spec.phase === "e2e") {
+      const onnxPath = join(spec.outDir, "model.onnx");
+      exportVitOnnx(
+        onnxPath,
+        spec.target,
+        loadWeights(result.weightsPath, { expect: vitParamSpecs(spec.target) }),
+      );
+      produced.push(
+        { kind: "final-weights", ...weights, metadata: { phase: spec.phase } },
+        { kind: "final-model-onnx", ...(await backend.putArtifact(onnxPath)) },
+      );
+    }
+    return produced;
   }
 
-  private runChild(
-    runId: string,
-    jobId: string,
-    moduleIndex: number | undefined,
-    spec: JobSpec,
-  ): Promise<JobResult> {
-    const { db, logger } = this.o;
+  private runChild(holder: Holder, spec: JobSpec): Promise<JobResult> {
+    const { backend, logger } = this.o;
     const specPath = join(spec.outDir, "spec.json");
     writeFileSync(specPath, JSON.stringify(spec));
     const child = spawnJobProcess(this.o.bin, `@${specPath}`);
     this.running.add(child);
-    const scope = moduleIndex !== undefined ? { moduleIndex } : {};
     let result: JobResult | undefined;
-    let cancelled = false;
+    let stop: "cancelled" | "taken_over" | null = null;
     let stderr = "";
-    // Events are written in order, one at a time, so seq order matches the job's own order.
-    let chain: Promise<unknown> = Promise.resolve();
-    const handleEvent = async (event: JobEvent) => {
-      if (event.type === "progress") {
-        await appendRunEvents(db, runId, [
-          { type: "PROGRESS", ...scope, payload: { ...event, stage: spec.phase } },
-        ]);
-        if (moduleIndex !== undefined) {
-          await db.module.updateMany({
-            where: { runId, index: moduleIndex },
-            data: { step: event.step, totalSteps: event.totalSteps, loss: event.loss },
-          });
+    // Events go out in order, in batches: whatever arrived while the previous batch was in
+    // flight travels together (one transaction, consecutive seq).
+    const pending: JobEvent[] = [];
+    let sending: Promise<void> = Promise.resolve();
+    const send = async () => {
+      while (pending.length > 0) {
+        const batch: WorkerEvent[] = [];
+        for (const event of pending.splice(0)) {
+          if (event.type === "done") result = event.result;
+          else if (event.type === "checkpoint")
+            batch.push({ type: "checkpoint", step: event.step, ...(await backend.putArtifact(event.path)) });
+          else batch.push(event);
         }
-      } else if (event.type === "checkpoint") {
-        const artifact = await this.record(runId, jobId, "checkpoint", event.path, {}, event.step);
-        await appendRunEvents(db, runId, [
-          {
-            type: "ARTIFACT",
-            ...scope,
-            payload: { kind: "checkpoint", step: event.step, sha256: artifact.sha256 },
-          },
-        ]);
-      } else if (event.type === "eval") {
-        await appendRunEvents(db, runId, [
-          { type: "METRIC", ...scope, payload: { ...event, stage: spec.phase } },
-        ]);
-      } else if (event.type === "start") {
-        await appendRunEvents(db, runId, [
-          { type: "LOG", ...scope, payload: { ...event, stage: spec.phase } },
-        ]);
-      } else if (event.type === "done") {
-        result = event.result;
+        if (batch.length) await backend.recordEvents(holder, batch);
       }
     };
+    const kill = (why: "cancelled" | "taken_over") => {
+      if (stop) return;
+      stop = why;
+      child.kill("SIGTERM");
+    };
     const heartbeat = setInterval(() => {
-      void (async () => {
-        const job = await db.job.update({
-          where: { id: jobId },
-          data: { heartbeatAt: new Date() },
-          select: { state: true },
-        });
-        if (job.state === "CANCELLED" && !cancelled) {
-          cancelled = true;
-          logger.info({ jobId }, "cancellation reached the worker; stopping the job");
-          child.kill("SIGTERM");
-        }
-      })().catch(() => {});
+      void backend
+        .heartbeat(holder)
+        .then((answer) => {
+          if (answer === "cancel" && !stop) {
+            logger.info({ jobId: holder.jobId }, "cancellation reached the worker; stopping the job");
+            kill("cancelled");
+          } else if (answer === "taken_over" && !stop) {
+            logger.warn({ jobId: holder.jobId }, "another worker took the job over; stopping this copy");
+            kill("taken_over");
+          }
+        })
+        .catch(() => {});
     }, this.o.heartbeatMs ?? 5_000);
 
     return new Promise((resolvePromise, reject) => {
       onJobEvents(child.stdout, (event) => {
-        chain = chain
-          .then(() => handleEvent(event))
-          .catch((e) => logger.warn({ err: e }, "recording an event failed"));
+        pending.push(event);
+        sending = sending.then(send).catch((e) => {
+          if (e instanceof JobNotHeldError) kill("taken_over");
+          else logger.warn({ err: e }, "recording events failed");
+        });
       });
       child.stderr.on("data", (chunk: Buffer) => {
         stderr = (stderr + chunk.toString()).slice(-4000);
@@ -318,8 +269,9 @@ export class TrainingWorker {
       child.on("exit", (code, signal) => {
         clearInterval(heartbeat);
         this.running.delete(child);
-        void chain.then(() => {
-          if (cancelled) reject(new JobCancelled("cancelled"));
+        void sending.then(() => {
+          if (stop === "cancelled") reject(new JobCancelled("cancelled"));
+          else if (stop === "taken_over") reject(new JobNotHeldError("taken over"));
           else if (code === 0 && result) resolvePromise(result);
           else {
             const last = (stderr.trim().split("\n").filter(Boolean).at(-1) ?? "").replace(/^incubator: /, "");
@@ -332,48 +284,5 @@ export class TrainingWorker {
         });
       });
     });
-  }
-
-  private async finish(
-    runId: string,
-    jobId: string,
-    moduleId: string | null,
-    spec: JobSpec,
-    result: JobResult,
-  ) {
-    const { db } = this.o;
-    await this.record(runId, jobId, "weights", result.weightsPath, { phase: spec.phase });
-    const stored = { ...result } as Record<string, unknown>;
-    if (spec.phase === "finetune" || spec.phase === "e2e") {
-      // The final model, for download: its weights (same bytes as "weights": stored once) and ONNX.
-      const onnxPath = join(spec.outDir, "model.onnx");
-      exportVitOnnx(
-        onnxPath,
-        spec.target,
-        loadWeights(result.weightsPath, { expect: vitParamSpecs(spec.target) }),
-      );
-      const weights = await this.record(runId, jobId, "final-weights", result.weightsPath, {
-        phase: spec.phase,
-      });
-      const onnx = await this.record(runId, jobId, "final-model-onnx", onnxPath);
-      Object.assign(stored, { onnxSha256: onnx.sha256, weightsSha256: weights.sha256 });
-    }
-    await db.job.update({
-      where: { id: jobId },
-      data: { state: "SUCCEEDED", finishedAt: new Date(), result: stored as Prisma.InputJsonValue },
-    });
-    if (moduleId) await db.module.update({ where: { id: moduleId }, data: { state: "SUCCEEDED" } });
-    await appendRunEvents(db, runId, [
-      {
-        type: "STATE",
-        ...(spec.moduleIndex !== undefined ? { moduleIndex: spec.moduleIndex } : {}),
-        payload: {
-          scope: "job",
-          stage: spec.phase,
-          state: "SUCCEEDED",
-          result: stored,
-        } as Prisma.InputJsonValue,
-      },
-    ]);
   }
 }
