@@ -9,6 +9,7 @@
 # Patch 7 (not 4) keeps three seeds x three arms near an hour on the 2-core machine.
 #
 #   bash bench/experiments/width-adapters.sh            # seeds 0 1 2 x {e2e, di-meta96, di-meta48}
+#   SCALE=2 bash bench/experiments/width-adapters.sh    # the same grid with every step count doubled
 #   bash bench/experiments/width-adapters.sh summary    # the tables from the results.json files
 #
 # OUT (default .tmp/experiments/width-adapters) holds one folder per run. Run it from a clean
@@ -17,17 +18,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-.tmp/experiments/width-adapters}
 SEEDS=${SEEDS:-"0 1 2"}
+SCALE=${SCALE:-1}
+TAG=$([[ $SCALE == 1 ]] && echo "" || echo "-x$SCALE")
 MODEL=(--config fashion-mnist --set model.width=96 --set model.depth=8 --set model.patchSize=7 --set modules=4)
-DI_SET=(--set recipe.steps.pretrain=600 --set recipe.steps.modular=450 --set recipe.steps.finetune=450)
+DI_SET=(--set recipe.steps.pretrain=$((600 * SCALE)) --set recipe.steps.modular=$((450 * SCALE))
+  --set recipe.steps.finetune=$((450 * SCALE)))
 
 source bench/experiments/lib.sh
 
 case "${1:-main}" in
   main)
     for s in $SEEDS; do
-      run "di-meta48-seed$s" incubate "${MODEL[@]}" --seed "$s" --set meta.width=48 "${DI_SET[@]}"
-      run "di-meta96-seed$s" incubate "${MODEL[@]}" --seed "$s" "${DI_SET[@]}"
-      run "e2e-seed$s" train "${MODEL[@]}" --seed "$s" --set recipe.steps.e2e=900
+      run "di-meta48$TAG-seed$s" incubate "${MODEL[@]}" --seed "$s" --set meta.width=48 "${DI_SET[@]}"
+      run "di-meta96$TAG-seed$s" incubate "${MODEL[@]}" --seed "$s" "${DI_SET[@]}"
+      run "e2e$TAG-seed$s" train "${MODEL[@]}" --seed "$s" --set recipe.steps.e2e=$((900 * SCALE))
     done
     summary ;;
   summary) summary ;;
