@@ -12,13 +12,17 @@ export interface Spawned {
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
 
-/** `env` adds to this process's environment; a variable set to undefined is removed. */
-export function spawnIncubator(args: string[], env: NodeJS.ProcessEnv): Spawned {
+/**
+ * `env` adds to this process's environment; a variable set to undefined is removed. `cwd`: where
+ * it runs (default this process's working directory).
+ */
+export function spawnIncubator(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Spawned {
   const merged = Object.fromEntries(
     Object.entries({ ...process.env, ...env }).filter(([, value]) => value !== undefined),
   );
   const child = spawn(process.execPath, [BIN, ...args], {
     env: merged,
+    ...(cwd ? { cwd } : {}),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

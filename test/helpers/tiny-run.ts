@@ -38,3 +38,13 @@ export async function createTinyArchitectureAndDataset(
   );
   return { architectureId: arch.architecture.id, datasetId: dataset.dataset.id };
 }
+
+/** Recipe overrides for runs of a few seconds: small batches, no Mixup/CutMix or augmentation. */
+export const tinyOverrides = (steps: Record<string, number>) => ({
+  batchSize: 16,
+  mixup: 0,
+  cutmix: 0,
+  baseLr: 0.01,
+  augment: {},
+  steps,
+});

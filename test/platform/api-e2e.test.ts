@@ -14,7 +14,7 @@ import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
-import { createTinyArchitectureAndDataset } from "../helpers/tiny-run.ts";
+import { createTinyArchitectureAndDataset, tinyOverrides } from "../helpers/tiny-run.ts";
 
 const t = useTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), "incubator-api-e2e-"));
@@ -58,14 +58,7 @@ describe("an incubation run through the API with two workers", () => {
         kind: "INCUBATION",
         ...ids,
         seed: 2,
-        overrides: {
-          batchSize: 16,
-          mixup: 0,
-          cutmix: 0,
-          baseLr: 0.01,
-          augment: {},
-          steps: { pretrain: 20, modular: 40, finetune: 20 },
-        },
+        overrides: tinyOverrides({ pretrain: 20, modular: 40, finetune: 20 }),
       },
     );
     expect(started.userErrors).toEqual([]);

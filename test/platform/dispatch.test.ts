@@ -19,7 +19,7 @@ import { openQueue } from "../../src/platform/queue/queue.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
 import { createRunRows } from "../helpers/rows.ts";
-import { TINY_VIT } from "../helpers/tiny-run.ts";
+import { TINY_VIT, tinyOverrides } from "../helpers/tiny-run.ts";
 
 const t = useTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), "incubator-dispatch-"));
@@ -63,15 +63,7 @@ async function createRun(
     dataset: { options: { ...SYNTH, length: 512 }, numClasses: 4, trainSize: 512, testSize: 512 },
     run: {
       seed: 1,
-      overrides: {
-        batchSize: 16,
-        mixup: 0,
-        cutmix: 0,
-        baseLr: 0.01,
-        augment: {},
-        steps: { ...steps, e2e: 0 },
-        ...extra,
-      },
+      overrides: { ...tinyOverrides({ ...steps, e2e: 0 }), ...extra },
     },
     modules: true,
   });
