@@ -10,6 +10,8 @@
 #
 #   bash bench/experiments/width-adapters.sh            # seeds 0 1 2 x {e2e, di-meta96, di-meta48}
 #   SCALE=2 bash bench/experiments/width-adapters.sh    # the same grid with every step count doubled
+#   bash bench/experiments/width-adapters.sh reuse      # seed 0: di-meta48-seed0's meta model (no new PT)
+#                                                       # incubates widths 64 and 128, vs E2E at each
 #   bash bench/experiments/width-adapters.sh summary    # the tables from the results.json files
 #
 # OUT (default .tmp/experiments/width-adapters) holds one folder per run. Run it from a clean
@@ -34,6 +36,15 @@ case "${1:-main}" in
       run "e2e$TAG-seed$s" train "${MODEL[@]}" --seed "$s" --set recipe.steps.e2e=$((900 * SCALE))
     done
     summary ;;
+  reuse)
+    META="$OUT/di-meta48-seed0/pretrain.safetensors"
+    [[ -f $META ]] || { echo "run the main grid first (needs $META)" >&2; exit 1; }
+    for w in 64 128; do
+      WIDTH=(--config fashion-mnist --set model.width=$w --set model.depth=8 --set model.patchSize=7 --set modules=4)
+      run "reuse48-w$w-seed0" incubate "${WIDTH[@]}" --seed 0 --meta "$META" "${DI_SET[@]}"
+      run "e2e-w$w-seed0" train "${WIDTH[@]}" --seed 0 --set recipe.steps.e2e=900
+    done
+    summary ;;
   summary) summary ;;
-  *) echo "usage: $0 [main|summary]" >&2; exit 2 ;;
+  *) echo "usage: $0 [main|reuse|summary]" >&2; exit 2 ;;
 esac
