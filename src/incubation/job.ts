@@ -352,7 +352,14 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
     let evalAccuracy: number | null = null;
     let evalLoss: number | null = null;
     if (spec.evalDataset && spec.phase !== "modular") {
-      const ev = await evaluate(trainer, spec.evalDataset, cfg, settings.batchSize, spec.evalLimit);
+      const ev = await evaluate(
+        trainer,
+        spec.evalDataset,
+        cfg,
+        settings.batchSize,
+        spec.evalLimit,
+        spec.dataCache,
+      );
       evalAccuracy = ev.accuracy;
       evalLoss = ev.loss;
       emit({ type: "eval", ...ev });
@@ -388,8 +395,10 @@ export async function evaluate(
   cfg: VitConfig,
   batchSize: number,
   limit?: number,
+  /** Through the worker's cache, like the training data: a site without the files downloads it. */
+  cache?: DataCacheOptions,
 ): Promise<{ accuracy: number; loss: number; images: number }> {
-  const ds = await openDataset(datasetSpec);
+  const ds = cache ? (await openTrainingData(datasetSpec, cache)).dataset : await openDataset(datasetSpec);
   checkDataFits(ds, cfg, "the evaluation dataset");
   const n = Math.min(ds.length, limit ?? ds.length);
   const indices = Int32Array.from({ length: n }, (_, i) => i);

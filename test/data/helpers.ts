@@ -34,12 +34,12 @@ export function equalBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
 }
 
 /**
- * Writes a small MNIST-like train split (`n` images of h×w, labels cycling over 10 classes) as
+ * Writes a small MNIST-like split (train, or t10k = test) (`n` images of h×w, labels cycling over 10 classes) as
  * IDX files into `dir`, gzip-compressed when `gzip`; returns the file sizes.
  */
 export function writeIdxSplit(
   dir: string,
-  o: { n: number; h: number; w: number; gzip?: boolean; seed?: number },
+  o: { n: number; h: number; w: number; gzip?: boolean; seed?: number; split?: "train" | "t10k" },
 ): { imagesBytes: number; labelsBytes: number } {
   const images = encodeIdx([o.n, o.h, o.w], fixtureBytes(o.n * o.h * o.w, o.seed ?? 7));
   const labels = encodeIdx(
@@ -49,8 +49,9 @@ export function writeIdxSplit(
   const [img, lab] = o.gzip ? [gzipSync(images), gzipSync(labels)] : [images, labels];
   const suffix = o.gzip ? ".gz" : "";
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `train-images-idx3-ubyte${suffix}`), img);
-  writeFileSync(join(dir, `train-labels-idx1-ubyte${suffix}`), lab);
+  const split = o.split ?? "train";
+  writeFileSync(join(dir, `${split}-images-idx3-ubyte${suffix}`), img);
+  writeFileSync(join(dir, `${split}-labels-idx1-ubyte${suffix}`), lab);
   return { imagesBytes: img.length, labelsBytes: lab.length };
 }
 
