@@ -4,7 +4,8 @@
  * their own DATA_DIR and working directory) download what they train on from the API server with
  * their worker token, and cache it.
  *
- * 1. A decentralised run whose modules all require site=b: the site=b worker downloads only its
+ * 1. A decentralised run whose modules all require site=b: the site=b worker, pinned to the
+ *    run's shards (`--shards`, so it takes no job that reads the whole set), downloads only its
  *    modules' shards; the platform's own worker pre-trains and fine-tunes where the data lives.
  * 2. A whole run at site=c: PT downloads the training split once, FT finds it cached, and the
  *    final evaluation downloads the test split.
@@ -44,14 +45,14 @@ async function mutate<T>(query: string, input: Record<string, unknown>): Promise
 }
 
 /** A token for `site=<name>` and an API worker there, in a directory of its own. */
-async function startSite(name: string): Promise<Spawned> {
+async function startSite(name: string, extra: string[] = []): Promise<Spawned> {
   const { secret } = await mutate<{ secret: string }>(
     `mutation ($input: CreateWorkerTokenInput!) { createWorkerToken(input: $input) { secret userErrors { message } } }`,
     { name: `site-${name}`, labels: [`site=${name}`] },
   );
   const site = mkdtempSync(join(tmpdir(), `incubator-site-${name}-`));
   const worker = spawnIncubator(
-    ["worker", "--api", local.api.url, "--token", secret, "--id", `${name}1`, "--threads", "1"],
+    ["worker", "--api", local.api.url, "--token", secret, "--id", `${name}1`, "--threads", "1", ...extra],
     { DATABASE_URL: undefined, DATA_DIR: join(site, "data"), LOG_LEVEL: "info" },
     site,
   );
@@ -138,7 +139,7 @@ afterAll(async () => {
 
 describe("sites without the data", () => {
   it("modules at site b download and cache only their shards; the bytes show in GraphQL", async () => {
-    const site = await startSite("b");
+    const site = await startSite("b", ["--shards", "0,1,2,3"]);
     const { id, node } = await runToEnd(
       {
         decentralized: true,
@@ -154,7 +155,8 @@ describe("sites without the data", () => {
       expect(m.dataStats.bytesFetched / sourceBytes).toBeGreaterThan(0.2);
       expect(m.dataStats.bytesFetched / sourceBytes).toBeLessThan(0.3);
     }
-    // The full set was read where it lives, by the platform's own worker.
+    // The full set was read where it lives, by the platform's own worker (the pinned site=b
+    // worker takes no job that reads the whole split).
     const pt = await stageData(id, "PRETRAIN");
     expect(pt.workerId).not.toMatch(/^site-b\//);
     expect(pt.data).toMatchObject({ cache: "filled-local", records: N });
