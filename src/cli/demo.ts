@@ -10,10 +10,9 @@ import { Command } from "commander";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { RUN_PRESETS } from "../incubation/config.ts";
-import { startLocalPlatform } from "../platform/local.ts";
 import { createLogger } from "../platform/logger.ts";
 import { exitWithError, loadConfigOrExit } from "./errors.ts";
-import { BIN_PATH } from "./paths.ts";
+import { startConfiguredPlatform } from "./platform.ts";
 import { onShutdownSignal } from "./shutdown.ts";
 
 interface GraphQLResult<T> {
@@ -198,15 +197,7 @@ export function demoCommand(): Command {
       const config = loadConfigOrExit();
       const logger = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL);
       const say = (line: string) => process.stderr.write(`${line}\n`);
-      const local = await startLocalPlatform({
-        databaseUrl: config.DATABASE_URL,
-        dataDir: config.DATA_DIR,
-        port: config.PORT,
-        host: config.HOST,
-        logger,
-        workers: 1,
-        bin: BIN_PATH,
-      }).catch((error) => exitWithError(error));
+      const local = await startConfiguredPlatform(config, logger, 1).catch((error) => exitWithError(error));
       onShutdownSignal(logger, () => local.close());
       const { url, wsUrl } = local.api;
       say(

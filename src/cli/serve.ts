@@ -1,8 +1,7 @@
 import { Command } from "commander";
-import { startLocalPlatform } from "../platform/local.ts";
 import { createLogger } from "../platform/logger.ts";
 import { exitWithError, loadConfigOrExit } from "./errors.ts";
-import { BIN_PATH } from "./paths.ts";
+import { startConfiguredPlatform } from "./platform.ts";
 import { onShutdownSignal } from "./shutdown.ts";
 
 export function serveCommand(): Command {
@@ -21,15 +20,7 @@ export function serveCommand(): Command {
         exitWithError(new Error(`--workers must be 0 or more, got "${opts.workers}"`));
       const logger = createLogger(config.LOG_LEVEL);
       try {
-        const local = await startLocalPlatform({
-          databaseUrl: config.DATABASE_URL,
-          dataDir: config.DATA_DIR,
-          port: config.PORT,
-          host: config.HOST,
-          logger,
-          workers,
-          bin: BIN_PATH,
-        });
+        const local = await startConfiguredPlatform(config, logger, workers);
         logger.info({ url: local.api.url, ws: local.api.wsUrl, workers }, "incubator API ready");
         onShutdownSignal(logger, () => local.close());
       } catch (error) {

@@ -15,6 +15,16 @@ import { postGraphQL } from "../helpers/graphql.ts";
 import { START_RUN, unique } from "./support.ts";
 
 const t = useTestDatabase();
+/** A 2-block, 2-module architecture (rows only: nothing trains here). */
+const TWO_BLOCKS = {
+  imageSize: 16,
+  patchSize: 4,
+  width: 32,
+  depth: 2,
+  heads: 2,
+  numClasses: 10,
+  moduleSplit: [1, 1],
+};
 let server: ApiServer;
 let failing: ApiServer;
 let db: PrismaClient<"query">;
@@ -58,16 +68,7 @@ describe("DataLoader per request", () => {
     });
     for (let i = 0; i < 20; i++) {
       const arch = await t.db.architecture.create({
-        data: {
-          name: unique(`a${i}`),
-          imageSize: 16,
-          patchSize: 4,
-          width: 32,
-          depth: 2,
-          heads: 2,
-          numClasses: 10,
-          moduleSplit: [1, 1],
-        },
+        data: { name: unique(`a${i}`), ...TWO_BLOCKS },
       });
       const run = await t.db.run.create({
         data: {
@@ -125,16 +126,7 @@ describe("DataLoader per request", () => {
 describe("dispatcher failures", () => {
   it("are system errors with a code, not user errors", async () => {
     const arch = await t.db.architecture.create({
-      data: {
-        name: unique("a"),
-        imageSize: 16,
-        patchSize: 4,
-        width: 32,
-        depth: 2,
-        heads: 2,
-        numClasses: 10,
-        moduleSplit: [1, 1],
-      },
+      data: { name: unique("a"), ...TWO_BLOCKS },
     });
     const dataset = await t.db.dataset.create({
       data: { name: unique("d"), format: "synthetic", numClasses: 10, trainSize: 10, testSize: 10 },

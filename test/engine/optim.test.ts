@@ -61,13 +61,18 @@ function expectClose(actual: number[], expected: number[], tol = 2e-6) {
     expect(Math.abs(a - expected[i]!), `element ${i}: ${a} vs ${expected[i]}`).toBeLessThan(tol);
 }
 
+/** Parameters at W0/B0 and zeroed first and second moments: where every reference update starts. */
+const startState = () => ({
+  p: { w: [...W0], b: [...B0] } as Tensors,
+  m: { w: W0.map(() => 0), b: B0.map(() => 0) } as Tensors,
+  v: { w: W0.map(() => 0), b: B0.map(() => 0) } as Tensors,
+});
+
 describe("optimizer update rules", () => {
   it("AdamW matches torch.optim.AdamW's formula (decoupled decay on the decay group only)", async () => {
     const [b1, b2, eps, wd] = [0.9, 0.999, 1e-8, 0.05];
     const lrs = [0.1, 0.05, 0.02];
-    const p: Tensors = { w: [...W0], b: [...B0] };
-    const m: Tensors = { w: W0.map(() => 0), b: B0.map(() => 0) };
-    const v: Tensors = { w: W0.map(() => 0), b: B0.map(() => 0) };
+    const { p, m, v } = startState();
     lrs.forEach((lr, k) => {
       const t = k + 1;
       const g = grads(p);
@@ -89,9 +94,7 @@ describe("optimizer update rules", () => {
   it("LAMB matches timm's Lamb (global clip, per-tensor trust ratio on decayed params)", async () => {
     const [b1, b2, eps, wd, maxGradNorm] = [0.9, 0.999, 1e-6, 0.1, 1.0];
     const lrs = [0.1, 0.1];
-    const p: Tensors = { w: [...W0], b: [...B0] };
-    const m: Tensors = { w: W0.map(() => 0), b: B0.map(() => 0) };
-    const v: Tensors = { w: W0.map(() => 0), b: B0.map(() => 0) };
+    const { p, m, v } = startState();
     lrs.forEach((lr, k) => {
       const t = k + 1;
       const g = grads(p);

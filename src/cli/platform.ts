@@ -1,0 +1,22 @@
+/** The whole platform as the environment describes it, for `serve` and `demo`. */
+import type { Config } from "../platform/config/config.ts";
+import { type LocalPlatform, startLocalPlatform } from "../platform/local.ts";
+import type { Logger } from "../platform/logger.ts";
+import { BIN_PATH } from "./paths.ts";
+
+/** DATABASE_URL (or an embedded PostgreSQL), DATA_DIR, PORT and HOST, with `workers` local workers. */
+export function startConfiguredPlatform(
+  config: Config,
+  logger: Logger,
+  workers: number,
+): Promise<LocalPlatform> {
+  return startLocalPlatform({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    port: config.PORT,
+    host: config.HOST,
+    logger,
+    workers,
+    bin: BIN_PATH,
+  });
+}
