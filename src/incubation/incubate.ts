@@ -3,6 +3,7 @@
  * K modular-training jobs (MT, in parallel child processes when workers > 1) → assembly → fine-
  * tuning (FT) with evaluation; and the E2E baseline as one job. Writes checkpoints, the final
  * weights, the ONNX inference model and `results.json` (accuracy and wall time per stage).
+ * Assembly and export are steps of the FT / E2E job (its spec asks for them, job.ts).
  *
  * The platform runs the very same jobs (`runJob`) on workers; this file is the single-machine
  * orchestration behind `incubator incubate` and `incubator train`.
@@ -10,10 +11,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DataStats } from "../data/shard-cache.ts";
-import { loadWeights, saveWeights } from "../engine/checkpoint/checkpoint.ts";
-import { exportVitOnnx } from "../engine/export/onnx-export.ts";
-import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
-import { assembleTarget } from "./assemble.ts";
 import type { RunConfig } from "./config.ts";
 import type { WidthAdapter } from "./hybrid.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
@@ -80,10 +77,22 @@ export interface IncubationResult {
   moduleWeights?: string[];
 }
 
-function exportFinalModel(outDir: string, target: VitConfig, weightsPath: string): string {
-  const path = join(outDir, "model.onnx");
-  exportVitOnnx(path, target, loadWeights(weightsPath, { expect: vitParamSpecs(target) }));
-  return path;
+type Stage = IncubationResult["stages"][string];
+
+/** A job's row in `results.json`. */
+const stageOf = (r: JobResult, wallSeconds = r.wallSeconds): Stage => ({
+  wallSeconds,
+  steps: r.steps,
+  finalLoss: r.finalLoss,
+  bytesRead: r.bytesRead,
+  data: r.data,
+  ...(r.adapters ? { adapters: r.adapters } : {}),
+});
+
+/** The ONNX model the job was asked to export (`exportOnnx`). */
+function exported(r: JobResult): string {
+  if (!r.onnxPath) throw new Error(`the ${r.phase} job exported no ONNX model`);
+  return r.onnxPath;
 }
 
 const jobName = (spec: Pick<JobSpec, "phase" | "moduleIndex">) =>
@@ -139,16 +148,6 @@ export async function incubate(
   const base = { ...sharedJobFields(opts, outDir), split: opts.split };
   const relay = (job: string) => (event: JobEvent) => onEvent({ ...event, job });
   const stages: IncubationResult["stages"] = {};
-  const record = (name: string, r: JobResult) => {
-    stages[name] = {
-      wallSeconds: r.wallSeconds,
-      steps: r.steps,
-      finalLoss: r.finalLoss,
-      bytesRead: r.bytesRead,
-      data: r.data,
-      ...(r.adapters ? { adapters: r.adapters } : {}),
-    };
-  };
 
   // PT: the meta model (one block per module), unless one is given.
   let metaWeights = opts.metaWeights;
@@ -157,7 +156,7 @@ export async function incubate(
       { ...base, phase: "pretrain", dataset: opts.dataset },
       { onEvent: relay("pretrain") },
     );
-    record("pretrain", pt);
+    stages.pretrain = stageOf(pt);
     metaWeights = pt.weightsPath;
   }
 
@@ -183,36 +182,25 @@ export async function incubate(
     ),
     workers,
   );
-  for (const [i, r] of mtResults.entries()) record(`module-${i}`, r);
+  for (const [i, r] of mtResults.entries()) stages[`module-${i}`] = stageOf(r);
 
-  // Assembly: stage i from job i.
-  const assembleStart = performance.now();
-  const assembled = assembleTarget(
-    opts.target,
-    opts.split,
-    mtResults.map((r, i) => ({ moduleIndex: i, parameters: loadWeights(r.weightsPath) })),
-  );
-  const assembledPath = join(outDir, "assembled.safetensors");
-  saveWeights(
-    assembledPath,
-    { parameters: assembled.parameters, shapes: vitParamSpecs(opts.target) },
-    { metadata: { phase: "assemble" } },
-  );
-  stages.assemble = { wallSeconds: (performance.now() - assembleStart) / 1000, steps: 0, finalLoss: null };
-
-  // FT on the full training set, then evaluation.
+  // FT on the full training set, starting from the target assembled from stage i of job i;
+  // then evaluation and the ONNX export.
   const ft = await runJob(
     {
       ...base,
       phase: "finetune",
       dataset: opts.dataset,
-      initWeights: assembledPath,
+      assembleFrom: mtResults.map((r, i) => ({ moduleIndex: i, weights: r.weightsPath })),
+      exportOnnx: true,
       ...(opts.evalDataset ? { evalDataset: opts.evalDataset } : {}),
     },
     { onEvent: relay("finetune") },
   );
-  record("finetune", ft);
-  const onnxPath = exportFinalModel(outDir, opts.target, ft.weightsPath);
+  // The FT job's wall time includes its assembly; results.json reports the two apart.
+  const assembleSeconds = ft.assembled?.wallSeconds ?? 0;
+  stages.assemble = { wallSeconds: assembleSeconds, steps: 0, finalLoss: null };
+  stages.finetune = stageOf(ft, ft.wallSeconds - assembleSeconds);
 
   const mtCritical = Math.max(...mtResults.map((r) => r.wallSeconds));
   const result: IncubationResult = {
@@ -220,11 +208,10 @@ export async function incubate(
     accuracy: ft.evalAccuracy,
     loss: ft.evalLoss,
     stages,
-    criticalPathSeconds:
-      (stages.pretrain?.wallSeconds ?? 0) + mtCritical + stages.assemble.wallSeconds + ft.wallSeconds,
+    criticalPathSeconds: (stages.pretrain?.wallSeconds ?? 0) + mtCritical + ft.wallSeconds,
     totalWallSeconds: (performance.now() - started) / 1000,
     weightsPath: ft.weightsPath,
-    onnxPath,
+    onnxPath: exported(ft),
     ...(opts.meta ? { metaWidth: opts.meta.width } : {}),
     metaWeightsPath: metaWeights,
     moduleWeights: mtResults.map((r) => r.weightsPath),
@@ -246,6 +233,7 @@ export async function trainEndToEnd(
       phase: "e2e",
       split: opts.split ?? [opts.target.depth],
       dataset: opts.dataset,
+      exportOnnx: true,
       ...(opts.evalDataset ? { evalDataset: opts.evalDataset } : {}),
     },
     { onEvent: (event) => onEvent({ ...event, job: "e2e" }) },
@@ -254,21 +242,12 @@ export async function trainEndToEnd(
     kind: "e2e",
     accuracy: r.evalAccuracy,
     loss: r.evalLoss,
-    stages: {
-      e2e: {
-        wallSeconds: r.wallSeconds,
-        steps: r.steps,
-        finalLoss: r.finalLoss,
-        bytesRead: r.bytesRead,
-        data: r.data,
-      },
-    },
+    stages: { e2e: stageOf(r) },
     criticalPathSeconds: r.wallSeconds,
     totalWallSeconds: (performance.now() - started) / 1000,
     weightsPath: r.weightsPath,
-    onnxPath: exportFinalModel(outDir, opts.target, r.weightsPath),
+    onnxPath: exported(r),
   };
-  mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;
 }
