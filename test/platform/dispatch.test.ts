@@ -9,11 +9,13 @@ import * as ort from "onnxruntime-node";
 import type PgBoss from "pg-boss";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { saveWeights } from "../../src/engine/checkpoint/checkpoint.ts";
+import { loadWeights, saveWeights } from "../../src/engine/checkpoint/checkpoint.ts";
 import { VIT_DEFAULTS, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { Rng } from "../../src/engine/rng.ts";
+import { assembleTarget } from "../../src/incubation/assemble.ts";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { Dispatcher } from "../../src/platform/dispatch/dispatcher.ts";
+import { artifactRef, type StoredJobSpec } from "../../src/platform/dispatch/plan.ts";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
 import { openQueue } from "../../src/platform/queue/queue.ts";
 import { useTestDatabase } from "../helpers/database.ts";
@@ -134,8 +136,46 @@ describe("dispatching an incubation run to two worker processes", () => {
     expect(meta.numModules).toBe(4);
     expect(meta.source).toEqual({ kind: "pretrain-run", runId: run.id });
     expect(meta.config).toMatchObject({ depth: 4, width: meta.width, heads: meta.heads, mlpRatio: 4 });
+    // The FT job assembled its start from the modules' weights artifacts (the worker only
+    // resolved the references and uploaded what the job's result listed).
+    const store = new LocalArtifactStore(join(dataDir, "artifacts"));
+    const ftJob = jobs.find((j) => j.stage === "FINETUNE")!;
+    const ftSpec = ftJob.spec as unknown as StoredJobSpec;
+    expect((ftJob.result as { assembled?: { modules: number[] } }).assembled?.modules).toEqual([0, 1, 2, 3]);
+    const moduleWeights = await t.db.artifact.findMany({
+      where: { runId: run.id, kind: "weights", job: { stage: "MODULAR" } },
+      include: { job: { include: { module: true } } },
+      orderBy: { job: { module: { index: "asc" } } },
+    });
+    expect(ftSpec.assembleFrom).toEqual(
+      moduleWeights.map((a) => ({ moduleIndex: a.job!.module!.index, weights: artifactRef(a.sha256) })),
+    );
+    const assembledArtifact = await t.db.artifact.findFirstOrThrow({
+      where: { runId: run.id, kind: "assembled-model", jobId: ftJob.id },
+    });
+    expect(assembledArtifact.metadata).toEqual({ modules: ftSpec.assembleFrom!.map((m) => m.weights) });
+    const expected = assembleTarget(
+      ftSpec.target,
+      ftSpec.split,
+      await Promise.all(
+        moduleWeights.map(async (a) => ({
+          moduleIndex: a.job!.module!.index,
+          parameters: loadWeights(await store.getFile(a.sha256)),
+        })),
+      ),
+    ).parameters;
+    const assembled = loadWeights(await store.getFile(assembledArtifact.sha256));
+    expect([...assembled.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [name, value] of expected) expect(assembled.get(name), name).toEqual(value);
+    const finalWeights = await t.db.artifact.findFirstOrThrow({
+      where: { runId: run.id, kind: "final-weights" },
+    });
+    const ftWeights = await t.db.artifact.findFirstOrThrow({ where: { jobId: ftJob.id, kind: "weights" } });
+    expect(finalWeights.sha256).toBe(ftWeights.sha256);
+
     const onnx = await t.db.artifact.findFirstOrThrow({ where: { runId: run.id, kind: "final-model-onnx" } });
-    const path = await new LocalArtifactStore(join(dataDir, "artifacts")).getFile(onnx.sha256);
+    expect(onnx.jobId).toBe(ftJob.id);
+    const path = await store.getFile(onnx.sha256);
     const session = await ort.InferenceSession.create(path);
     const out = await session.run({
       images: new ort.Tensor("float32", new Float32Array(2 * 3 * 8 * 8).fill(0.2), [2, 3, 8, 8]),

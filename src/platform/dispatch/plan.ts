@@ -14,12 +14,12 @@ import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts"
 export const ARTIFACT_REF = "artifact:";
 export const artifactRef = (sha256: string) => `${ARTIFACT_REF}${sha256}`;
 
-/** A job spec as stored: paths are artifact references; outDir is chosen by the worker. */
+/**
+ * A job spec as stored: paths (metaWeights, initWeights, assembleFrom's weights) are artifact
+ * references; outDir is chosen by the worker, which resolves the references and runs the rest
+ * as it is (assembleFrom and exportOnnx are the job's own steps).
+ */
 export type StoredJobSpec = Omit<JobSpec, "outDir"> & {
-  /** FT: assemble these module weights first (stage i from module i). */
-  assembleFrom?: { moduleIndex: number; weights: string }[];
-  /** FT and E2E: export the final model as ONNX. */
-  exportOnnx?: boolean;
   /** The registered dataset it reads: a worker without its files downloads its shard from the API. */
   datasetId?: string;
 };

@@ -10,15 +10,13 @@
  *     ~2/s by the job); the lifecycle turns them into RunEvents and the module's step/loss,
  *   - uploads every checkpoint to the artifact store first, so a retry on another machine
  *     resumes from the last one.
+ * The job itself assembles and exports what its spec asks for; the worker uploads the files its
+ * result lists.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { loadWeights, saveWeights } from "../../engine/checkpoint/checkpoint.ts";
-import { exportVitOnnx } from "../../engine/export/onnx-export.ts";
-import { vitParamSpecs } from "../../engine/models/vit.ts";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
-import { assembleTarget } from "../../incubation/assemble.ts";
 import {
   JOB_FAILED_PERMANENTLY_EXIT_CODE,
   type JobEvent,
@@ -122,11 +120,9 @@ export class TrainingWorker {
     const dir = resolve(this.o.workDir, job.jobId);
     mkdirSync(dir, { recursive: true });
     try {
-      const produced: ProducedArtifact[] = [];
-      const spec = { ...(await this.localSpec(job, dir, produced)), ...this.dataCache(job.spec.datasetId) };
+      const spec = { ...(await this.localSpec(job, dir)), ...this.dataCache(job.spec.datasetId) };
       const result = await this.runChild(holder, spec);
-      produced.push(...(await this.outputs(spec, result)));
-      await backend.complete(holder, result, produced);
+      await backend.complete(holder, result, await this.outputs(job, result));
       logger.info({ jobId: job.jobId }, "job succeeded");
     } catch (error) {
       if (error instanceof JobCancelled) {
@@ -155,12 +151,12 @@ export class TrainingWorker {
     return { dataCache: { dir, ...(server ? { remote: { ...server, datasetId } } : {}) } };
   }
 
-  /** Resolve artifact references to local files; pick up the latest checkpoint to resume. */
-  private async localSpec(job: ClaimedJob, dir: string, produced: ProducedArtifact[]): Promise<JobSpec> {
+  /** The stored spec with its artifact references as local files, on this worker's threads and device. */
+  private async localSpec(job: ClaimedJob, dir: string): Promise<JobSpec> {
     const { backend } = this.o;
     const fetch = async (ref: string) =>
       ref.startsWith(ARTIFACT_REF) ? backend.getArtifact(ref.slice(ARTIFACT_REF.length)) : ref;
-    const { assembleFrom, exportOnnx: _export, datasetId: _dataset, ...rest } = job.spec;
+    const { datasetId: _dataset, ...rest } = job.spec;
     const spec: JobSpec = {
       ...rest,
       outDir: dir,
@@ -168,45 +164,36 @@ export class TrainingWorker {
       ...(this.o.device ? { provider: this.o.device } : {}),
     };
     if (spec.metaWeights) spec.metaWeights = await fetch(spec.metaWeights);
-    if (assembleFrom) {
-      const sources = [];
-      for (const m of assembleFrom)
-        sources.push({ moduleIndex: m.moduleIndex, parameters: loadWeights(await fetch(m.weights)) });
-      const assembled = assembleTarget(spec.target, spec.split, sources);
-      const path = join(dir, "assembled.safetensors");
-      saveWeights(
-        path,
-        { parameters: assembled.parameters, shapes: vitParamSpecs(spec.target) },
-        { metadata: { phase: "assemble" } },
-      );
-      produced.push({
-        kind: "assembled-model",
-        ...(await backend.putArtifact(path)),
-        metadata: { modules: assembleFrom.map((m) => m.weights) },
-      });
-      spec.initWeights = path;
+    if (spec.initWeights) spec.initWeights = await fetch(spec.initWeights);
+    if (spec.assembleFrom) {
+      const modules = [];
+      for (const m of spec.assembleFrom) modules.push({ ...m, weights: await fetch(m.weights) });
+      spec.assembleFrom = modules;
     }
     if (job.resumeFrom) spec.resumeFrom = await backend.getArtifact(job.resumeFrom.sha256);
     return spec;
   }
 
-  /** The job's weights; for FT and E2E also the final model (weights and ONNX) for download. */
-  private async outputs(spec: JobSpec, result: JobResult): Promise<ProducedArtifact[]> {
+  /** Uploads what the job's result lists: its weights, the assembled model, and the exported final model. */
+  private async outputs(job: ClaimedJob, result: JobResult): Promise<ProducedArtifact[]> {
     const { backend } = this.o;
-    const weights = await backend.putArtifact(result.weightsPath);
-    const produced: ProducedArtifact[] = [{ kind: "weights", ...weights, metadata: { phase: spec.phase } }];
-    if (spec.phase === "finetune" || spec.phase === "e2e") {
-      const onnxPath = join(spec.outDir, "model.onnx");
-      exportVitOnnx(
-        onnxPath,
-        spec.target,
-        loadWeights(result.weightsPath, { expect: vitParamSpecs(spec.target) }),
-      );
-      produced.push(
-        { kind: "final-weights", ...weights, metadata: { phase: spec.phase } },
-        { kind: "final-model-onnx", ...(await backend.putArtifact(onnxPath)) },
-      );
+    const produced: ProducedArtifact[] = [];
+    if (result.assembled) {
+      const modules = job.spec.assembleFrom?.map((m) => m.weights) ?? [];
+      produced.push({
+        kind: "assembled-model",
+        ...(await backend.putArtifact(result.assembled.path)),
+        metadata: { modules },
+      });
     }
+    const weights = await backend.putArtifact(result.weightsPath);
+    const phase = { phase: result.phase };
+    produced.push({ kind: "weights", ...weights, metadata: phase });
+    if (result.onnxPath)
+      produced.push(
+        { kind: "final-weights", ...weights, metadata: phase },
+        { kind: "final-model-onnx", ...(await backend.putArtifact(result.onnxPath)) },
+      );
     return produced;
   }
 
