@@ -17,6 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
+import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import {
   JOB_FAILED_PERMANENTLY_EXIT_CODE,
   type JobEvent,
@@ -181,18 +182,18 @@ export class TrainingWorker {
     if (result.assembled) {
       const modules = job.spec.assembleFrom?.map((m) => m.weights) ?? [];
       produced.push({
-        kind: "assembled-model",
+        kind: ArtifactKind.ASSEMBLED_MODEL,
         ...(await backend.putArtifact(result.assembled.path)),
         metadata: { modules },
       });
     }
     const weights = await backend.putArtifact(result.weightsPath);
     const phase = { phase: result.phase };
-    produced.push({ kind: "weights", ...weights, metadata: phase });
+    produced.push({ kind: ArtifactKind.WEIGHTS, ...weights, metadata: phase });
     if (result.onnxPath)
       produced.push(
-        { kind: "final-weights", ...weights, metadata: phase },
-        { kind: "final-model-onnx", ...(await backend.putArtifact(result.onnxPath)) },
+        { kind: ArtifactKind.FINAL_WEIGHTS, ...weights, metadata: phase },
+        { kind: ArtifactKind.FINAL_MODEL_ONNX, ...(await backend.putArtifact(result.onnxPath)) },
       );
     return produced;
   }
