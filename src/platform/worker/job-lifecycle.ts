@@ -218,7 +218,7 @@ export class JobLifecycle {
     jobId: string,
     a: { kind: string; sha256: string; sizeBytes: number; step?: number; metadata?: Record<string, unknown> },
   ) {
-    if (!(await this.store.has(a.sha256))) {
+    if (!(await this.store.has(a.sha256, { sizeBytes: a.sizeBytes }))) {
       throw new Error(`artifact ${a.sha256} (${a.kind}) is not in the store; upload it first`);
     }
     return this.db.artifact.create({
