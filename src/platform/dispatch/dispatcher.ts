@@ -30,6 +30,7 @@ import {
   type StoredJobSpec,
   targetConfig,
 } from "./plan.ts";
+import { staleCutoff } from "./stale-sweep.ts";
 
 interface PendingJob {
   id: string;
@@ -288,7 +289,7 @@ export class Dispatcher {
    * retries them, and the retry resumes from the job's last checkpoint. Returns the job ids.
    */
   async failStaleJobs(staleAfterMs: number): Promise<string[]> {
-    const cutoff = new Date(Date.now() - staleAfterMs);
+    const cutoff = await staleCutoff(this.db, staleAfterMs); // the database's clock (stale-sweep.ts)
     const stale = await this.db.job.findMany({
       where: { state: "RUNNING", heartbeatAt: { lt: cutoff } },
       include: { module: true },
@@ -316,21 +317,4 @@ export class Dispatcher {
     }
     return stale.map((j) => j.id);
   }
-}
-
-/**
- * Watch for jobs whose worker went silent, every third of `staleAfterMs`. Every DB worker runs
- * one, and so does the API server process, so recovery works when all workers are API workers.
- */
-export function startStaleJobSweep(dispatcher: Dispatcher, staleAfterMs: number, logger: Logger): () => void {
-  const timer = setInterval(
-    () => {
-      void dispatcher
-        .failStaleJobs(staleAfterMs)
-        .catch((e) => logger.warn({ err: e }, "stale-job check failed"));
-    },
-    Math.max(1000, staleAfterMs / 3),
-  );
-  timer.unref();
-  return () => clearInterval(timer);
 }
