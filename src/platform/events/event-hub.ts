@@ -43,7 +43,9 @@ export function isTerminalRunEvent(event: StoredRunEvent): boolean {
 
 class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
   private queue: StoredRunEvent[] = [];
-  private waiting: ((result: IteratorResult<StoredRunEvent>) => void) | null = null;
+  private waiting:
+    | ((result: IteratorResult<StoredRunEvent> | Promise<IteratorResult<StoredRunEvent>>) => void)
+    | null = null;
   private failure: Error | null = null;
   done = false;
   /** Buffer live rows until the replay has caught up. */
@@ -108,9 +110,10 @@ class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
     this.done = true;
     this.onClose(this);
     if (this.waiting && this.queue.length === 0) {
-      const resolve = this.waiting;
+      // Settle the waiting `next()` as a fresh one would: done, or the failure that ended it.
+      const settle = this.waiting;
       this.waiting = null;
-      resolve({ value: undefined, done: true });
+      settle(this.next());
     }
   }
 
@@ -190,11 +193,16 @@ export class RunEventHub {
     return subscriber;
   }
 
+  /**
+   * Stop. Streams still open end with an error, never as if complete: their run goes on, and a
+   * subscriber resumes elsewhere with its last seq. (The API server closes its sockets first.)
+   */
   async close(): Promise<void> {
     this.closed = true;
     if (this.poll) clearInterval(this.poll);
     for (const channel of this.channels.values()) {
-      for (const subscriber of channel.subscribers) void subscriber.return();
+      for (const subscriber of channel.subscribers)
+        subscriber.fail(new Error("the event hub is shutting down; resubscribe with afterSeq"));
     }
     this.channels.clear();
     const listener = this.listener;
