@@ -13,6 +13,7 @@ import { type ApiServer, SERVICE_RESTART, startApiServer } from "../../src/api/s
 import { RunEventHub } from "../../src/platform/events/event-hub.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { progressEvent, runFinished } from "../helpers/events.ts";
 import { createRunRows } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
@@ -24,8 +25,8 @@ afterAll(async () => {
 
 const start = (port: number) =>
   startApiServer({ db: t.db, databaseUrl: t.url, logger, port, host: "127.0.0.1" });
-const progress = (step: number) => ({ type: "PROGRESS" as const, moduleIndex: 0, payload: { step } });
-const finished = { type: "STATE" as const, payload: { scope: "run", state: "SUCCEEDED" } };
+const progress = (step: number) => progressEvent(0, step);
+const finished = runFinished;
 
 async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
