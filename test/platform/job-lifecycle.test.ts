@@ -48,6 +48,7 @@ async function modularRun(options: { decentralized?: boolean; placement?: unknow
       patchSize: 4,
       imageSize: 16,
       numModules: 4,
+      numClasses: 10,
       checkpointId: meta.id,
     },
   });

@@ -17,7 +17,8 @@ import type {
 } from "../../generated/prisma/client.ts";
 import { metaIncompatibility, widthAdapters } from "../../incubation/hybrid.ts";
 import { metaConfigFor } from "../../incubation/modules.ts";
-import { metaModelConfig, type StoredJobSpec, targetConfig } from "../../platform/dispatch/plan.ts";
+import { type StoredJobSpec, targetConfig } from "../../platform/dispatch/plan.ts";
+import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument, type PageArgs, paginate } from "../pagination.ts";
@@ -300,7 +301,7 @@ export const runResolvers = {
       );
       if (!arch) throw badArgument("architectureId", `no architecture ${args.architectureId}`);
       const target = targetConfig(arch);
-      const reasons = metaIncompatibility(target, metaModelConfig(m, target), arch.moduleSplit.length);
+      const reasons = metaIncompatibility(target, metaModelConfig(m), arch.moduleSplit.length);
       return {
         compatible: reasons.length === 0,
         reasons,
