@@ -33,11 +33,8 @@ export function metaModelColumns(config: VitConfig, source: MetaModelSource) {
  * A meta model's architecture, as the jobs that read it need it: its row, with no drop path (it
  * is used frozen). Its width (and MLP ratio) may differ from a target's; the rest is checked by
  * `metaIncompatibility`.
- *
- * `_target` is not read: the row holds the whole config. It stays in the signature until the
- * call in dispatch/dispatcher.ts (being rewritten on another branch) drops it.
  */
-export function metaModelConfig(meta: MetaModel, _target?: VitConfig): VitConfig {
+export function metaModelConfig(meta: MetaModel): VitConfig {
   return {
     imageSize: meta.imageSize,
     channels: meta.channels,

@@ -11,7 +11,7 @@ import { createArchitectureAndDataset } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
 /** The migration that moved MetaModel.config into typed columns. */
-const CONFIG_COLUMNS = "20261201165340_meta_model_config_columns";
+const CONFIG_COLUMNS = "20261201172143_meta_model_config_columns";
 
 describe("migrations", () => {
   it("creates every core table and records each migration as Prisma does", async () => {
@@ -185,7 +185,7 @@ describe("core tables through Prisma", () => {
       data: { kind: "E2E", architectureId: arch.id, datasetId: dataset.id },
     });
     await t.db.runEvent.create({
-      data: { runId: run.id, seq: 1, type: "STATE", payload: { state: "RUNNING" } },
+      data: { runId: run.id, seq: 1, type: "RUN_STATE", payload: { state: "RUNNING" } },
     });
     await expect(
       t.db.runEvent.create({ data: { runId: run.id, seq: 1, type: "PROGRESS", payload: { step: 1 } } }),
@@ -193,7 +193,7 @@ describe("core tables through Prisma", () => {
     await t.db.runEvent.create({ data: { runId: run.id, seq: 2, type: "PROGRESS", payload: { step: 1 } } });
     const events = await t.db.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: "asc" } });
     expect(events.map((e) => [e.seq, e.type])).toEqual([
-      [1, "STATE"],
+      [1, "RUN_STATE"],
       [2, "PROGRESS"],
     ]);
   });

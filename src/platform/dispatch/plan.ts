@@ -39,9 +39,6 @@ export function targetConfig(arch: Architecture): VitConfig {
   });
 }
 
-// dispatcher.ts reads it from here; its home is ../meta-model-source.ts.
-export { metaModelConfig } from "../meta-model-source.ts";
-
 function datasetSpecs(dataset: Dataset): { train: DatasetSpec; eval?: DatasetSpec } {
   const train = datasetSpecOf(dataset, { split: "train" });
   if (dataset.testSize > 0) return { train, eval: datasetSpecOf(dataset, { split: "test" }) };
