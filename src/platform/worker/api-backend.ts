@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import type { JobResult } from "../../incubation/job.ts";
 import { LocalArtifactStore, type StoredArtifact } from "../artifacts/store.ts";
-import type { StoredJobSpec } from "../dispatch/plan.ts";
+import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import type { WorkerBackend } from "./backend.ts";
 import {
   type ClaimedJob,
@@ -118,7 +118,7 @@ export class ApiWorkerBackend implements WorkerBackend {
         };
         lease: string;
         attempt: number;
-        spec: StoredJobSpec;
+        spec: unknown;
         resumeFrom: { id: string; sha256: string; step: number | null } | null;
       } | null;
     }>(
@@ -142,7 +142,7 @@ export class ApiWorkerBackend implements WorkerBackend {
       stage: c.job.stage,
       ...(c.job.module ? { moduleIndex: c.job.module.index } : {}),
       attempt: c.attempt,
-      spec: c.spec,
+      spec: parseStoredJobSpec(c.spec, c.job.id), // from the network: parsed, not trusted
       ...(c.resumeFrom
         ? {
             resumeFrom: { artifactId: c.resumeFrom.id, sha256: c.resumeFrom.sha256, step: c.resumeFrom.step },

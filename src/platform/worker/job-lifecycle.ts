@@ -16,6 +16,7 @@ import type { ArtifactStore } from "../artifacts/store.ts";
 import type { Db } from "../db/client.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { StoredJobSpec } from "../dispatch/plan.ts";
+import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import { appendRunEventsInTx } from "../events/event-log.ts";
 import { type NewRunEvent, RunEventType } from "../events/run-event.ts";
 import type { Logger } from "../logger.ts";
@@ -162,7 +163,7 @@ export class JobLifecycle {
       stage: job.stage,
       ...(job.module ? { moduleIndex: job.module.index } : {}),
       attempt: job.attempts + 1,
-      spec: job.spec as unknown as StoredJobSpec,
+      spec: parseStoredJobSpec(job.spec, job.id),
       ...(checkpoint
         ? { resumeFrom: { artifactId: checkpoint.id, sha256: checkpoint.sha256, step: checkpoint.step } }
         : {}),
