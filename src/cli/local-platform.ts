@@ -10,7 +10,8 @@ import { join, resolve } from "node:path";
 import { type ApiServer, startApiServer } from "../api/server.ts";
 import { LocalArtifactStore } from "../platform/artifacts/store.ts";
 import { shardCacheDir } from "../platform/config/config.ts";
-import { Dispatcher, startStaleJobSweep } from "../platform/dispatch/dispatcher.ts";
+import { Dispatcher } from "../platform/dispatch/dispatcher.ts";
+import { startStaleJobSweep } from "../platform/dispatch/stale-sweep.ts";
 import type { Logger } from "../platform/logger.ts";
 import { openPlatform, type Platform } from "../platform/platform.ts";
 import { openQueue } from "../platform/queue/queue.ts";
@@ -53,7 +54,12 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const dispatcher = new Dispatcher(platform.db, boss, o.logger);
     const artifacts = new LocalArtifactStore(join(dataDir, "artifacts"));
     // The API process watches for silent workers too: API workers run no sweep of their own.
-    const stopSweep = startStaleJobSweep(dispatcher, o.staleAfterMs ?? 30_000, o.logger);
+    const stopSweep = startStaleJobSweep({
+      dispatcher,
+      db: platform.db,
+      staleAfterMs: o.staleAfterMs ?? 30_000,
+      logger: o.logger,
+    });
     closers.push(async () => stopSweep());
     const api = await startApiServer({
       db: platform.db,

@@ -198,14 +198,7 @@ describe("one transaction per state change", () => {
       const strict = new Dispatcher(t.db, noRetries, logger);
       const run = await modularRun({ placement: [{ labels: ["lane=dlq"] }], dispatcher: strict });
       const lc = new JobLifecycle(t.db, noRetries, strict, store, logger);
-      const [job] = await (async () => {
-        const out = [];
-        for (let c = await lc.claimNext({ labels: ["lane=dlq"], shards: [], workerId: "gone" }); c; ) {
-          out.push(c);
-          break;
-        }
-        return out;
-      })();
+      const job = await lc.claimNext({ labels: ["lane=dlq"], shards: [], workerId: "gone" });
       await t.db.job.update({
         where: { id: job!.jobId },
         data: { heartbeatAt: new Date(Date.now() - 60_000) },

@@ -229,7 +229,7 @@ export class JobLifecycle {
           break;
         }
         case "checkpoint":
-          await this.requireStored(event.sha256, ArtifactKind.CHECKPOINT);
+          await this.requireStored(event.sha256, ArtifactKind.CHECKPOINT, event.sizeBytes);
           checkpoints.push(event);
           rows.push({
             type: RunEventType.ARTIFACT,
@@ -265,8 +265,9 @@ export class JobLifecycle {
   }
 
   /** An artifact a worker reports must be in the store already (it uploads first). */
-  private async requireStored(sha256: string, kind: ArtifactKind): Promise<void> {
-    if (!(await this.store.has(sha256)))
+  private async requireStored(sha256: string, kind: ArtifactKind, sizeBytes: number): Promise<void> {
+    if (!(await this.store.has(sha256, { sizeBytes })))
+      // the size the row will record: a stat
       throw new Error(`artifact ${sha256} (${kind}) is not in the store; upload it first`);
   }
 
@@ -276,7 +277,7 @@ export class JobLifecycle {
    */
   async complete(h: Holder, result: JobResult, artifacts: ProducedArtifact[]): Promise<void> {
     const job = await this.held(h);
-    for (const a of artifacts) await this.requireStored(a.sha256, a.kind);
+    for (const a of artifacts) await this.requireStored(a.sha256, a.kind, a.sizeBytes);
     const sha = (kind: ArtifactKind) => artifacts.find((a) => a.kind === kind)?.sha256;
     const stored: Record<string, unknown> = { ...result };
     if (sha(ArtifactKind.FINAL_MODEL_ONNX)) stored.onnxSha256 = sha(ArtifactKind.FINAL_MODEL_ONNX);
