@@ -17,6 +17,7 @@ import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { Dispatcher } from "../../src/platform/dispatch/dispatcher.ts";
 import { artifactRef, type StoredJobSpec } from "../../src/platform/dispatch/plan.ts";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
+import { metaModelConfig } from "../../src/platform/meta-model-source.ts";
 import { openQueue } from "../../src/platform/queue/queue.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
@@ -129,7 +130,8 @@ describe("dispatching an incubation run to two worker processes", () => {
     const meta = await t.db.metaModel.findFirstOrThrow({ where: { sourceRunId: run.id } });
     expect(meta.numModules).toBe(4);
     expect(meta.source).toEqual({ kind: "pretrain-run", runId: run.id });
-    expect(meta.config).toMatchObject({ depth: 4, width: meta.width, heads: meta.heads, mlpRatio: 4 });
+    // the run's target architecture with one block per module
+    expect(metaModelConfig(meta)).toEqual({ ...VIT_DEFAULTS, ...TINY_VIT, depth: 4 });
     // The FT job assembled its start from the modules' weights artifacts (the worker only
     // resolved the references and uploaded what the job's result listed).
     const store = new LocalArtifactStore(join(dataDir, "artifacts"));
@@ -293,6 +295,7 @@ describe("incubating with an existing meta model", () => {
         patchSize: 4,
         imageSize: 8,
         numModules: 4,
+        numClasses: meta.numClasses,
         checkpointId: artifact.id,
       },
     });

@@ -12,6 +12,7 @@ import {
 } from "../../data/registry.ts";
 import { balancedShards, classCounts } from "../../data/splits.ts";
 import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
+import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument, type PageArgs, paginate } from "../pagination.ts";
@@ -79,7 +80,7 @@ export function trainLabels(dataset: Dataset): Promise<Int32Array> {
   const key = `${dataset.id}@${dataset.createdAt.getTime()}`;
   let labels = labelCache.get(key);
   if (!labels) {
-    const spec = datasetSpecSchema.parse({ ...(dataset.options as object), split: "train" });
+    const spec = datasetSpecOf(dataset, { split: "train" });
     labels = (async () => {
       const all = await readDatasetLabels(spec);
       const selected = await selectRecords(spec); // a validation hold-out, when the spec has one
@@ -187,7 +188,7 @@ export const datasetResolvers = {
   },
   Dataset: {
     id: (d: Dataset) => toGlobalId("Dataset", d.id),
-    spec: (d: Dataset) => d.options,
+    spec: (d: Dataset) => readDatasetOptions(d),
     classCounts: async (d: Dataset) => {
       const labels = await readLabels(d);
       return classCounts(labels, [Int32Array.from(labels.keys())], d.numClasses)[0]!;

@@ -7,7 +7,8 @@ import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../ge
 import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
-import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
+import { targetConfig } from "../../platform/dispatch/plan.ts";
+import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
 import { IllegalTransition } from "../../platform/state/machine.ts";
 import type { ApiContext } from "../context.ts";
@@ -77,7 +78,7 @@ function checkRecipe(input: StartRunInput, errors: UserError[]): void {
  */
 function checkMetaModel(meta: MetaModel, arch: Architecture, errors: UserError[]): void {
   const target = targetConfig(arch);
-  for (const reason of metaIncompatibility(target, metaModelConfig(meta, target), arch.moduleSplit.length)) {
+  for (const reason of metaIncompatibility(target, metaModelConfig(meta), arch.moduleSplit.length)) {
     errors.push(
       userError(
         ["input", "metaModelId"],
