@@ -31,6 +31,12 @@ const storedJobSpec = z.looseObject({
   seed: z.number().int(),
   metaWeights: z.string().optional(),
   meta: vitConfig.optional(),
+  initWeights: z.string().optional(),
+  assembleFrom: z
+    .array(z.object({ moduleIndex: index, weights: z.string() }))
+    .min(1)
+    .optional(),
+  exportOnnx: z.boolean().optional(),
   checkpointEvery: z.number().int().min(1).optional(),
   datasetId: z.uuid().optional(),
 });
