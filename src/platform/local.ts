@@ -4,9 +4,9 @@
  * API, and local training workers (each job still runs in its own child process).
  */
 import { join, resolve } from "node:path";
-import { type ApiServer, startApiServer } from "../api/server.ts";
+import { type ApiServer, type ApiServerOptions, startApiServer } from "../api/server.ts";
 import { LocalArtifactStore } from "./artifacts/store.ts";
-import { shardCacheDir } from "./config/config.ts";
+import { DEFAULT_EXTRA_DATA_ROOTS, shardCacheDir } from "./config/config.ts";
 import { Dispatcher, startStaleJobSweep } from "./dispatch/dispatcher.ts";
 import type { Logger } from "./logger.ts";
 import { openPlatform, type Platform } from "./platform.ts";
@@ -27,6 +27,11 @@ export interface LocalPlatformOptions {
   threads?: number;
   /** Hand a job whose worker has been silent this long to another (default 30 s). */
   staleAfterMs?: number;
+  /**
+   * The API's request limits, data roots (default: dataDir and /usr/share/datasets) and
+   * introspection switch (default on).
+   */
+  api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection">;
 }
 
 export interface LocalPlatform {
@@ -62,6 +67,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       artifacts,
       shardCacheDir: shardCacheDir(dataDir),
       lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
+      dataRoots: [dataDir, ...DEFAULT_EXTRA_DATA_ROOTS],
+      ...o.api,
     });
     closers.push(() => api.close());
     for (let i = 0; i < o.workers; i++) {
