@@ -14,15 +14,23 @@ import { pipeline } from "node:stream/promises";
 import type { Request, Response } from "express";
 import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Logger } from "../platform/logger.ts";
+import { requestIdOf, sendError } from "./errors.ts";
+
+/** The body grew past the upload limit (`maxBytes`). */
+class TooLarge extends Error {}
 
 /** Mount after `requireWorkerToken` (worker-auth.ts): only workers upload. */
-export function artifactUploadHandler(store: ArtifactStore, logger: Logger) {
+export function artifactUploadHandler(store: ArtifactStore, logger: Logger, limits: { maxBytes: number }) {
   return async (req: Request, res: Response) => {
     const sha256 = String(req.params.sha256);
     if (!/^[0-9a-f]{64}$/.test(sha256)) {
-      res
-        .status(400)
-        .json({ error: `"${sha256}" is not a sha256 content address (64 lowercase hex digits)` });
+      sendError(req, res, 400, "BAD_REQUEST", "not a sha256 content address (64 lowercase hex digits)");
+      return;
+    }
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limits.maxBytes) {
+      res.setHeader("connection", "close");
+      sendError(req, res, 413, "PAYLOAD_TOO_LARGE", `uploads are limited to ${limits.maxBytes} bytes`);
       return;
     }
     if (await store.has(sha256)) {
@@ -37,24 +45,37 @@ export function artifactUploadHandler(store: ArtifactStore, logger: Logger) {
       let sizeBytes = 0;
       const hashing = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
           sizeBytes += chunk.length;
+          if (sizeBytes > limits.maxBytes) {
+            callback(new TooLarge());
+            return;
+          }
+          hash.update(chunk);
           callback(null, chunk);
         },
       });
       await pipeline(req, hashing, createWriteStream(temp));
       const actual = hash.digest("hex");
       if (actual !== sha256) {
-        res
-          .status(422)
-          .json({ error: `the uploaded bytes hash to ${actual}, not ${sha256}; nothing was stored` });
+        sendError(
+          req,
+          res,
+          422,
+          "CHECKSUM_MISMATCH",
+          `the uploaded bytes hash to ${actual}; nothing was stored`,
+        );
         return;
       }
       await store.putFile(temp);
       res.status(201).json({ sha256, sizeBytes, stored: true });
     } catch (error) {
-      logger.warn({ err: error, sha256 }, "artifact upload failed");
-      if (!res.headersSent) res.status(500).json({ error: (error as Error).message });
+      if (error instanceof TooLarge) {
+        res.setHeader("connection", "close");
+        sendError(req, res, 413, "PAYLOAD_TOO_LARGE", `uploads are limited to ${limits.maxBytes} bytes`);
+        return;
+      }
+      logger.warn({ err: error, sha256, requestId: requestIdOf(req) }, "artifact upload failed");
+      sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
