@@ -1,4 +1,5 @@
 /** Shared set-up for the API tests: a server on the file's scratch database, and GraphQL helpers. */
+import { tmpdir } from "node:os";
 import pino from "pino";
 import { afterAll, beforeAll, expect } from "vitest";
 import type { RunDispatcher } from "../../src/api/context.ts";
@@ -37,6 +38,8 @@ export function useApiServer(
     db?: () => Db;
     artifacts?: ArtifactStore;
     shardCacheDir?: string;
+    /** Where server-side files may be read (default: the OS temp folder, where tests write them). */
+    dataRoots?: string[];
   } = {},
 ): {
   server: ApiServer;
@@ -53,6 +56,7 @@ export function useApiServer(
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
       ...(options.artifacts ? { artifacts: options.artifacts } : {}),
       ...(options.shardCacheDir ? { shardCacheDir: options.shardCacheDir } : {}),
+      dataRoots: options.dataRoots ?? [tmpdir()],
     });
     handle.gql = async <T>(query: string, variables?: object) => {
       const res = await postGraphQL<T>(handle.server.url, query, variables as Record<string, unknown>);

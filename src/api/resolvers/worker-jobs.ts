@@ -9,6 +9,7 @@
  */
 import type { WorkerToken } from "../../generated/prisma/client.ts";
 import type { JobResult } from "../../incubation/job.ts";
+import { INPUT_LIMITS } from "../../platform/limits.ts";
 import {
   type Holder,
   JobNotHeldError,
@@ -125,9 +126,16 @@ export const workerJobResolvers = {
         }
       }
       const shards = input.shards ?? [];
+      if (shards.length > INPUT_LIMITS.workerShards)
+        errors.push(userError(["input", "shards"], `at most ${INPUT_LIMITS.workerShards} shards`));
       for (const [i, shard] of shards.entries()) {
-        if (shard < 0)
-          errors.push(userError(["input", "shards", String(i)], `shard must be ≥ 0, got ${shard}`));
+        if (shard < 0 || shard >= INPUT_LIMITS.workerShards)
+          errors.push(
+            userError(
+              ["input", "shards", String(i)],
+              `shard must be between 0 and ${INPUT_LIMITS.workerShards - 1}, got ${shard}`,
+            ),
+          );
       }
       if (errors.length) return { claimed: null, userErrors: errors };
       const workerId = `${token.name}/${input.workerId}`;
@@ -159,6 +167,13 @@ export const workerJobResolvers = {
     ) => {
       const events = input.events as WorkerEvent[];
       const check = async () => {
+        if (events.length > INPUT_LIMITS.eventsPerBatch)
+          return [
+            userError(
+              ["input", "events"],
+              `at most ${INPUT_LIMITS.eventsPerBatch} events per batch; send them in several`,
+            ),
+          ];
         const errors: UserError[] = [];
         for (const [i, event] of events.entries()) {
           const type = (event as { type?: unknown })?.type;
@@ -192,6 +207,10 @@ export const workerJobResolvers = {
       ctx: ApiContext,
     ) => {
       const check = async () => {
+        if (input.artifacts.length > INPUT_LIMITS.artifactsPerJob)
+          return [
+            userError(["input", "artifacts"], `at most ${INPUT_LIMITS.artifactsPerJob} artifacts per job`),
+          ];
         const errors: UserError[] = [];
         for (const [i, a] of input.artifacts.entries()) {
           if (!PRODUCED_ARTIFACT_KINDS.includes(a.kind)) {
