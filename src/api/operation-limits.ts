@@ -70,7 +70,9 @@ export function limitRules(limits: RequestLimits, options: { introspection: bool
 }
 
 /** graphql-js's message when `maxTokens` stops the parser. */
-const TOKEN_LIMIT = /Document contains more than (\d+) tokens/;
+const TOKEN_LIMIT = /Document contains more tha[nt] (\d+) tokens/; // graphql-js 16 says "more that"
+
+export const isTokenLimit = (message: string) => TOKEN_LIMIT.test(message);
 
 /** A parse error as clients see it: the token limit as a validation limit, the rest as parse errors. */
 export function parseFailure(error: GraphQLError, maxTokens: number): GraphQLError {

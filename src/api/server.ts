@@ -33,7 +33,7 @@ import {
   sendError,
 } from "./errors.ts";
 import { createLoaders } from "./loaders.ts";
-import { checkOperation, limitError, limitRules, parseFailure } from "./operation-limits.ts";
+import { checkOperation, isTokenLimit, limitError, limitRules, parseFailure } from "./operation-limits.ts";
 import { buildSchema } from "./schema.ts";
 import { shardRoute } from "./shard-route.ts";
 import { requireWorkerToken } from "./worker-auth.ts";
@@ -174,10 +174,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     formatError: (formatted, error) => {
       // The token limit stops the parser: report it as the validation limit it is.
       const original = (error as { originalError?: unknown })?.originalError ?? error;
-      if (
-        formatted.extensions?.code === "GRAPHQL_PARSE_FAILED" &&
-        /more than \d+ tokens/.test(formatted.message)
-      ) {
+      if (formatted.extensions?.code === "GRAPHQL_PARSE_FAILED" && isTokenLimit(formatted.message)) {
         return parseFailure(original as GraphQLError, limits.maxTokens).toJSON();
       }
       return formatted;
