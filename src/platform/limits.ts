@@ -111,7 +111,7 @@ export const DATASET_LIMITS = {
 } as const;
 
 /** serverTime subscription. */
-export const SERVER_TIME_LIMITS = { minIntervalMs: 10, maxIntervalMs: 3_600_000, maxCount: 100_000 } as const;
+export const SERVER_TIME_LIMITS = { minIntervalMs: 10, maxIntervalMs: 60_000, maxCount: 100_000 } as const;
 
 /** Lists and strings in the worker API and other inputs. */
 export const INPUT_LIMITS = {

@@ -6,6 +6,7 @@ import type { RunDispatcher } from "../../src/api/context.ts";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import type { ArtifactStore } from "../../src/platform/artifacts/store.ts";
 import type { Db } from "../../src/platform/db/client.ts";
+import type { RequestLimits } from "../../src/platform/limits.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 import { postGraphQL } from "../helpers/graphql.ts";
 
@@ -40,6 +41,7 @@ export function useApiServer(
     shardCacheDir?: string;
     /** Where server-side files may be read (default: the OS temp folder, where tests write them). */
     dataRoots?: string[];
+    limits?: Partial<RequestLimits>;
   } = {},
 ): {
   server: ApiServer;
@@ -57,6 +59,7 @@ export function useApiServer(
       ...(options.artifacts ? { artifacts: options.artifacts } : {}),
       ...(options.shardCacheDir ? { shardCacheDir: options.shardCacheDir } : {}),
       dataRoots: options.dataRoots ?? [tmpdir()],
+      ...(options.limits ? { limits: options.limits } : {}),
     });
     handle.gql = async <T>(query: string, variables?: object) => {
       const res = await postGraphQL<T>(handle.server.url, query, variables as Record<string, unknown>);
