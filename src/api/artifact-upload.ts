@@ -1,23 +1,28 @@
 /**
  * `PUT /artifacts/<sha256>` — API workers upload checkpoints, weights and ONNX models here,
- * with their worker token. The body streams to a temporary file while it is hashed; only bytes
- * that hash to the address in the URL enter the store. Uploading what is already stored is a
- * no-op (200), so a worker that retries after a lost response is safe.
+ * with their worker token. The body streams into the store's temporary file while it is hashed;
+ * only bytes that hash to the address in the URL enter the store (`putStream`). Uploading what
+ * is already stored is a no-op (200) once the stored copy is verified, so a worker that retries
+ * after a lost response is safe.
  */
-import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import type { Request, Response } from "express";
-import type { ArtifactStore } from "../platform/artifacts/store.ts";
+import { ArtifactIntegrityError, type ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Logger } from "../platform/logger.ts";
 import { requestIdOf, sendError } from "./errors.ts";
 
 /** The body grew past the upload limit (`maxBytes`). */
 class TooLarge extends Error {}
+
+/** The request body, failing with TooLarge once it passes `maxBytes`. */
+async function* limited(req: Request, maxBytes: number) {
+  let sizeBytes = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    sizeBytes += chunk.length;
+    if (sizeBytes > maxBytes) throw new TooLarge();
+    yield chunk;
+  }
+}
 
 /** Mount after `requireWorkerToken` (worker-auth.ts): only workers upload. */
 export function artifactUploadHandler(store: ArtifactStore, logger: Logger, limits: { maxBytes: number }) {
@@ -27,57 +32,44 @@ export function artifactUploadHandler(store: ArtifactStore, logger: Logger, limi
       sendError(req, res, 400, "BAD_REQUEST", "not a sha256 content address (64 lowercase hex digits)");
       return;
     }
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > limits.maxBytes) {
+    const tooLarge = () => {
       res.setHeader("connection", "close");
       sendError(req, res, 413, "PAYLOAD_TOO_LARGE", `uploads are limited to ${limits.maxBytes} bytes`);
+    };
+    if (Number(req.headers["content-length"] ?? 0) > limits.maxBytes) {
+      tooLarge();
       return;
     }
-    if (await store.has(sha256)) {
+    // Skipping the upload trusts the stored copy for good, so it is hashed here: a damaged copy
+    // (truncated by a crash before writes were fsynced) is replaced by the uploaded bytes.
+    const length = Number(req.headers["content-length"]);
+    const known = Number.isSafeInteger(length) && length >= 0 ? { sizeBytes: length } : {};
+    if (await store.has(sha256, { ...known, verify: true })) {
       req.resume();
       res.status(200).json({ sha256, stored: false });
       return;
     }
-    const dir = await mkdtemp(join(tmpdir(), "incubator-upload-"));
     try {
-      const temp = join(dir, "upload");
-      const hash = createHash("sha256");
-      let sizeBytes = 0;
-      const hashing = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          sizeBytes += chunk.length;
-          if (sizeBytes > limits.maxBytes) {
-            callback(new TooLarge());
-            return;
-          }
-          hash.update(chunk);
-          callback(null, chunk);
-        },
-      });
-      await pipeline(req, hashing, createWriteStream(temp));
-      const actual = hash.digest("hex");
-      if (actual !== sha256) {
+      // Streamed into the store, hashed on the way; stored only if the bytes match the address.
+      const { sizeBytes } = await store.putStream(Readable.from(limited(req, limits.maxBytes)), { sha256 });
+      res.status(201).json({ sha256, sizeBytes, stored: true });
+    } catch (error) {
+      if (error instanceof ArtifactIntegrityError) {
         sendError(
           req,
           res,
           422,
           "CHECKSUM_MISMATCH",
-          `the uploaded bytes hash to ${actual}; nothing was stored`,
+          "the uploaded bytes do not hash to the address; nothing was stored",
         );
         return;
       }
-      await store.putFile(temp);
-      res.status(201).json({ sha256, sizeBytes, stored: true });
-    } catch (error) {
       if (error instanceof TooLarge) {
-        res.setHeader("connection", "close");
-        sendError(req, res, 413, "PAYLOAD_TOO_LARGE", `uploads are limited to ${limits.maxBytes} bytes`);
+        tooLarge();
         return;
       }
       logger.warn({ err: error, sha256, requestId: requestIdOf(req) }, "artifact upload failed");
       sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
-    } finally {
-      await rm(dir, { recursive: true, force: true });
     }
   };
 }

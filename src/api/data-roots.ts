@@ -12,7 +12,7 @@ import { realpath } from "node:fs/promises";
 import { isAbsolute, resolve, sep } from "node:path";
 import { INPUT_LIMITS } from "../platform/limits.ts";
 import type { Logger } from "../platform/logger.ts";
-import { type UserError, userError } from "./user-errors.ts";
+import { type UserError, type UserErrorCode, userError } from "./user-errors.ts";
 
 /** The one refusal for a path outside the roots (or not there at all). */
 export function outsideRootsMessage(name: string): string {
@@ -77,7 +77,7 @@ export function fileProblem(
   field: string[],
   expected: string,
   error: unknown,
-  code = "UNREADABLE",
+  code: UserErrorCode = "UNREADABLE",
 ): UserError {
   logger.warn({ err: error, requestId, field: field.join(".") }, "a client-named file could not be read");
   return userError(

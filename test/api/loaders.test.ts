@@ -11,6 +11,7 @@ import { PrismaClient } from "../../src/generated/prisma/client.ts";
 import type { Db } from "../../src/platform/db/client.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { progressEvent } from "../helpers/events.ts";
 import { postGraphQL } from "../helpers/graphql.ts";
 import { START_RUN, unique } from "./support.ts";
 
@@ -83,7 +84,7 @@ describe("DataLoader per request", () => {
           },
         },
       });
-      await appendRunEvents(t.db, run.id, [{ type: "PROGRESS", moduleIndex: 1, payload: { step: i } }]);
+      await appendRunEvents(t.db, run.id, [progressEvent(1, i)]);
     }
     queries.length = 0;
     const res = await postGraphQL<{

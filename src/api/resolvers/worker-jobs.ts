@@ -15,9 +15,8 @@ import {
   JobNotHeldError,
   PRODUCED_ARTIFACT_KINDS,
   type ProducedArtifact,
-  WORKER_EVENT_TYPES,
-  type WorkerEvent,
 } from "../../platform/worker/job-lifecycle.ts";
+import { type WorkerEvent, workerEvent } from "../../platform/worker/worker-event.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId, toGlobalId } from "../global-id.ts";
 import { type UserError, userError } from "../user-errors.ts";
@@ -76,18 +75,21 @@ async function withLease<T extends object>(
 
 async function missingArtifacts(
   ctx: ApiContext,
-  items: { sha256: string }[],
+  items: { sha256: string; sizeBytes?: unknown }[],
   field: (i: number) => string[],
 ): Promise<UserError[]> {
   const errors: UserError[] = [];
   for (const [i, item] of items.entries()) {
+    // The worker's size is checked too (a stat): the row records it, and a truncated file fails it.
+    const size = typeof item.sizeBytes === "number" ? { sizeBytes: item.sizeBytes } : {};
     if (!SHA256.test(item.sha256)) {
       errors.push(userError(field(i), `"${item.sha256}" is not a sha256 (64 lowercase hex digits)`));
-    } else if (!(await ctx.artifacts?.has(item.sha256))) {
+    } else if (!(await ctx.artifacts?.has(item.sha256, size))) {
+      const what = "sizeBytes" in size ? ` with ${size.sizeBytes} bytes` : "";
       errors.push(
         userError(
           field(i),
-          `artifact ${item.sha256} is not in the store: upload it first with PUT /artifacts/${item.sha256}`,
+          `artifact ${item.sha256} is not in the store${what}: upload it first with PUT /artifacts/${item.sha256}`,
           "NOT_FOUND",
         ),
       );
@@ -165,29 +167,26 @@ export const workerJobResolvers = {
       { input }: { input: { lease: string; events: unknown[] } },
       ctx: ApiContext,
     ) => {
-      const events = input.events as WorkerEvent[];
+      const parsed = input.events.map((e) => workerEvent.safeParse(e));
+      const events = parsed.flatMap((p) => (p.success ? [p.data] : [])) as WorkerEvent[];
       const check = async () => {
-        if (events.length > INPUT_LIMITS.eventsPerBatch)
+        if (input.events.length > INPUT_LIMITS.eventsPerBatch)
           return [
             userError(
               ["input", "events"],
               `at most ${INPUT_LIMITS.eventsPerBatch} events per batch; send them in several`,
             ),
           ];
-        const errors: UserError[] = [];
-        for (const [i, event] of events.entries()) {
-          const type = (event as { type?: unknown })?.type;
-          if (!(WORKER_EVENT_TYPES as readonly unknown[]).includes(type)) {
-            errors.push(
-              userError(
-                ["input", "events", String(i), "type"],
-                `event type must be one of ${WORKER_EVENT_TYPES.join(", ")}, got ${JSON.stringify(type)}`,
+        const errors: UserError[] = parsed.flatMap((p, i) =>
+          p.success
+            ? []
+            : p.error.issues.map((issue) =>
+                userError(["input", "events", String(i), ...issue.path.map(String)], issue.message),
               ),
-            );
-          }
-        }
+        );
+        if (errors.length > 0) return errors;
         const checkpoints = events.flatMap((e, i) =>
-          e.type === "checkpoint" ? [{ i, sha256: String(e.sha256) }] : [],
+          e.type === "checkpoint" ? [{ i, sha256: String(e.sha256), sizeBytes: e.sizeBytes }] : [],
         );
         const field = (k: number) => ["input", "events", String(checkpoints[k]!.i), "sha256"];
         return [...errors, ...(await missingArtifacts(ctx, checkpoints, field))];
