@@ -5,8 +5,8 @@ import {
   introspectionFromConfig,
   limitsFromConfig,
 } from "../platform/config/config.ts";
-import { type LocalPlatform, startLocalPlatform } from "../platform/local.ts";
 import type { Logger } from "../platform/logger.ts";
+import { type LocalPlatform, startLocalPlatform } from "./local-platform.ts";
 import { BIN_PATH } from "./paths.ts";
 
 /**

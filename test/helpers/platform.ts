@@ -4,7 +4,7 @@
  */
 import { tmpdir } from "node:os";
 import pino from "pino";
-import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
+import { type LocalPlatform, startLocalPlatform } from "../../src/cli/local-platform.ts";
 import type { TestDatabase } from "./database.ts";
 import { BIN } from "./process.ts";
 

@@ -12,6 +12,7 @@ import {
 } from "../../data/registry.ts";
 import { balancedShards, classCounts } from "../../data/splits.ts";
 import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
+import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
 import { DATASET_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
 import type { ApiContext } from "../context.ts";
 import { checkDataPaths, fileProblem } from "../data-roots.ts";
@@ -108,7 +109,7 @@ export function trainLabels(dataset: Dataset): Promise<Int32Array> {
   const key = `${dataset.id}@${dataset.createdAt.getTime()}`;
   let labels = labelCache.get(key);
   if (!labels) {
-    const spec = datasetSpecSchema.parse({ ...(dataset.options as object), split: "train" });
+    const spec = datasetSpecOf(dataset, { split: "train" });
     labels = (async () => {
       const all = await readDatasetLabels(spec);
       const selected = await selectRecords(spec); // a validation hold-out, when the spec has one
@@ -229,7 +230,7 @@ export const datasetResolvers = {
   },
   Dataset: {
     id: (d: Dataset) => toGlobalId("Dataset", d.id),
-    spec: (d: Dataset) => d.options,
+    spec: (d: Dataset) => readDatasetOptions(d),
     classCounts: async (d: Dataset, _: unknown, ctx: ApiContext) => {
       const labels = await readLabels(d, ctx);
       return classCounts(labels, [Int32Array.from(labels.keys())], d.numClasses)[0]!;

@@ -9,7 +9,7 @@
  * Either way the weights go into the artifact store so workers anywhere can fetch them, and the
  * row records where they came from (`source`) and the full config.
  *
- * Also the MetaModel fields read from those two columns.
+ * Also MetaModel.source (the row's other fields are its columns).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,7 +26,7 @@ import {
   PretrainedImportError,
 } from "../../incubation/pretrained.ts";
 import { ARCHITECTURE_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
-import { type MetaModelSource, metaModelColumns } from "../../platform/meta-model-source.ts";
+import { type MetaModelSource, metaModelColumns, metaModelSource } from "../../platform/meta-model-source.ts";
 import type { ApiContext } from "../context.ts";
 import { fileProblem, insideDataRoots, outsideRootsMessage } from "../data-roots.ts";
 import { type UserError, userError } from "../user-errors.ts";
@@ -198,12 +198,6 @@ async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Pr
   }
 }
 
-/** Rows written before `source` existed: a pre-training run is still known from sourceRunId. */
-function sourceOf(m: MetaModel): MetaModelSource | null {
-  if (m.source) return m.source as unknown as MetaModelSource;
-  return m.sourceRunId ? { kind: "pretrain-run", runId: m.sourceRunId } : null;
-}
-
 const ORIGIN = { "pretrain-run": "PRETRAIN_RUN", registered: "REGISTERED", imported: "IMPORTED" } as const;
 
 /** An IMPORTED-only field of MetaModelSource: null for the other origins. */
@@ -211,12 +205,6 @@ const importedOnly =
   <T>(read: (s: Extract<MetaModelSource, { kind: "imported" }>) => T) =>
   (s: MetaModelSource): T | null =>
     s.kind === "imported" ? read(s) : null;
-
-/** A config field of the row (null for rows written before `config` existed). */
-const configField =
-  <K extends keyof VitConfig>(key: K) =>
-  (m: MetaModel): VitConfig[K] | null =>
-    (m.config as unknown as VitConfig | null)?.[key] ?? null;
 
 export const metaModelResolvers = {
   Mutation: {
@@ -226,11 +214,7 @@ export const metaModelResolvers = {
       importMetaModel(input, ctx),
   },
   MetaModel: {
-    source: sourceOf,
-    channels: configField("channels"),
-    numClasses: configField("numClasses"),
-    mlpRatio: configField("mlpRatio"),
-    qkvBias: configField("qkvBias"),
+    source: metaModelSource,
   },
   MetaModelSource: {
     origin: (s: MetaModelSource) => ORIGIN[s.kind],

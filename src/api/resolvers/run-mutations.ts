@@ -8,8 +8,9 @@ import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../ge
 import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
 import { PHASES, type Recipe, type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
-import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
+import { targetConfig } from "../../platform/dispatch/plan.ts";
 import { ARCHITECTURE_LIMITS, RUN_LIMITS } from "../../platform/limits.ts";
+import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
 import { IllegalTransition } from "../../platform/state/machine.ts";
 import type { ApiContext } from "../context.ts";
@@ -141,7 +142,7 @@ function checkRecipe(input: StartRunInput, errors: UserError[]): void {
  */
 function checkMetaModel(meta: MetaModel, arch: Architecture, errors: UserError[]): void {
   const target = targetConfig(arch);
-  for (const reason of metaIncompatibility(target, metaModelConfig(meta, target), arch.moduleSplit.length)) {
+  for (const reason of metaIncompatibility(target, metaModelConfig(meta), arch.moduleSplit.length)) {
     errors.push(
       userError(
         ["input", "metaModelId"],

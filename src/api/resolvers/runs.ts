@@ -18,9 +18,10 @@ import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import { metaIncompatibility, widthAdapters } from "../../incubation/hybrid.ts";
 import { metaConfigFor } from "../../incubation/modules.ts";
 import { runPlacement, storedJobResult } from "../../platform/db/run-columns.ts";
-import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
+import { targetConfig } from "../../platform/dispatch/plan.ts";
 import { parseStoredJobSpec } from "../../platform/dispatch/stored-spec.ts";
 import { parseRunEvent } from "../../platform/events/run-event.ts";
+import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument, type PageArgs, paginate } from "../pagination.ts";
@@ -281,7 +282,7 @@ export const runResolvers = {
       );
       if (!arch) throw badArgument("architectureId", `no architecture ${args.architectureId}`);
       const target = targetConfig(arch);
-      const reasons = metaIncompatibility(target, metaModelConfig(m, target), arch.moduleSplit.length);
+      const reasons = metaIncompatibility(target, metaModelConfig(m), arch.moduleSplit.length);
       return {
         compatible: reasons.length === 0,
         reasons,

@@ -184,11 +184,12 @@ export class JobLifecycle {
   }
 
   async heartbeat(h: Holder): Promise<HeartbeatAnswer> {
-    const beat = await this.db.job.updateMany({
-      where: { id: h.jobId, workerId: h.workerId, attempts: h.attempt, state: "RUNNING" },
-      data: { heartbeatAt: new Date() },
-    });
-    if (beat.count === 1) return "continue";
+    // The database's clock, as the stale sweep's cutoff is: workers' clocks may disagree.
+    const beat = await this.db.$executeRaw`
+      update "job" set "heartbeat_at" = now()
+      where "id" = ${h.jobId}::uuid and "worker_id" = ${h.workerId} and "attempts" = ${h.attempt}
+        and "state" = 'RUNNING'`;
+    if (beat === 1) return "continue";
     const job = await this.db.job.findUnique({ where: { id: h.jobId } });
     if (job?.state === "CANCELLED" && job.workerId === h.workerId && job.attempts === h.attempt) {
       // The worker stops the job now; its queue message is done (no retry of a cancelled job).
