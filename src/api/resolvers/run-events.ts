@@ -1,4 +1,6 @@
 import { GraphQLError } from "graphql";
+import type { SubscriptionResolvers } from "../../generated/graphql.ts";
+import type { RunEvent } from "../../platform/events/run-event.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId } from "../global-id.ts";
 
@@ -8,7 +10,7 @@ interface RunEventsArgs {
   moduleIndex?: number | null;
 }
 
-async function* asPayloads(events: AsyncIterableIterator<unknown>) {
+async function* asPayloads(events: AsyncIterableIterator<RunEvent>) {
   for await (const event of events) yield { runEvents: event };
 }
 
@@ -34,4 +36,4 @@ export const runEventsResolvers = {
       },
     },
   },
-};
+} satisfies { Subscription: SubscriptionResolvers };
