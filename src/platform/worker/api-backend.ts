@@ -5,12 +5,10 @@
  * meta model is downloaded once per machine).
  */
 import { createReadStream, statSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import type { JobResult } from "../../incubation/job.ts";
-import { LocalArtifactStore, type StoredArtifact } from "../artifacts/store.ts";
+import { ArtifactIntegrityError, LocalArtifactStore, type StoredArtifact } from "../artifacts/store.ts";
 import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import type { WorkerBackend } from "./backend.ts";
 import {
@@ -215,18 +213,21 @@ export class ApiWorkerBackend implements WorkerBackend {
   }
 
   async getArtifact(sha256: string): Promise<string> {
-    if (await this.cache.has(sha256)) return this.cache.getFile(sha256);
-    const response = await fetch(this.artifactUrl(sha256));
-    if (!response.ok) throw new Error(`downloading artifact ${sha256} failed: HTTP ${response.status}`);
-    const temp = join(this.cache.root, `download-${sha256}.tmp`);
-    try {
-      await writeFile(temp, Readable.fromWeb(response.body as never));
-      const stored = await this.cache.putFile(temp);
-      if (stored.sha256 !== sha256)
-        throw new Error(`downloaded artifact ${sha256} hashes to ${stored.sha256}`);
-    } finally {
-      await rm(temp, { force: true });
+    if (await this.cache.has(sha256)) {
+      try {
+        return await this.cache.getFile(sha256); // hashed: a damaged copy is removed and fetched again
+      } catch (error) {
+        if (!(error instanceof ArtifactIntegrityError)) throw error;
+      }
     }
+    const response = await fetch(this.artifactUrl(sha256));
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new Error(`downloading artifact ${sha256} failed: HTTP ${response.status}`);
+    }
+    // Its own temporary file, hashed on the way, renamed onto the address only if the bytes
+    // match: jobs on this machine fetching the same meta weights at once each get the whole file.
+    await this.cache.putStream(Readable.fromWeb(response.body as never), { sha256 });
     return this.cache.getFile(sha256);
   }
 }
