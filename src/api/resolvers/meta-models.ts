@@ -8,9 +8,8 @@
  *    blocks, its embeddings, norm and head.
  * Either way the weights go into the artifact store so workers anywhere can fetch them, and the
  * row records where they came from (`source`) and the full config.
- *
- * Also MetaModel.source (the row's other fields are its columns).
  */
+
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -18,6 +17,7 @@ import { loadWeights } from "../../engine/checkpoint/checkpoint.ts";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import { type VitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
 import { configFromWeights } from "../../engine/models/vit-weights.ts";
+import type { MutationResolvers } from "../../generated/graphql.ts";
 import type { MetaModel } from "../../generated/prisma/client.ts";
 import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import {
@@ -25,7 +25,7 @@ import {
   type PretrainedFormat,
   PretrainedImportError,
 } from "../../incubation/pretrained.ts";
-import { type MetaModelSource, metaModelColumns, metaModelSource } from "../../platform/meta-model-source.ts";
+import { type MetaModelSource, metaModelColumns } from "../../platform/meta-model-source.ts";
 import type { ApiContext } from "../context.ts";
 import { type UserError, userError } from "../user-errors.ts";
 import { lookup } from "./run-mutations.ts";
@@ -151,14 +151,6 @@ async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Pr
   }
 }
 
-const ORIGIN = { "pretrain-run": "PRETRAIN_RUN", registered: "REGISTERED", imported: "IMPORTED" } as const;
-
-/** An IMPORTED-only field of MetaModelSource: null for the other origins. */
-const importedOnly =
-  <T>(read: (s: Extract<MetaModelSource, { kind: "imported" }>) => T) =>
-  (s: MetaModelSource): T | null =>
-    s.kind === "imported" ? read(s) : null;
-
 export const metaModelResolvers = {
   Mutation: {
     registerMetaModel: (_: unknown, { input }: { input: RegisterMetaModelInput }, ctx: ApiContext) =>
@@ -166,22 +158,4 @@ export const metaModelResolvers = {
     importMetaModel: (_: unknown, { input }: { input: ImportMetaModelInput }, ctx: ApiContext) =>
       importMetaModel(input, ctx),
   },
-  MetaModel: {
-    source: metaModelSource,
-  },
-  MetaModelSource: {
-    origin: (s: MetaModelSource) => ORIGIN[s.kind],
-    run: (s: MetaModelSource, _: unknown, ctx: ApiContext) =>
-      s.kind === "pretrain-run" ? ctx.loaders.run.load(s.runId) : null,
-    file: (s: MetaModelSource) =>
-      s.kind === "pretrain-run" ? null : { fileName: s.fileName, sha256: s.sha256 },
-    format: (s: MetaModelSource) =>
-      s.kind === "imported" ? s.format.toUpperCase() : s.kind === "registered" ? "SAFETENSORS" : null,
-    externalData: importedOnly((s) => s.externalData ?? []),
-    strippedPrefix: importedOnly((s) => s.strippedPrefix),
-    sourceDepth: importedOnly((s) => s.depth),
-    blocks: importedOnly((s) => s.blocks),
-    sourceNumClasses: importedOnly((s) => s.sourceNumClasses),
-    headReset: importedOnly((s) => s.headReset),
-  },
-};
+} satisfies { Mutation: MutationResolvers };
