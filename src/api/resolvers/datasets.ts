@@ -1,4 +1,5 @@
 /** Datasets: registerDataset (validate the spec, open it, count), the Dataset type, its queries. */
+
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { GraphQLError } from "graphql";
@@ -11,6 +12,7 @@ import {
   selectRecords,
 } from "../../data/registry.ts";
 import { balancedShards, classCounts } from "../../data/splits.ts";
+import type { DatasetResolvers, MutationResolvers, QueryResolvers } from "../../generated/graphql.ts";
 import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
 import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
 import { DATASET_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
@@ -251,4 +253,4 @@ export const datasetResolvers = {
     runs: (d: Dataset, args: PageArgs & { state?: string | null }, ctx: ApiContext) =>
       runsConnection(ctx, args, { datasetId: d.id }),
   },
-};
+} satisfies { Query: QueryResolvers; Mutation: MutationResolvers; Dataset: DatasetResolvers };

@@ -8,8 +8,6 @@
  *    blocks, its embeddings, norm and head.
  * Either way the weights go into the artifact store so workers anywhere can fetch them, and the
  * row records where they came from (`source`) and the full config.
- *
- * Also MetaModel.source (the row's other fields are its columns).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +16,7 @@ import { loadWeights } from "../../engine/checkpoint/checkpoint.ts";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import { type VitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
 import { configFromWeights } from "../../engine/models/vit-weights.ts";
+import type { MutationResolvers } from "../../generated/graphql.ts";
 import type { MetaModel } from "../../generated/prisma/client.ts";
 import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import {
@@ -26,7 +25,7 @@ import {
   PretrainedImportError,
 } from "../../incubation/pretrained.ts";
 import { ARCHITECTURE_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
-import { type MetaModelSource, metaModelColumns, metaModelSource } from "../../platform/meta-model-source.ts";
+import { type MetaModelSource, metaModelColumns } from "../../platform/meta-model-source.ts";
 import type { ApiContext } from "../context.ts";
 import { fileProblem, insideDataRoots, outsideRootsMessage } from "../data-roots.ts";
 import { type UserError, userError } from "../user-errors.ts";
@@ -198,14 +197,6 @@ async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Pr
   }
 }
 
-const ORIGIN = { "pretrain-run": "PRETRAIN_RUN", registered: "REGISTERED", imported: "IMPORTED" } as const;
-
-/** An IMPORTED-only field of MetaModelSource: null for the other origins. */
-const importedOnly =
-  <T>(read: (s: Extract<MetaModelSource, { kind: "imported" }>) => T) =>
-  (s: MetaModelSource): T | null =>
-    s.kind === "imported" ? read(s) : null;
-
 export const metaModelResolvers = {
   Mutation: {
     registerMetaModel: (_: unknown, { input }: { input: RegisterMetaModelInput }, ctx: ApiContext) =>
@@ -213,22 +204,4 @@ export const metaModelResolvers = {
     importMetaModel: (_: unknown, { input }: { input: ImportMetaModelInput }, ctx: ApiContext) =>
       importMetaModel(input, ctx),
   },
-  MetaModel: {
-    source: metaModelSource,
-  },
-  MetaModelSource: {
-    origin: (s: MetaModelSource) => ORIGIN[s.kind],
-    run: (s: MetaModelSource, _: unknown, ctx: ApiContext) =>
-      s.kind === "pretrain-run" ? ctx.loaders.run.load(s.runId) : null,
-    file: (s: MetaModelSource) =>
-      s.kind === "pretrain-run" ? null : { fileName: s.fileName, sha256: s.sha256 },
-    format: (s: MetaModelSource) =>
-      s.kind === "imported" ? s.format.toUpperCase() : s.kind === "registered" ? "SAFETENSORS" : null,
-    externalData: importedOnly((s) => s.externalData ?? []),
-    strippedPrefix: importedOnly((s) => s.strippedPrefix),
-    sourceDepth: importedOnly((s) => s.depth),
-    blocks: importedOnly((s) => s.blocks),
-    sourceNumClasses: importedOnly((s) => s.sourceNumClasses),
-    headReset: importedOnly((s) => s.headReset),
-  },
-};
+} satisfies { Mutation: MutationResolvers };

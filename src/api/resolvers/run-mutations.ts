@@ -2,8 +2,10 @@
  * startRun, cancelRun, retryModule: validate, write the rows, then hand over to the scheduler
  * (`ctx.dispatcher`). Mistakes in the input come back as userErrors naming the field.
  */
+
 import { GraphQLError } from "graphql";
 import { augmentConfigSchema } from "../../data/augment/pipeline.ts";
+import type { MutationResolvers } from "../../generated/graphql.ts";
 import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../generated/prisma/client.ts";
 import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
@@ -322,4 +324,4 @@ export const runMutationResolvers = {
       return { module: await ctx.db.module.findUnique({ where: { id: module.id } }), userErrors: [] };
     },
   },
-};
+} satisfies { Mutation: MutationResolvers };

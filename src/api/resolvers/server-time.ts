@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { GraphQLError } from "graphql";
+import type { SubscriptionResolvers } from "../../generated/graphql.ts";
 import { SERVER_TIME_LIMITS } from "../../platform/limits.ts";
 
 const { minIntervalMs, maxIntervalMs, maxCount } = SERVER_TIME_LIMITS;
@@ -35,4 +36,4 @@ export const serverTimeResolvers = {
       },
     },
   },
-};
+} satisfies { Subscription: SubscriptionResolvers };
