@@ -37,6 +37,7 @@ import {
   type ProducedArtifact,
   type WorkerEvent,
 } from "./job-lifecycle.ts";
+import { untilAnswered } from "./transient.ts";
 
 export interface WorkerOptions {
   backend: WorkerBackend;
@@ -127,7 +128,7 @@ export class TrainingWorker {
       const spec = { ...(await this.localSpec(job, dir, produced)), ...this.dataCache(job.spec.datasetId) };
       const result = await this.runChild(holder, spec);
       produced.push(...(await this.outputs(spec, result)));
-      await backend.complete(holder, result, produced);
+      await this.untilAnswered("completing the job", () => backend.complete(holder, result, produced));
       logger.info({ jobId: job.jobId }, "job succeeded");
     } catch (error) {
       if (error instanceof JobCancelled) {
@@ -140,12 +141,22 @@ export class TrainingWorker {
       }
       const message = this.stopping ? `worker ${this.id} stopped` : (error as Error).message;
       try {
-        const { willRetry } = await backend.fail(holder, message, error instanceof PermanentJobFailure);
+        const { willRetry } = await this.untilAnswered("reporting the failure", () =>
+          backend.fail(holder, message, error instanceof PermanentJobFailure),
+        );
         logger.warn({ jobId: job.jobId, err: error, willRetry }, "job failed");
       } catch (e) {
         logger.warn({ jobId: job.jobId, err: e }, "reporting a job failure failed");
       }
     }
+  }
+
+  /** A call to the platform, retried through a database or API outage (transient.ts). */
+  private untilAnswered<T>(what: string, call: () => Promise<T>): Promise<T> {
+    return untilAnswered(call, {
+      onRetry: (error, delayMs) =>
+        this.o.logger.warn({ err: error, delayMs }, `${what}: the platform is unreachable; retrying`),
+    });
   }
 
   /** The job's shard cache (and download source), when this worker has one. */
@@ -235,7 +246,8 @@ export class TrainingWorker {
             batch.push({ type: "checkpoint", step: event.step, ...(await backend.putArtifact(event.path)) });
           else batch.push(event);
         }
-        if (batch.length) await backend.recordEvents(holder, batch);
+        if (batch.length)
+          await this.untilAnswered("recording events", () => backend.recordEvents(holder, batch));
       }
     };
     const kill = (why: "cancelled" | "taken_over") => {
