@@ -5,18 +5,39 @@
  * is already stored is a no-op (200) once the stored copy is verified, so a worker that retries
  * after a lost response is safe.
  */
+import { Readable } from "node:stream";
 import type { Request, Response } from "express";
 import { ArtifactIntegrityError, type ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Logger } from "../platform/logger.ts";
+import { requestIdOf, sendError } from "./errors.ts";
+
+/** The body grew past the upload limit (`maxBytes`). */
+class TooLarge extends Error {}
+
+/** The request body, failing with TooLarge once it passes `maxBytes`. */
+async function* limited(req: Request, maxBytes: number) {
+  let sizeBytes = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    sizeBytes += chunk.length;
+    if (sizeBytes > maxBytes) throw new TooLarge();
+    yield chunk;
+  }
+}
 
 /** Mount after `requireWorkerToken` (worker-auth.ts): only workers upload. */
-export function artifactUploadHandler(store: ArtifactStore, logger: Logger) {
+export function artifactUploadHandler(store: ArtifactStore, logger: Logger, limits: { maxBytes: number }) {
   return async (req: Request, res: Response) => {
     const sha256 = String(req.params.sha256);
     if (!/^[0-9a-f]{64}$/.test(sha256)) {
-      res
-        .status(400)
-        .json({ error: `"${sha256}" is not a sha256 content address (64 lowercase hex digits)` });
+      sendError(req, res, 400, "BAD_REQUEST", "not a sha256 content address (64 lowercase hex digits)");
+      return;
+    }
+    const tooLarge = () => {
+      res.setHeader("connection", "close");
+      sendError(req, res, 413, "PAYLOAD_TOO_LARGE", `uploads are limited to ${limits.maxBytes} bytes`);
+    };
+    if (Number(req.headers["content-length"] ?? 0) > limits.maxBytes) {
+      tooLarge();
       return;
     }
     // Skipping the upload trusts the stored copy for good, so it is hashed here: a damaged copy
@@ -30,15 +51,25 @@ export function artifactUploadHandler(store: ArtifactStore, logger: Logger) {
     }
     try {
       // Streamed into the store, hashed on the way; stored only if the bytes match the address.
-      const { sizeBytes } = await store.putStream(req, { sha256 });
+      const { sizeBytes } = await store.putStream(Readable.from(limited(req, limits.maxBytes)), { sha256 });
       res.status(201).json({ sha256, sizeBytes, stored: true });
     } catch (error) {
       if (error instanceof ArtifactIntegrityError) {
-        res.status(422).json({ error: error.message });
+        sendError(
+          req,
+          res,
+          422,
+          "CHECKSUM_MISMATCH",
+          "the uploaded bytes do not hash to the address; nothing was stored",
+        );
         return;
       }
-      logger.warn({ err: error, sha256 }, "artifact upload failed");
-      if (!res.headersSent) res.status(500).json({ error: (error as Error).message });
+      if (error instanceof TooLarge) {
+        tooLarge();
+        return;
+      }
+      logger.warn({ err: error, sha256, requestId: requestIdOf(req) }, "artifact upload failed");
+      sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
     }
   };
 }

@@ -29,6 +29,12 @@ export const noopDispatcher: RunDispatcher = {
 
 export interface ApiContext {
   db: Db;
+  /** This request's id (`x-request-id`; per operation over WebSocket), in logs and masked errors. */
+  requestId: string;
+  /** Folders inside which server-side files named by clients may be read (DATA_ROOTS). */
+  dataRoots: readonly string[];
+  /** Total parameters an architecture may have (MAX_PARAMETERS). */
+  maxParameters: number;
   /** Fans run events out to subscriptions (one LISTEN connection per process). */
   events: RunEventHub;
   logger: Logger;

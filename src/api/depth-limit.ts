@@ -14,8 +14,9 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from "graphql";
+import { DEFAULT_REQUEST_LIMITS } from "../platform/limits.ts";
 
-export const MAX_QUERY_DEPTH = 12;
+export const MAX_QUERY_DEPTH = DEFAULT_REQUEST_LIMITS.maxDepth;
 
 function depthOf(
   set: SelectionSetNode,

@@ -8,19 +8,32 @@ import { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
-import { specifiedRules, validate } from "graphql";
+import type { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Db } from "../platform/db/client.ts";
 import { RunEventHub } from "../platform/events/event-hub.ts";
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../platform/limits.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
 import { artifactUploadHandler } from "./artifact-upload.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
-import { depthLimit, MAX_QUERY_DEPTH } from "./depth-limit.ts";
+import {
+  clientError,
+  errorHandler,
+  jsonErrorBodies,
+  maskInternalErrors,
+  methodNotAllowed,
+  newRequestId,
+  notFound,
+  requestIdMiddleware,
+  requestIdOf,
+  sendError,
+} from "./errors.ts";
 import { createLoaders } from "./loaders.ts";
+import { checkOperation, isTokenLimit, limitError, limitRules, parseFailure } from "./operation-limits.ts";
 import { buildSchema } from "./schema.ts";
 import { shardRoute } from "./shard-route.ts";
 import { requireWorkerToken } from "./worker-auth.ts";
@@ -43,8 +56,15 @@ export interface ApiServerOptions {
   artifacts?: ArtifactStore;
   /** Serves GET /datasets/<id>/shards/<count>/<index> (packed shards, cached here) when given. */
   shardCacheDir?: string;
-  /** Deepest query accepted (default 12). */
-  maxQueryDepth?: number;
+  /** Request limits (platform/limits.ts); unset ones keep their defaults. */
+  limits?: Partial<RequestLimits>;
+  /**
+   * Folders inside which registerDataset / registerMetaModel / importMetaModel may read files
+   * (realpath, symlinks followed). Default: none — every server-side path is refused.
+   */
+  dataRoots?: readonly string[];
+  /** Answer introspection queries (default true). */
+  introspection?: boolean;
   /** Serves the worker API (claimJob, heartbeatJob, …) when given. */
   lifecycle?: JobLifecycle;
 }
@@ -66,9 +86,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
   await events.start();
   const dispatcher = options.dispatcher ?? noopDispatcher;
-  // A fresh context — and so fresh DataLoaders — per HTTP request and per subscription operation.
-  const context = (authorization?: unknown): ApiContext => ({
+  const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...options.limits };
+  const dataRoots = options.dataRoots ?? [];
+  const introspection = options.introspection ?? true;
+  // A fresh context — and so fresh DataLoaders — per HTTP request and per WebSocket operation.
+  const context = (requestId: string, authorization?: unknown): ApiContext => ({
     db,
+    requestId,
+    dataRoots,
+    maxParameters: limits.maxParameters,
     ...(typeof authorization === "string" ? { authorization } : {}),
     ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
     ...(options.artifacts ? { artifacts: options.artifacts } : {}),
@@ -79,17 +105,65 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     dispatcher,
     loaders: createLoaders(db),
   });
-  const validationRules = [depthLimit(options.maxQueryDepth ?? MAX_QUERY_DEPTH)];
+  const validationRules = limitRules(limits, { introspection });
 
   const app = express();
+  app.disable("x-powered-by");
   const httpServer = createServer(app);
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  httpServer.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  httpServer.requestTimeout = limits.requestTimeoutMs;
+  httpServer.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  const wsServer = new WebSocketServer({
+    server: httpServer,
+    path: GRAPHQL_PATH,
+    maxPayload: limits.maxWsPayloadBytes,
+  });
+  // Each WebSocket operation gets its own request id; errors are masked like Apollo's (errors.ts).
+  const wsRequestIds = new WeakMap<object, Map<string, string>>();
+  const wsRequestId = (ctx: object, id: string) => {
+    const ids = wsRequestIds.get(ctx) ?? new Map<string, string>();
+    wsRequestIds.set(ctx, ids);
+    const requestId = ids.get(id) ?? newRequestId();
+    ids.set(id, requestId);
+    return requestId;
+  };
   const wsCleanup = useServer(
     {
       schema,
-      context: (ctx) => context(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization),
-      validate: (schema, document) => validate(schema, document, [...specifiedRules, ...validationRules]),
-      onError: (_ctx, _id, _payload, errors) => logger.warn({ errors }, "subscription error"),
+      onSubscribe: (ctx, id, payload) => {
+        const running = Object.keys(ctx.subscriptions).length; // this one included
+        if (running > limits.maxSubscriptionsPerConnection) {
+          return [
+            limitError(
+              `this connection already runs ${running - 1} operations; the limit is ` +
+                `${limits.maxSubscriptionsPerConnection}. Complete one first, or open another connection`,
+              "subscriptions",
+              { maxSubscriptions: limits.maxSubscriptionsPerConnection },
+            ),
+          ];
+        }
+        const checked = checkOperation(schema, payload.query, limits, validationRules);
+        if (Array.isArray(checked)) return checked;
+        const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+        return {
+          schema,
+          document: checked,
+          operationName: payload.operationName ?? null,
+          variableValues: payload.variables ?? null,
+          contextValue: context(wsRequestId(ctx, id), authorization),
+        };
+      },
+      onNext: (ctx, id, _payload, _args, result) =>
+        result.errors
+          ? {
+              ...result,
+              errors: result.errors.map((e) => clientError(e as GraphQLError, wsRequestId(ctx, id), logger)),
+            }
+          : undefined,
+      onError: (ctx, id, _payload, errors) => errors.map((e) => clientError(e, wsRequestId(ctx, id), logger)),
+      onComplete: (ctx, id) => {
+        wsRequestIds.get(ctx)?.delete(id);
+      },
     },
     wsServer,
   );
@@ -118,9 +192,20 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const apollo = new ApolloServer<ApiContext>({
     schema,
     validationRules,
+    introspection,
+    parseOptions: { maxTokens: limits.maxTokens },
     includeStacktraceInErrorResponses: false,
+    formatError: (formatted, error) => {
+      // The token limit stops the parser: report it as the validation limit it is.
+      const original = (error as { originalError?: unknown })?.originalError ?? error;
+      if (formatted.extensions?.code === "GRAPHQL_PARSE_FAILED" && isTokenLimit(formatted.message)) {
+        return parseFailure(original as GraphQLError, limits.maxTokens).toJSON();
+      }
+      return formatted;
+    },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      maskInternalErrors(logger),
       {
         async serverWillStart() {
           return {
@@ -140,35 +225,70 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   });
   await apollo.start();
 
+  app.use(requestIdMiddleware());
+  app.get("/healthz", (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.all("/healthz", methodNotAllowed(["GET"]));
   app.use(
     GRAPHQL_PATH,
-    express.json({ limit: "1mb" }),
-    expressMiddleware(apollo, { context: async ({ req }) => context(req.headers.authorization) }),
+    (req, res, next) => {
+      if (req.method !== "GET" && req.method !== "POST") {
+        methodNotAllowed(["GET", "POST"])(req, res, next);
+        return;
+      }
+      if (req.method === "POST" && !req.is("application/json")) {
+        sendError(req, res, 415, "UNSUPPORTED_MEDIA_TYPE", "send the operation as application/json");
+        return;
+      }
+      next();
+    },
+    express.json({ limit: limits.maxBodyBytes }),
+    (req, _res, next) => {
+      // Apollo wants a body even on GET (express.json leaves it unset when there is none).
+      if (req.body === undefined) req.body = {};
+      next();
+    },
+    jsonErrorBodies(),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => context(requestIdOf(req), req.headers.authorization),
+    }),
   );
   const store = options.artifacts;
   if (store) {
     app.get("/artifacts/:sha256", async (req, res) => {
       const sha256 = String(req.params.sha256);
       if (!/^[0-9a-f]{64}$/.test(sha256) || !(await store.has(sha256))) {
-        res.status(404).json({ error: `no artifact ${sha256}` });
+        sendError(
+          req,
+          res,
+          404,
+          "NOT_FOUND",
+          "no such artifact (the address is its sha256: 64 lowercase hex digits)",
+        );
         return;
       }
-      try {
-        res.download(await store.getFile(sha256), sha256);
-      } catch (error) {
-        logger.error({ err: error, sha256 }, "artifact download failed");
-        res.status(500).json({ error: (error as Error).message });
-      }
+      res.download(await store.getFile(sha256), sha256, (error) => {
+        if (!error) return;
+        logger.error({ err: error, sha256, requestId: requestIdOf(req) }, "artifact download failed");
+        sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "the artifact could not be read");
+      });
     });
   }
   // Shards hold training data: like uploads, they are for workers with a token only.
   if (options.shardCacheDir) {
     app.use(shardRoute({ db, logger, cacheDir: options.shardCacheDir, authorize: requireWorkerToken(db) }));
   }
-  if (store) app.put("/artifacts/:sha256", requireWorkerToken(db), artifactUploadHandler(store, logger));
-  app.get("/healthz", (_req, res) => {
-    res.json({ ok: true });
-  });
+  if (store) {
+    app.put(
+      "/artifacts/:sha256",
+      requireWorkerToken(db),
+      artifactUploadHandler(store, logger, { maxBytes: limits.maxUploadBytes }),
+    );
+    app.all("/artifacts/:sha256", methodNotAllowed(["GET", "PUT"]));
+  }
+  app.use(notFound());
+  app.use(errorHandler(logger, limits));
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once("error", reject);

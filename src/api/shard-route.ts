@@ -15,7 +15,9 @@ import { cachedPacked, packFromSource } from "../data/shard-cache.ts";
 import { SHARD_ROUTE, SHARD_SHA256_HEADER, SHARD_SOURCE_BYTES_HEADER } from "../data/shard-remote.ts";
 import type { Db } from "../platform/db/client.ts";
 import { datasetSpecOf } from "../platform/db/json-columns.ts";
+import { DATASET_LIMITS } from "../platform/limits.ts";
 import type { Logger } from "../platform/logger.ts";
+import { methodNotAllowed, requestIdOf, sendError } from "./errors.ts";
 import { idFromGlobalIdOrUuid } from "./global-id.ts";
 
 export interface ShardRouteOptions {
@@ -38,8 +40,8 @@ class BadRequest extends Error {
 function wholeNumber(value: unknown, name: string, max: number): number {
   const text = String(value);
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n > max) {
-    throw new BadRequest(400, `${name}: must be a whole number between 0 and ${max}, got "${text}"`);
+  if (!/^\d{1,12}$/.test(text) || n > max) {
+    throw new BadRequest(400, `${name}: must be a whole number between 0 and ${max}`);
   }
   return n;
 }
@@ -48,19 +50,19 @@ function wholeNumber(value: unknown, name: string, max: number): number {
 async function requestedSpec(req: Request, db: Db) {
   const param = String(req.params.dataset);
   const id = idFromGlobalIdOrUuid("Dataset", param);
-  if (!id) throw new BadRequest(400, `dataset: "${param}" is neither a Dataset ID nor a dataset uuid`);
+  if (!id) throw new BadRequest(400, "dataset: neither a Dataset ID nor a dataset uuid");
   const split = String(req.query.split ?? "train");
   if (split !== "train" && split !== "test") {
-    throw new BadRequest(400, `split: must be "train" or "test", got "${split}"`);
+    throw new BadRequest(400, `split: must be "train" or "test"`);
   }
   const dataset = await db.dataset.findUnique({ where: { id } });
-  if (!dataset) throw new BadRequest(404, `no dataset ${param}; registerDataset first`);
+  if (!dataset) throw new BadRequest(404, "no such dataset; registerDataset first");
   if (dataset.format === "synthetic") {
     throw new BadRequest(400, `dataset "${dataset.name}" is synthetic: workers generate it from its spec`);
   }
   const records = split === "train" ? dataset.trainSize : dataset.testSize;
   if (records === 0) throw new BadRequest(404, `dataset "${dataset.name}" has no ${split} split`);
-  const count = wholeNumber(req.params.count, "count", records);
+  const count = wholeNumber(req.params.count, "count", Math.min(records, DATASET_LIMITS.shards));
   if (count < 1) throw new BadRequest(400, `count: must be at least 1, got 0`);
   const index = wholeNumber(req.params.index, "index", count - 1);
   const seed = wholeNumber(req.query.seed ?? "0", "seed", 0xffffffff);
@@ -70,7 +72,7 @@ async function requestedSpec(req: Request, db: Db) {
       spec: datasetSpecOf(dataset, { split, shard: { count, index, seed } }),
     };
   } catch (error) {
-    if (error instanceof DataError) throw new BadRequest(400, error.message);
+    if (error instanceof DataError) throw new BadRequest(400, "the shard request does not fit the dataset");
     throw error;
   }
 }
@@ -91,16 +93,20 @@ export function shardRoute(o: ShardRouteOptions): Router {
       });
       res.end(body);
     } catch (error) {
+      const code = error instanceof BadRequest && error.status === 404 ? "NOT_FOUND" : "BAD_REQUEST";
       if (error instanceof BadRequest) {
-        res.status(error.status).json({ error: error.message });
+        sendError(req, res, error.status, code, error.message);
       } else if (error instanceof DataError) {
         // The registered files went away or changed on the server: worth retrying after a fix.
-        res.status(503).json({ error: `the dataset's files cannot be read on the server: ${error.message}` });
+        // The details (paths, what was found) stay in the server's log.
+        o.logger.warn({ err: error, requestId: requestIdOf(req) }, "a dataset shard cannot be read");
+        sendError(req, res, 503, "DATASET_UNREADABLE", "the dataset's files cannot be read on the server");
       } else {
-        o.logger.error({ err: error }, "building a dataset shard failed");
-        res.status(500).json({ error: (error as Error).message });
+        o.logger.error({ err: error, requestId: requestIdOf(req) }, "building a dataset shard failed");
+        sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
       }
     }
   });
+  router.all(SHARD_ROUTE, methodNotAllowed(["GET"]));
   return router;
 }

@@ -7,9 +7,9 @@
  * (engine ← data ← incubation ← platform ← api ← cli), not in src/platform.
  */
 import { join, resolve } from "node:path";
-import { type ApiServer, startApiServer } from "../api/server.ts";
+import { type ApiServer, type ApiServerOptions, startApiServer } from "../api/server.ts";
 import { LocalArtifactStore } from "../platform/artifacts/store.ts";
-import { shardCacheDir } from "../platform/config/config.ts";
+import { DEFAULT_EXTRA_DATA_ROOTS, shardCacheDir } from "../platform/config/config.ts";
 import { Dispatcher } from "../platform/dispatch/dispatcher.ts";
 import { startStaleJobSweep } from "../platform/dispatch/stale-sweep.ts";
 import type { Logger } from "../platform/logger.ts";
@@ -31,6 +31,11 @@ export interface LocalPlatformOptions {
   threads?: number;
   /** Hand a job whose worker has been silent this long to another (default 30 s). */
   staleAfterMs?: number;
+  /**
+   * The API's request limits, data roots (default: dataDir and /usr/share/datasets) and
+   * introspection switch (default on).
+   */
+  api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection">;
 }
 
 export interface LocalPlatform {
@@ -71,6 +76,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       artifacts,
       shardCacheDir: shardCacheDir(dataDir),
       lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
+      dataRoots: [dataDir, ...DEFAULT_EXTRA_DATA_ROOTS],
+      ...o.api,
     });
     closers.push(() => api.close());
     for (let i = 0; i < o.workers; i++) {

@@ -1,10 +1,18 @@
 /** The whole platform as the environment describes it, for `serve` and `demo`. */
-import type { Config } from "../platform/config/config.ts";
+import {
+  type Config,
+  dataRootsFromConfig,
+  introspectionFromConfig,
+  limitsFromConfig,
+} from "../platform/config/config.ts";
 import type { Logger } from "../platform/logger.ts";
 import { type LocalPlatform, startLocalPlatform } from "./local-platform.ts";
 import { BIN_PATH } from "./paths.ts";
 
-/** DATABASE_URL (or an embedded PostgreSQL), DATA_DIR, PORT and HOST, with `workers` local workers. */
+/**
+ * DATABASE_URL (or an embedded PostgreSQL), DATA_DIR, PORT and HOST, the API's limits, data roots
+ * and introspection, with `workers` local workers.
+ */
 export function startConfiguredPlatform(
   config: Config,
   logger: Logger,
@@ -18,5 +26,10 @@ export function startConfiguredPlatform(
     logger,
     workers,
     bin: BIN_PATH,
+    api: {
+      limits: limitsFromConfig(config),
+      dataRoots: dataRootsFromConfig(config),
+      introspection: introspectionFromConfig(config),
+    },
   });
 }

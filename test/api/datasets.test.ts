@@ -147,22 +147,32 @@ describe("registerDataset", () => {
     });
   });
 
-  it("reports files it cannot read as UNREADABLE on the field that names them", async () => {
+  it("reports files it cannot read as UNREADABLE on the field that names them, without their details", async () => {
     const missing = await register({ format: "idx", path: join(dir, "nowhere") });
     expect(missing.dataset).toBeNull();
-    expect(missing.userErrors).toMatchObject([
+    expect(missing.userErrors).toEqual([
+      {
+        field: ["input", "spec", "path"],
+        code: "NOT_FOUND",
+        message: expect.stringMatching(/^spec\.path: not a readable path inside the server's data roots/),
+      },
+    ]);
+    const empty = mkdtempSync(join(dir, "idx-empty-"));
+    const nothing = await register({ format: "idx", path: empty });
+    expect(nothing.userErrors).toMatchObject([
       {
         field: ["input", "spec", "path"],
         code: "UNREADABLE",
-        message: expect.stringMatching(/no train-.*-ubyte/),
+        message: expect.stringMatching(
+          /^spec\.path: cannot be read as a idx dataset; the server's log has the details \(request [\w-]+\)$/,
+        ),
       },
     ]);
     const folder = mkdtempSync(join(dir, "idx-swapped-"));
     const files = writeIdx(folder, "train", 10, 2);
     const swapped = await register({ format: "idx", images: files.labels, labels: files.images });
-    expect(swapped.userErrors).toMatchObject([
-      { field: ["input", "spec", "labels"], code: "UNREADABLE", message: expect.stringMatching(/swap/) },
-    ]);
+    expect(swapped.userErrors).toMatchObject([{ field: ["input", "spec", "labels"], code: "UNREADABLE" }]);
+    expect(JSON.stringify(swapped.userErrors)).not.toContain(dir);
   });
 
   it("refuses a taken name", async () => {

@@ -329,12 +329,20 @@ describe("importMetaModel", () => {
       { field: ["input", "modules"], code: "INVALID" },
     ]);
     expect((await importMeta({ path: sourcePath, format: "ONNX" })).userErrors).toMatchObject([
-      { field: ["input", "path"], message: expect.stringContaining("not an ONNX model"), code: "INVALID" },
+      {
+        field: ["input", "path"],
+        message: expect.stringMatching(
+          /^path: cannot be read as a pre-trained ViT .*server's log has the details/,
+        ),
+        code: "INVALID",
+      },
     ]);
     expect((await importMeta({ path: join(dir, "nope.onnx") })).userErrors).toEqual([
       {
         field: ["input", "path"],
-        message: `no file at ${join(dir, "nope.onnx")} on the server`,
+        message: expect.stringMatching(
+          /^path: not a readable path inside the server's data roots \(DATA_ROOTS\)/,
+        ),
         code: "NOT_FOUND",
       },
     ]);

@@ -80,10 +80,10 @@ describe("GET /datasets/<id>/shards/<count>/<index>", () => {
     expect(anonymous.status).toBe(401);
     expect(((await anonymous.json()) as { code: string }).code).toBe("UNAUTHENTICATED");
     const cases: [string, number, RegExp][] = [
-      [`/datasets/nope/shards/4/0`, 400, /dataset: "nope" is neither a Dataset ID nor a dataset uuid/],
-      [`/datasets/00000000-0000-4000-8000-000000000000/shards/4/0`, 404, /no dataset .*registerDataset/],
+      [`/datasets/nope/shards/4/0`, 400, /dataset: neither a Dataset ID nor a dataset uuid/],
+      [`/datasets/00000000-0000-4000-8000-000000000000/shards/4/0`, 404, /no such dataset; registerDataset/],
       [`/datasets/${id}/shards/0/0`, 400, /count: must be at least 1/],
-      [`/datasets/${id}/shards/4/4`, 400, /index: must be a whole number between 0 and 3, got "4"/],
+      [`/datasets/${id}/shards/4/4`, 400, /index: must be a whole number between 0 and 3$/],
       [`/datasets/${id}/shards/${N + 1}/0`, 400, /count: must be a whole number between 0 and 400/],
       [`/datasets/${id}/shards/4/0?seed=-1`, 400, /seed: must be a whole number/],
       [`/datasets/${id}/shards/4/0?split=val`, 400, /split: must be "train" or "test"/],

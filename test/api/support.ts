@@ -1,10 +1,12 @@
 /** Shared set-up for the API tests: a server on the file's scratch database, and GraphQL helpers. */
+import { tmpdir } from "node:os";
 import pino from "pino";
 import { afterAll, beforeAll, expect } from "vitest";
 import type { RunDispatcher } from "../../src/api/context.ts";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import type { ArtifactStore } from "../../src/platform/artifacts/store.ts";
 import type { Db } from "../../src/platform/db/client.ts";
+import type { RequestLimits } from "../../src/platform/limits.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 import { postGraphQL } from "../helpers/graphql.ts";
 
@@ -37,6 +39,9 @@ export function useApiServer(
     db?: () => Db;
     artifacts?: ArtifactStore;
     shardCacheDir?: string;
+    /** Where server-side files may be read (default: the OS temp folder, where tests write them). */
+    dataRoots?: string[];
+    limits?: Partial<RequestLimits>;
   } = {},
 ): {
   server: ApiServer;
@@ -53,6 +58,8 @@ export function useApiServer(
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
       ...(options.artifacts ? { artifacts: options.artifacts } : {}),
       ...(options.shardCacheDir ? { shardCacheDir: options.shardCacheDir } : {}),
+      dataRoots: options.dataRoots ?? [tmpdir()],
+      ...(options.limits ? { limits: options.limits } : {}),
     });
     handle.gql = async <T>(query: string, variables?: object) => {
       const res = await postGraphQL<T>(handle.server.url, query, variables as Record<string, unknown>);

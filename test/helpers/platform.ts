@@ -2,6 +2,7 @@
  * The whole platform in the test process (API, queue, dispatcher, `workers` local workers) on the
  * file's scratch database; `workers: 0` is `serve --workers 0` (worker processes join from outside).
  */
+import { tmpdir } from "node:os";
 import pino from "pino";
 import { type LocalPlatform, startLocalPlatform } from "../../src/cli/local-platform.ts";
 import type { TestDatabase } from "./database.ts";
@@ -19,6 +20,8 @@ export function startTestPlatform(
     host: "127.0.0.1",
     logger: pino({ level: "silent" }),
     bin: BIN,
+    // Tests write their datasets under the OS temp folder.
+    api: { dataRoots: [dataDir, tmpdir()] },
     ...o,
   });
 }

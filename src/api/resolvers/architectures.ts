@@ -1,4 +1,5 @@
 /** Target architectures: createArchitecture, the Architecture type, and its queries. */
+
 import {
   countParams,
   VIT_DEFAULTS,
@@ -7,8 +8,10 @@ import {
   vitParamSpecs,
   vitPreset,
 } from "../../engine/models/vit.ts";
+import type { ArchitectureResolvers, MutationResolvers, QueryResolvers } from "../../generated/graphql.ts";
 import type { Architecture } from "../../generated/prisma/client.ts";
 import { moduleRanges, resolveSplit } from "../../incubation/modules.ts";
+import { ARCHITECTURE_LIMITS, DEFAULT_REQUEST_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { type PageArgs, paginate } from "../pagination.ts";
@@ -55,15 +58,75 @@ export function vitConfigOf(a: Architecture): VitConfig {
   };
 }
 
+/**
+ * Sizes at most ARCHITECTURE_LIMITS, checked before anything is computed from them (a split of
+ * two billion modules would be allocated otherwise). Lower bounds are the engine's (below).
+ */
+function sizeBounds(input: CreateArchitectureInput): UserError[] {
+  const errors: UserError[] = [];
+  const atMost = (field: string, value: number | null | undefined, max: number) => {
+    if (value != null && value > max)
+      errors.push(userError(["input", field], `${field} must be at most ${max}, got ${value}`));
+  };
+  for (const key of VIT_FIELDS) atMost(key, input[key], ARCHITECTURE_LIMITS[key]);
+  atMost("modules", input.modules, ARCHITECTURE_LIMITS.modules);
+  if (input.moduleSplit != null && input.moduleSplit.length > ARCHITECTURE_LIMITS.modules)
+    errors.push(
+      userError(
+        ["input", "moduleSplit"],
+        `moduleSplit may list at most ${ARCHITECTURE_LIMITS.modules} modules`,
+      ),
+    );
+  for (const [i, n] of (input.moduleSplit ?? []).entries()) {
+    if (n > ARCHITECTURE_LIMITS.depth)
+      errors.push(
+        userError(
+          ["input", "moduleSplit", String(i)],
+          `moduleSplit[${i}] must be at most ${ARCHITECTURE_LIMITS.depth} blocks, got ${n}`,
+        ),
+      );
+  }
+  return errors;
+}
+
+/** The whole model's size: patches per image and parameters. */
+function modelBounds(config: VitConfig, maxParameters: number): UserError[] {
+  const errors: UserError[] = [];
+  const patches = (config.imageSize / config.patchSize) ** 2;
+  if (patches > ARCHITECTURE_LIMITS.sequenceLength)
+    errors.push(
+      userError(
+        ["input", "patchSize"],
+        `(imageSize / patchSize)² = ${patches} patches per image; the limit is ${ARCHITECTURE_LIMITS.sequenceLength} (use a larger patchSize)`,
+      ),
+    );
+  const parameters = countParams(vitParamSpecs(config));
+  if (parameters > maxParameters)
+    errors.push(
+      userError(
+        ["input"],
+        `the model would have ${parameters} parameters; the limit is ${maxParameters} (MAX_PARAMETERS)`,
+      ),
+    );
+  return errors;
+}
+
 /** Checks an architecture input with the engine's own validators; errors name the input field. */
-export function checkArchitectureInput(input: CreateArchitectureInput): {
+export function checkArchitectureInput(
+  input: CreateArchitectureInput,
+  maxParameters: number = DEFAULT_REQUEST_LIMITS.maxParameters,
+): {
   errors: UserError[];
   config?: VitConfig;
   split?: number[];
 } {
+  const bounds = sizeBounds(input);
+  if (bounds.length > 0) return { errors: bounds };
   const errors: UserError[] = [];
   if (input.name.trim() === "")
     errors.push(userError(["input", "name"], "name must not be empty", "REQUIRED"));
+  else if (input.name.trim().length > INPUT_LIMITS.nameLength)
+    errors.push(userError(["input", "name"], `name must be at most ${INPUT_LIMITS.nameLength} characters`));
   let base: Partial<VitConfig> = {};
   let presetFailed = false;
   if (input.preset != null) {
@@ -86,6 +149,11 @@ export function checkArchitectureInput(input: CreateArchitectureInput): {
   if (VIT_FIELDS.every((key) => values[key] !== undefined)) {
     try {
       config = validateVitConfig({ ...VIT_DEFAULTS, ...base, ...(values as Record<VitField, number>) });
+      const tooBig = modelBounds(config, maxParameters);
+      if (tooBig.length > 0) {
+        errors.push(...tooBig);
+        config = undefined;
+      }
     } catch (error) {
       const message = errorMessage(error);
       errors.push(userError(fieldOfMessage(message, VIT_FIELDS, ["input"]) ?? ["input"], message));
@@ -126,7 +194,7 @@ export const architectureResolvers = {
       { input }: { input: CreateArchitectureInput },
       ctx: ApiContext,
     ) => {
-      const { errors, config, split } = checkArchitectureInput(input);
+      const { errors, config, split } = checkArchitectureInput(input, ctx.maxParameters);
       if (!config || !split) return { architecture: null, userErrors: errors };
       const name = input.name.trim();
       const taken = () =>
@@ -170,4 +238,4 @@ export const architectureResolvers = {
     runs: (a: Architecture, args: PageArgs & { state?: string | null }, ctx: ApiContext) =>
       runsConnection(ctx, args, { architectureId: a.id }),
   },
-};
+} satisfies { Query: QueryResolvers; Mutation: MutationResolvers; Architecture: ArchitectureResolvers };

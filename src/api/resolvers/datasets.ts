@@ -1,4 +1,5 @@
 /** Datasets: registerDataset (validate the spec, open it, count), the Dataset type, its queries. */
+
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { GraphQLError } from "graphql";
@@ -11,15 +12,45 @@ import {
   selectRecords,
 } from "../../data/registry.ts";
 import { balancedShards, classCounts } from "../../data/splits.ts";
+import type { DatasetResolvers, MutationResolvers, QueryResolvers } from "../../generated/graphql.ts";
 import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
 import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
+import { DATASET_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
 import type { ApiContext } from "../context.ts";
+import { checkDataPaths, fileProblem } from "../data-roots.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument, type PageArgs, paginate } from "../pagination.ts";
 import { isUniqueViolation, type UserError, userError } from "../user-errors.ts";
 import { runsConnection } from "./runs.ts";
 
-const MAX_SHARDS = 1024;
+const MAX_SHARDS = DATASET_LIMITS.shards;
+
+/** Numbers and lists in a parsed spec beyond what the API accepts (platform/limits.ts). */
+function specBounds(spec: ParsedDatasetSpec): UserError[] {
+  const errors: UserError[] = [];
+  const over = (key: string, value: number | undefined, max: number) => {
+    if (value !== undefined && value > max) {
+      errors.push(userError(["input", "spec", key], `spec.${key}: must be at most ${max}, got ${value}`));
+    }
+  };
+  if (spec.format === "synthetic") over("length", spec.length, DATASET_LIMITS.syntheticLength);
+  if (spec.format === "idx") {
+    over("numClasses", spec.numClasses, DATASET_LIMITS.numClasses);
+    over("classNames", spec.classNames?.length, DATASET_LIMITS.classNames);
+  }
+  if (spec.format === "image-folder") over("classes", spec.classes?.length, DATASET_LIMITS.classNames);
+  return errors;
+}
+
+/** The server-side paths a spec names, each with its field. */
+function specPaths(spec: ParsedDatasetSpec) {
+  const named: { field: string[]; name: string; path: unknown }[] = [];
+  for (const key of ["path", "images", "labels"] as const) {
+    const path = (spec as Partial<Record<typeof key, string>>)[key];
+    if (path !== undefined) named.push({ field: ["input", "spec", key], name: `spec.${key}`, path });
+  }
+  return named;
+}
 
 /** Which spec field a data-layer error is about, from the file or directory it names. */
 function specFieldOf(error: DataError, spec: ParsedDatasetSpec): string[] {
@@ -93,14 +124,16 @@ export function trainLabels(dataset: Dataset): Promise<Int32Array> {
   return labels;
 }
 
-async function readLabels(dataset: Dataset): Promise<Int32Array> {
+async function readLabels(dataset: Dataset, ctx: ApiContext): Promise<Int32Array> {
   try {
     return await trainLabels(dataset);
   } catch (error) {
     if (error instanceof DataError) {
-      throw new GraphQLError(`dataset "${dataset.name}" cannot be read any more: ${error.message}`, {
-        extensions: { code: "DATASET_UNREADABLE" },
-      });
+      ctx.logger.warn({ err: error, requestId: ctx.requestId, dataset: dataset.id }, "dataset unreadable");
+      throw new GraphQLError(
+        `dataset "${dataset.name}" cannot be read any more; the server's log has the details (request ${ctx.requestId})`,
+        { extensions: { code: "DATASET_UNREADABLE", requestId: ctx.requestId } },
+      );
     }
     throw error;
   }
@@ -128,6 +161,11 @@ export const datasetResolvers = {
       const name = input.name.trim();
       const errors: UserError[] = [];
       if (name === "") errors.push(userError(["input", "name"], "name must not be empty", "REQUIRED"));
+      if (name.length > INPUT_LIMITS.nameLength) {
+        errors.push(
+          userError(["input", "name"], `name must be at most ${INPUT_LIMITS.nameLength} characters`),
+        );
+      }
       if (typeof input.spec !== "object" || input.spec === null || Array.isArray(input.spec)) {
         errors.push(
           userError(["input", "spec"], 'spec must be a JSON object such as {"format": "synthetic"}'),
@@ -144,7 +182,11 @@ export const datasetResolvers = {
           ),
         );
       }
+      errors.push(...specBounds(parsed.data));
       if (errors.length > 0) return fail(errors);
+      // Files only inside the data roots, checked before any byte is read.
+      const outside = await checkDataPaths(specPaths(parsed.data), ctx.dataRoots);
+      if (outside.length > 0) return fail(outside);
       const taken = () => userError(["input", "name"], `a dataset named "${name}" already exists`, "TAKEN");
       if (await ctx.db.dataset.findUnique({ where: { name }, select: { id: true } })) return fail([taken()]);
 
@@ -160,9 +202,11 @@ export const datasetResolvers = {
         trainSize = train.length;
         if (hasTestSplit(spec)) testSize = (await openDataset({ ...stored, split: "test" })).length;
       } catch (error) {
-        if (error instanceof DataError)
-          return fail([userError(specFieldOf(error, spec), error.message, "UNREADABLE")]);
-        throw error;
+        if (!(error instanceof DataError)) throw error;
+        // Synthetic data has no files: its messages are about the spec's numbers.
+        if (spec.format === "synthetic") return fail([userError(["input", "spec"], error.message)]);
+        const expected = `${spec.format === "image-folder" ? "an" : "a"} ${spec.format} dataset`;
+        return fail([fileProblem(ctx.logger, ctx.requestId, specFieldOf(error, spec), expected, error)]);
       }
       try {
         const dataset = await ctx.db.dataset.create({
@@ -189,11 +233,11 @@ export const datasetResolvers = {
   Dataset: {
     id: (d: Dataset) => toGlobalId("Dataset", d.id),
     spec: (d: Dataset) => readDatasetOptions(d),
-    classCounts: async (d: Dataset) => {
-      const labels = await readLabels(d);
+    classCounts: async (d: Dataset, _: unknown, ctx: ApiContext) => {
+      const labels = await readLabels(d, ctx);
       return classCounts(labels, [Int32Array.from(labels.keys())], d.numClasses)[0]!;
     },
-    shards: async (d: Dataset, args: { count: number; seed: number }) => {
+    shards: async (d: Dataset, args: { count: number; seed: number }, ctx: ApiContext) => {
       if (args.count < 1 || args.count > Math.min(MAX_SHARDS, d.trainSize)) {
         throw badArgument(
           "count",
@@ -201,7 +245,7 @@ export const datasetResolvers = {
         );
       }
       if (args.seed < 0) throw badArgument("seed", `must be ≥ 0, got ${args.seed}`);
-      const labels = await readLabels(d);
+      const labels = await readLabels(d, ctx);
       const shards = balancedShards(labels, args.count, args.seed);
       const counts = classCounts(labels, shards, d.numClasses);
       return shards.map((shard, index) => ({ index, size: shard.length, classCounts: counts[index]! }));
@@ -209,4 +253,4 @@ export const datasetResolvers = {
     runs: (d: Dataset, args: PageArgs & { state?: string | null }, ctx: ApiContext) =>
       runsConnection(ctx, args, { datasetId: d.id }),
   },
-};
+} satisfies { Query: QueryResolvers; Mutation: MutationResolvers; Dataset: DatasetResolvers };

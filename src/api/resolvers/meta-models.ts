@@ -8,16 +8,15 @@
  *    blocks, its embeddings, norm and head.
  * Either way the weights go into the artifact store so workers anywhere can fetch them, and the
  * row records where they came from (`source`) and the full config.
- *
- * Also MetaModel.source (the row's other fields are its columns).
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { loadWeights } from "../../engine/checkpoint/checkpoint.ts";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import { type VitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
 import { configFromWeights } from "../../engine/models/vit-weights.ts";
+import type { MutationResolvers } from "../../generated/graphql.ts";
 import type { MetaModel } from "../../generated/prisma/client.ts";
 import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import {
@@ -25,8 +24,10 @@ import {
   type PretrainedFormat,
   PretrainedImportError,
 } from "../../incubation/pretrained.ts";
-import { type MetaModelSource, metaModelColumns, metaModelSource } from "../../platform/meta-model-source.ts";
+import { ARCHITECTURE_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
+import { type MetaModelSource, metaModelColumns } from "../../platform/meta-model-source.ts";
 import type { ApiContext } from "../context.ts";
+import { fileProblem, insideDataRoots, outsideRootsMessage } from "../data-roots.ts";
 import { type UserError, userError } from "../user-errors.ts";
 import { lookup } from "./run-mutations.ts";
 
@@ -52,27 +53,63 @@ type Payload = { metaModel: MetaModel | null; userErrors: UserError[] };
 
 const fail = (errors: UserError[]): Payload => ({ metaModel: null, userErrors: errors });
 
+/** Numbers of either mutation beyond the architecture limits (platform/limits.ts). */
+function numberBounds(input: {
+  heads: number;
+  modules?: number;
+  blocks?: number[] | null;
+  numClasses?: number | null;
+}): UserError[] {
+  const errors: UserError[] = [];
+  const check = (field: string, value: number | null | undefined, max: number) => {
+    if (value != null && (value < 1 || value > max))
+      errors.push(userError(["input", field], `${field} must be between 1 and ${max}, got ${value}`));
+  };
+  check("heads", input.heads, ARCHITECTURE_LIMITS.heads);
+  check("modules", input.modules, ARCHITECTURE_LIMITS.modules);
+  check("numClasses", input.numClasses, ARCHITECTURE_LIMITS.numClasses);
+  if (input.blocks && input.blocks.length > ARCHITECTURE_LIMITS.modules)
+    errors.push(
+      userError(["input", "blocks"], `blocks may list at most ${ARCHITECTURE_LIMITS.modules} blocks`),
+    );
+  for (const [i, b] of (input.blocks ?? []).entries()) {
+    if (b < 0 || b >= ARCHITECTURE_LIMITS.depth)
+      errors.push(
+        userError(
+          ["input", "blocks", String(i)],
+          `blocks[${i}] must be between 0 and ${ARCHITECTURE_LIMITS.depth - 1}, got ${b}`,
+        ),
+      );
+  }
+  return errors;
+}
+
 /**
- * What both mutations check before reading any weights: a name not yet taken, a file that
- * exists, a dataset that exists. Returns the trimmed name and dataset id, or the errors.
+ * What both mutations check before reading any weights: numbers within bounds, a name not yet
+ * taken, a file inside the data roots, a dataset that exists. Returns the trimmed name, the
+ * file's real path and the dataset id, or the errors.
  */
 async function checkCommonInput(
   ctx: ApiContext,
-  input: { name: string; datasetId?: string | null },
+  input: { name: string; datasetId?: string | null; heads: number },
   file: { field: string; path: string },
-): Promise<{ name: string; datasetId: string | null } | UserError[]> {
+): Promise<{ name: string; datasetId: string | null; realPath: string } | UserError[]> {
   if (!ctx.artifacts) throw new Error("this server has no artifact store configured");
-  const errors: UserError[] = [];
+  const errors: UserError[] = numberBounds(input);
   const name = input.name.trim();
   if (!name) errors.push(userError(["input", "name"], "name must not be empty", "REQUIRED"));
+  else if (name.length > INPUT_LIMITS.nameLength)
+    errors.push(userError(["input", "name"], `name must be at most ${INPUT_LIMITS.nameLength} characters`));
   else if (await ctx.db.metaModel.findUnique({ where: { name }, select: { id: true } }))
     errors.push(userError(["input", "name"], `a meta model named "${name}" already exists`, "TAKEN"));
-  if (!existsSync(file.path))
-    errors.push(userError(["input", file.field], `no file at ${file.path} on the server`, "NOT_FOUND"));
+  // Before any byte of the file is read: it must lie inside the data roots.
+  const realPath = await insideDataRoots(file.path, ctx.dataRoots);
+  if (realPath === null)
+    errors.push(userError(["input", file.field], outsideRootsMessage(file.field), "NOT_FOUND"));
   const dataset = input.datasetId
     ? await lookup(errors, "datasetId", "Dataset", input.datasetId, (id) => ctx.loaders.dataset.load(id))
     : null;
-  return errors.length ? errors : { name, datasetId: dataset?.id ?? null };
+  return errors.length || realPath === null ? errors : { name, datasetId: dataset?.id ?? null, realPath };
 }
 
 /** Stores the weights file and writes the artifact and MetaModel rows. */
@@ -106,21 +143,26 @@ async function createMetaModel(
 async function registerMetaModel(input: RegisterMetaModelInput, ctx: ApiContext): Promise<Payload> {
   const checked = await checkCommonInput(ctx, input, { field: "weightsPath", path: input.weightsPath });
   if (Array.isArray(checked)) return fail(checked);
+  const weightsPath = checked.realPath;
   let cfg: VitConfig;
   try {
-    cfg = configFromWeights(input.weightsPath, input.heads);
-    loadWeights(input.weightsPath, { expect: vitParamSpecs(cfg) });
+    cfg = configFromWeights(weightsPath, input.heads);
+    loadWeights(weightsPath, { expect: vitParamSpecs(cfg) });
   } catch (error) {
     const message = (error as Error).message;
-    const field = /heads/.test(message) ? "heads" : "weightsPath";
-    return fail([userError(["input", field], message, "INVALID")]);
+    // validateVitConfig's messages about heads name numbers, not the file's bytes.
+    if (/^heads |by heads \(/.test(message)) return fail([userError(["input", "heads"], message, "INVALID")]);
+    const expected = "a safetensors checkpoint of a ViT (timm names, one block per module)";
+    return fail([
+      fileProblem(ctx.logger, ctx.requestId, ["input", "weightsPath"], expected, error, "INVALID"),
+    ]);
   }
   const source: MetaModelSource = {
     kind: "registered",
     fileName: basename(input.weightsPath),
-    sha256: await sha256File(input.weightsPath),
+    sha256: await sha256File(weightsPath),
   };
-  const paths = { path: input.weightsPath, weightsPath: input.weightsPath };
+  const paths = { path: input.weightsPath, weightsPath };
   return createMetaModel(ctx, checked, paths, cfg, source);
 }
 
@@ -130,7 +172,7 @@ async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Pr
   const dir = mkdtempSync(join(tmpdir(), "incubator-import-"));
   try {
     const imported = await importPretrainedMeta({
-      path: input.path,
+      path: checked.realPath,
       ...(input.format ? { format: input.format.toLowerCase() as PretrainedFormat } : {}),
       heads: input.heads,
       modules: input.modules,
@@ -145,19 +187,15 @@ async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Pr
     });
   } catch (error) {
     if (!(error instanceof PretrainedImportError)) throw error;
+    if (error.field === "path") {
+      const expected = "a pre-trained ViT (safetensors or ONNX, timm names)";
+      return fail([fileProblem(ctx.logger, ctx.requestId, ["input", "path"], expected, error, "INVALID")]);
+    }
     return fail([userError(["input", error.field], error.message, "INVALID")]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const ORIGIN = { "pretrain-run": "PRETRAIN_RUN", registered: "REGISTERED", imported: "IMPORTED" } as const;
-
-/** An IMPORTED-only field of MetaModelSource: null for the other origins. */
-const importedOnly =
-  <T>(read: (s: Extract<MetaModelSource, { kind: "imported" }>) => T) =>
-  (s: MetaModelSource): T | null =>
-    s.kind === "imported" ? read(s) : null;
 
 export const metaModelResolvers = {
   Mutation: {
@@ -166,22 +204,4 @@ export const metaModelResolvers = {
     importMetaModel: (_: unknown, { input }: { input: ImportMetaModelInput }, ctx: ApiContext) =>
       importMetaModel(input, ctx),
   },
-  MetaModel: {
-    source: metaModelSource,
-  },
-  MetaModelSource: {
-    origin: (s: MetaModelSource) => ORIGIN[s.kind],
-    run: (s: MetaModelSource, _: unknown, ctx: ApiContext) =>
-      s.kind === "pretrain-run" ? ctx.loaders.run.load(s.runId) : null,
-    file: (s: MetaModelSource) =>
-      s.kind === "pretrain-run" ? null : { fileName: s.fileName, sha256: s.sha256 },
-    format: (s: MetaModelSource) =>
-      s.kind === "imported" ? s.format.toUpperCase() : s.kind === "registered" ? "SAFETENSORS" : null,
-    externalData: importedOnly((s) => s.externalData ?? []),
-    strippedPrefix: importedOnly((s) => s.strippedPrefix),
-    sourceDepth: importedOnly((s) => s.depth),
-    blocks: importedOnly((s) => s.blocks),
-    sourceNumClasses: importedOnly((s) => s.sourceNumClasses),
-    headReset: importedOnly((s) => s.headReset),
-  },
-};
+} satisfies { Mutation: MutationResolvers };

@@ -2,12 +2,16 @@
  * startRun, cancelRun, retryModule: validate, write the rows, then hand over to the scheduler
  * (`ctx.dispatcher`). Mistakes in the input come back as userErrors naming the field.
  */
+
 import { GraphQLError } from "graphql";
+import { augmentConfigSchema } from "../../data/augment/pipeline.ts";
+import type { MutationResolvers } from "../../generated/graphql.ts";
 import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../generated/prisma/client.ts";
 import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
-import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
+import { PHASES, type Recipe, type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
 import { targetConfig } from "../../platform/dispatch/plan.ts";
+import { ARCHITECTURE_LIMITS, RUN_LIMITS } from "../../platform/limits.ts";
 import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
 import { IllegalTransition } from "../../platform/state/machine.ts";
@@ -53,6 +57,68 @@ export async function lookup<T>(
   return row;
 }
 
+/**
+ * The resolved recipe's numbers within RUN_LIMITS (the recipe's own schema says only "positive"),
+ * and its augmentation config through the data layer's schema, with sizes bounded.
+ */
+function recipeBounds(recipe: Recipe, errors: UserError[]): void {
+  const at = (...path: string[]) => ["input", "overrides", ...path];
+  const max = (path: string[], value: number, limit: number) => {
+    if (value > limit)
+      errors.push(userError(at(...path), `recipe.${path.join(".")}: must be at most ${limit}, got ${value}`));
+  };
+  max(["batchSize"], recipe.batchSize, RUN_LIMITS.batchSize);
+  for (const key of ["baseLr", "minLr", "weightDecay", "mixup", "cutmix"] as const)
+    max([key], recipe[key], RUN_LIMITS[key]);
+  for (const phase of PHASES) {
+    max(["steps", phase], recipe.steps[phase], RUN_LIMITS.steps);
+    max(["clipGradNorm", phase], recipe.clipGradNorm[phase], RUN_LIMITS.clipGradNorm);
+  }
+  const augment = augmentConfigSchema.safeParse(recipe.augment);
+  if (!augment.success) {
+    const issue = augment.error.issues[0]!;
+    const path = issue.path.map(String);
+    errors.push(userError(at("augment", ...path), `recipe.augment.${path.join(".")}: ${issue.message}`));
+    return;
+  }
+  const size = augment.data.outputSize;
+  for (const side of size === undefined ? [] : typeof size === "number" ? [size] : size)
+    max(["augment", "outputSize"], side, ARCHITECTURE_LIMITS.imageSize);
+  if (augment.data.crop.kind === "padded")
+    max(["augment", "crop", "padding"], augment.data.crop.padding, 1024);
+  max(["augment", "normalize", "mean"], augment.data.normalize.mean.length, ARCHITECTURE_LIMITS.channels);
+  max(["augment", "normalize", "std"], augment.data.normalize.std.length, ARCHITECTURE_LIMITS.channels);
+}
+
+/** Numbers of the run itself within RUN_LIMITS. */
+function runBounds(input: StartRunInput, errors: UserError[]): void {
+  if (input.seed < 0 || input.seed > RUN_LIMITS.seed)
+    errors.push(
+      userError(["input", "seed"], `seed must be between 0 and ${RUN_LIMITS.seed}, got ${input.seed}`),
+    );
+  if (Math.abs(input.priority) > RUN_LIMITS.priority)
+    errors.push(
+      userError(
+        ["input", "priority"],
+        `priority must be between ${-RUN_LIMITS.priority} and ${RUN_LIMITS.priority}, got ${input.priority}`,
+      ),
+    );
+  const placement = input.placement ?? [];
+  if (placement.length > RUN_LIMITS.placementEntries)
+    errors.push(
+      userError(["input", "placement"], `placement may have at most ${RUN_LIMITS.placementEntries} entries`),
+    );
+  for (const [i, entry] of placement.entries()) {
+    if (entry.labels.length > RUN_LIMITS.labelsPerEntry)
+      errors.push(
+        userError(
+          ["input", "placement", String(i), "labels"],
+          `at most ${RUN_LIMITS.labelsPerEntry} labels per entry`,
+        ),
+      );
+  }
+}
+
 /** Recipe name and overrides through the incubation library's own validation. */
 function checkRecipe(input: StartRunInput, errors: UserError[]): void {
   const overrides = input.overrides ?? {};
@@ -63,7 +129,7 @@ function checkRecipe(input: StartRunInput, errors: UserError[]): void {
     return;
   }
   try {
-    resolveRecipe(input.recipe, overrides as RecipeOverrides);
+    recipeBounds(resolveRecipe(input.recipe, overrides as RecipeOverrides), errors);
   } catch (error) {
     const message = errorMessage(error);
     const path = /^recipe\.([^:]*):/.exec(message)?.[1];
@@ -152,7 +218,7 @@ export const runMutationResolvers = {
           userError(["input", "decentralized"], "only INCUBATION runs train modules on their own shards"),
         );
       }
-      if (input.seed < 0) errors.push(userError(["input", "seed"], `seed must be ≥ 0, got ${input.seed}`));
+      runBounds(input, errors);
       checkRecipe(input, errors);
       if (arch && dataset) checkDataset(dataset, arch, errors);
       if (arch) checkPlacement(input, arch.moduleSplit.length, errors);
@@ -258,4 +324,4 @@ export const runMutationResolvers = {
       return { module: await ctx.db.module.findUnique({ where: { id: module.id } }), userErrors: [] };
     },
   },
-};
+} satisfies { Mutation: MutationResolvers };

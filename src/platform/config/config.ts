@@ -2,10 +2,23 @@
  * Process configuration from the environment, validated once at start-up. A bad value stops
  * the process with one line that names the variable and says what would be valid.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
+import { DEFAULT_REQUEST_LIMITS as D, type RequestLimits } from "../limits.ts";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** A whole number ≥ `min` (request limits, timeouts). */
+const count = (fallback: number, min = 1) =>
+  z.coerce
+    .number({ error: "must be a number" })
+    .int("must be a whole number")
+    .min(min, `must be at least ${min}`)
+    .max(Number.MAX_SAFE_INTEGER, "is too large")
+    .default(fallback);
+
+/** Where registerDataset / registerMetaModel / importMetaModel may read files when DATA_ROOTS is unset. */
+export const DEFAULT_EXTRA_DATA_ROOTS = ["/usr/share/datasets"];
 
 const schema = z.object({
   PORT: z.coerce
@@ -21,12 +34,74 @@ const schema = z.object({
     .optional(),
   DATA_DIR: z.string().min(1).default(".data"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  /**
+   * Folders (absolute, separated by ":") inside which the API reads server-side files given by
+   * clients; unset: DATA_DIR and /usr/share/datasets.
+   */
+  DATA_ROOTS: z
+    .string()
+    .refine(
+      (value) => value.split(":").every((p) => p === "" || p.startsWith("/")),
+      "must be absolute folders separated by ':'",
+    )
+    .optional(),
+  /** on, off, or auto (on unless NODE_ENV=production and HOST is not a loopback address). */
+  GRAPHQL_INTROSPECTION: z.enum(["on", "off", "auto"], { error: "must be on, off or auto" }).default("auto"),
+  NODE_ENV: z.string().optional(),
+  GRAPHQL_MAX_DEPTH: count(D.maxDepth),
+  GRAPHQL_MAX_COST: count(D.maxCost),
+  GRAPHQL_MAX_ALIASES: count(D.maxAliases, 0),
+  GRAPHQL_MAX_DIRECTIVES: count(D.maxDirectives, 0),
+  GRAPHQL_MAX_TOKENS: count(D.maxTokens, 100),
+  MAX_BODY_BYTES: count(D.maxBodyBytes, 1024),
+  WS_MAX_PAYLOAD_BYTES: count(D.maxWsPayloadBytes, 1024),
+  WS_MAX_SUBSCRIPTIONS: count(D.maxSubscriptionsPerConnection),
+  MAX_UPLOAD_BYTES: count(D.maxUploadBytes),
+  MAX_PARAMETERS: count(D.maxParameters),
+  HTTP_HEADERS_TIMEOUT_MS: count(D.headersTimeoutMs, 1000),
+  HTTP_REQUEST_TIMEOUT_MS: count(D.requestTimeoutMs, 1000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: count(D.keepAliveTimeoutMs, 0),
 });
 
 export type Config = z.infer<typeof schema>;
 
 /** Packed dataset shards under DATA_DIR, shared by the API server and the workers of a machine. */
 export const shardCacheDir = (dataDir: string) => join(dataDir, "shards");
+
+/** The request limits the environment asks for (defaults in platform/limits.ts). */
+export function limitsFromConfig(c: Config): RequestLimits {
+  return {
+    maxDepth: c.GRAPHQL_MAX_DEPTH,
+    maxCost: c.GRAPHQL_MAX_COST,
+    maxAliases: c.GRAPHQL_MAX_ALIASES,
+    maxDirectives: c.GRAPHQL_MAX_DIRECTIVES,
+    maxTokens: c.GRAPHQL_MAX_TOKENS,
+    maxBodyBytes: c.MAX_BODY_BYTES,
+    maxWsPayloadBytes: c.WS_MAX_PAYLOAD_BYTES,
+    maxSubscriptionsPerConnection: c.WS_MAX_SUBSCRIPTIONS,
+    maxUploadBytes: c.MAX_UPLOAD_BYTES,
+    maxParameters: c.MAX_PARAMETERS,
+    headersTimeoutMs: c.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: c.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: c.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  };
+}
+
+/** DATA_ROOTS as absolute folders; unset: DATA_DIR plus DEFAULT_EXTRA_DATA_ROOTS. */
+export function dataRootsFromConfig(c: Pick<Config, "DATA_ROOTS" | "DATA_DIR">): string[] {
+  if (c.DATA_ROOTS !== undefined) return c.DATA_ROOTS.split(":").filter((p) => p !== "");
+  return [resolve(c.DATA_DIR), ...DEFAULT_EXTRA_DATA_ROOTS];
+}
+
+const LOOPBACK = /^(127\.|::1$|localhost$)/;
+
+/** Whether the schema answers introspection: GRAPHQL_INTROSPECTION, or auto (see the schema). */
+export function introspectionFromConfig(
+  c: Pick<Config, "GRAPHQL_INTROSPECTION" | "NODE_ENV" | "HOST">,
+): boolean {
+  if (c.GRAPHQL_INTROSPECTION !== "auto") return c.GRAPHQL_INTROSPECTION === "on";
+  return c.NODE_ENV !== "production" || LOOPBACK.test(c.HOST);
+}
 
 export class ConfigError extends Error {
   override name = "ConfigError";

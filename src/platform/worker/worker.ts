@@ -35,6 +35,7 @@ import {
   type ProducedArtifact,
   type WorkerEvent,
 } from "./job-lifecycle.ts";
+import { untilAnswered } from "./transient.ts";
 
 export interface WorkerOptions {
   backend: WorkerBackend;
@@ -123,7 +124,8 @@ export class TrainingWorker {
     try {
       const spec = { ...(await this.localSpec(job, dir)), ...this.dataCache(job.spec.datasetId) };
       const result = await this.runChild(holder, spec);
-      await backend.complete(holder, result, await this.outputs(job, result));
+      const produced = await this.outputs(job, result);
+      await this.untilAnswered("completing the job", () => backend.complete(holder, result, produced));
       logger.info({ jobId: job.jobId }, "job succeeded");
     } catch (error) {
       if (error instanceof JobCancelled) {
@@ -136,12 +138,22 @@ export class TrainingWorker {
       }
       const message = this.stopping ? `worker ${this.id} stopped` : (error as Error).message;
       try {
-        const { willRetry } = await backend.fail(holder, message, error instanceof PermanentJobFailure);
+        const { willRetry } = await this.untilAnswered("reporting the failure", () =>
+          backend.fail(holder, message, error instanceof PermanentJobFailure),
+        );
         logger.warn({ jobId: job.jobId, err: error, willRetry }, "job failed");
       } catch (e) {
         logger.warn({ jobId: job.jobId, err: e }, "reporting a job failure failed");
       }
     }
+  }
+
+  /** A call to the platform, retried through a database or API outage (transient.ts). */
+  private untilAnswered<T>(what: string, call: () => Promise<T>): Promise<T> {
+    return untilAnswered(call, {
+      onRetry: (error, delayMs) =>
+        this.o.logger.warn({ err: error, delayMs }, `${what}: the platform is unreachable; retrying`),
+    });
   }
 
   /** The job's shard cache (and download source), when this worker has one. */
@@ -220,7 +232,8 @@ export class TrainingWorker {
             batch.push({ type: "checkpoint", step: event.step, ...(await backend.putArtifact(event.path)) });
           else batch.push(event);
         }
-        if (batch.length) await backend.recordEvents(holder, batch);
+        if (batch.length)
+          await this.untilAnswered("recording events", () => backend.recordEvents(holder, batch));
       }
     };
     const kill = (why: "cancelled" | "taken_over") => {
