@@ -18,6 +18,7 @@ import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
 import { artifactUploadHandler } from "./artifact-upload.ts";
+import { type AuthSetting, type Principal, principalOf, setUpAuth } from "./auth/index.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
 import { depthLimit, MAX_QUERY_DEPTH } from "./depth-limit.ts";
 import { createLoaders } from "./loaders.ts";
@@ -44,6 +45,12 @@ export interface ApiServerOptions {
   maxQueryDepth?: number;
   /** Serves the worker API (claimJob, heartbeatJob, …) when given. */
   lifecycle?: JobLifecycle;
+  /** `tokens` (default), `local` (loopback only, no token) or `auto` (local on loopback): auth/auth-mode.ts. */
+  auth?: AuthSetting;
+  /** Browser origins allowed besides the server's own (ALLOWED_ORIGINS). */
+  allowedOrigins?: readonly string[];
+  /** How often open subscriptions re-check their token (default 5 s). */
+  authRecheckMs?: number;
 }
 
 export interface ApiServer {
@@ -57,34 +64,54 @@ export interface ApiServer {
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { db, logger } = options;
-  const schema = buildSchema();
+  const auth = await setUpAuth({
+    db,
+    logger,
+    host: options.host ?? "0.0.0.0",
+    setting: options.auth ?? "tokens",
+    ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+    ...(options.authRecheckMs ? { recheckMs: options.authRecheckMs } : {}),
+  });
+  const schema = auth.protect(buildSchema());
   const startedAt = new Date();
   const version = packageVersion();
   const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
   await events.start();
   const dispatcher = options.dispatcher ?? noopDispatcher;
   // A fresh context — and so fresh DataLoaders — per HTTP request and per subscription operation.
-  const context = (authorization?: unknown): ApiContext => ({
-    db,
-    ...(typeof authorization === "string" ? { authorization } : {}),
-    ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
-    ...(options.artifacts ? { artifacts: options.artifacts } : {}),
-    events,
-    logger,
-    startedAt,
-    version,
-    dispatcher,
-    loaders: createLoaders(db),
-  });
+  const context = (authorization: unknown, principal: Principal): ApiContext => {
+    const scoped = auth.forPrincipal(principal);
+    return {
+      ...scoped,
+      ...(typeof authorization === "string" ? { authorization } : {}),
+      ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
+      ...(options.artifacts ? { artifacts: options.artifacts } : {}),
+      events,
+      logger,
+      startedAt,
+      version,
+      dispatcher,
+      loaders: createLoaders(scoped.db),
+    };
+  };
   const validationRules = [depthLimit(options.maxQueryDepth ?? MAX_QUERY_DEPTH)];
 
   const app = express();
   const httpServer = createServer(app);
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const wsServer = new WebSocketServer({
+    server: httpServer,
+    path: GRAPHQL_PATH,
+    verifyClient: auth.verifyClient,
+  });
   const wsCleanup = useServer(
     {
       schema,
-      context: (ctx) => context(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization),
+      onConnect: auth.onConnect,
+      context: (ctx) =>
+        context(
+          ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization,
+          auth.connectionPrincipal(ctx),
+        ),
       validate: (schema, document) => validate(schema, document, [...specifiedRules, ...validationRules]),
       onError: (_ctx, _id, _payload, errors) => logger.warn({ errors }, "subscription error"),
     },
@@ -117,10 +144,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   });
   await apollo.start();
 
+  app.use(auth.guard);
   app.use(
     GRAPHQL_PATH,
     express.json({ limit: "1mb" }),
-    expressMiddleware(apollo, { context: async ({ req }) => context(req.headers.authorization) }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }) => context(req.headers.authorization, principalOf(res)),
+    }),
   );
   const store = options.artifacts;
   if (store) {
@@ -146,6 +176,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });
+  auth.checkRoutes(app);
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once("error", reject);

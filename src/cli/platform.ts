@@ -18,5 +18,6 @@ export function startConfiguredPlatform(
     logger,
     workers,
     bin: BIN_PATH,
+    auth: { auth: config.AUTH_MODE, allowedOrigins: config.ALLOWED_ORIGINS },
   });
 }

@@ -4,7 +4,7 @@
  * API, and local training workers (each job still runs in its own child process).
  */
 import { join, resolve } from "node:path";
-import { type ApiServer, startApiServer } from "../api/server.ts";
+import { type ApiServer, type ApiServerOptions, startApiServer } from "../api/server.ts";
 import { LocalArtifactStore } from "./artifacts/store.ts";
 import { shardCacheDir } from "./config/config.ts";
 import { Dispatcher, startStaleJobSweep } from "./dispatch/dispatcher.ts";
@@ -27,6 +27,8 @@ export interface LocalPlatformOptions {
   threads?: number;
   /** Hand a job whose worker has been silent this long to another (default 30 s). */
   staleAfterMs?: number;
+  /** AUTH_MODE (default `tokens`), ALLOWED_ORIGINS and the subscription re-check period: api/auth/. */
+  auth?: Pick<ApiServerOptions, "auth" | "allowedOrigins" | "authRecheckMs">;
 }
 
 export interface LocalPlatform {
@@ -62,6 +64,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       artifacts,
       shardCacheDir: shardCacheDir(dataDir),
       lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
+      ...o.auth,
     });
     closers.push(() => api.close());
     for (let i = 0; i < o.workers; i++) {

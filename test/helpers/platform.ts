@@ -5,20 +5,27 @@
 import pino from "pino";
 import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
 import type { TestDatabase } from "./database.ts";
+import { mintToken } from "./auth.ts";
+import { useToken } from "./graphql.ts";
 import { BIN } from "./process.ts";
 
-export function startTestPlatform(
+/** With auth on: `token` is a real admin API token, which the GraphQL helpers send by default. */
+export async function startTestPlatform(
   t: TestDatabase,
   dataDir: string,
   o: { workers: number; threads?: number; staleAfterMs?: number },
-): Promise<LocalPlatform> {
-  return startLocalPlatform({
+): Promise<LocalPlatform & { token: string }> {
+  const local = await startLocalPlatform({
     databaseUrl: t.url,
     dataDir,
     port: 0,
     host: "127.0.0.1",
     logger: pino({ level: "silent" }),
     bin: BIN,
+    auth: { auth: "tokens" },
     ...o,
   });
+  const token = await mintToken(t.db, "ADMIN");
+  useToken(local.api.url, token);
+  return Object.assign(local, { token });
 }

@@ -1,5 +1,6 @@
 /** All resolvers, merged by type. Each file owns one area of schema.graphql. */
 import { GraphQLScalarType, Kind } from "graphql";
+import { authResolvers } from "../auth/resolvers.ts";
 import { architectureResolvers } from "./architectures.ts";
 import { datasetResolvers } from "./datasets.ts";
 import { healthResolvers } from "./health.ts";
@@ -36,6 +37,7 @@ export const resolvers = {
     ...datasetResolvers.Query,
     ...runResolvers.Query,
     ...workerTokenResolvers.Query,
+    ...authResolvers.Query,
   },
   Mutation: {
     ...architectureResolvers.Mutation,
@@ -44,6 +46,7 @@ export const resolvers = {
     ...metaModelResolvers.Mutation,
     ...workerTokenResolvers.Mutation,
     ...workerJobResolvers.Mutation,
+    ...authResolvers.Mutation,
   },
   Subscription: {
     ...serverTimeResolvers.Subscription,
@@ -59,4 +62,6 @@ export const resolvers = {
   MetaModel: { ...runResolvers.MetaModel, ...metaModelResolvers.MetaModel },
   MetaModelSource: metaModelResolvers.MetaModelSource,
   WorkerToken: workerTokenResolvers.WorkerToken,
+  ApiToken: authResolvers.ApiToken,
+  Project: authResolvers.Project,
 };

@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { z } from "zod";
+import { AUTH_SETTINGS } from "../auth/auth-settings.ts";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -14,13 +15,30 @@ const schema = z.object({
     .min(0, "must be between 0 and 65535")
     .max(65535, "must be between 0 and 65535")
     .default(4000),
-  HOST: z.string().min(1).default("0.0.0.0"),
+  // Loopback by default: `npm start` then runs tokenless in local mode (src/api/auth/auth-mode.ts).
+  HOST: z.string().min(1).default("127.0.0.1"),
   DATABASE_URL: z
     .string()
     .refine((value) => /^postgres(ql)?:\/\//.test(value), "must be a postgresql:// URL")
     .optional(),
   DATA_DIR: z.string().min(1).default(".data"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  /** auto: no token on loopback, tokens elsewhere; tokens: always; local: no token, loopback only. */
+  AUTH_MODE: z.enum(AUTH_SETTINGS, { error: `must be one of ${AUTH_SETTINGS.join(", ")}` }).default("auto"),
+  /** Browser origins (scheme://host:port, comma-separated) that may call the API besides its own. */
+  ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (list) => list.every((o) => /^https?:\/\/[^/\s]+$/.test(o)),
+      "must be origins like https://dash.example.com",
+    ),
 });
 
 export type Config = z.infer<typeof schema>;

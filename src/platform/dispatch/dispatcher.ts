@@ -170,6 +170,7 @@ export class Dispatcher {
               name: `meta-${run.id.slice(0, 8)}`,
               ...metaModelColumns(metaConfig, { kind: "pretrain-run", runId: run.id }),
               datasetId: run.datasetId,
+              projectId: run.projectId,
               sourceRunId: run.id,
               checkpointId: weights.id,
             },

@@ -216,7 +216,9 @@ export class ApiWorkerBackend implements WorkerBackend {
 
   async getArtifact(sha256: string): Promise<string> {
     if (await this.cache.has(sha256)) return this.cache.getFile(sha256);
-    const response = await fetch(this.artifactUrl(sha256));
+    const response = await fetch(this.artifactUrl(sha256), {
+      headers: { authorization: `Bearer ${this.o.token}` },
+    });
     if (!response.ok) throw new Error(`downloading artifact ${sha256} failed: HTTP ${response.status}`);
     const temp = join(this.cache.root, `download-${sha256}.tmp`);
     try {
