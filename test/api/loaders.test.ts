@@ -10,8 +10,8 @@ import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { PrismaClient } from "../../src/generated/prisma/client.ts";
 import type { Db } from "../../src/platform/db/client.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
-import { useTestDatabase } from "../helpers/database.ts";
 import { mintToken } from "../helpers/auth.ts";
+import { useTestDatabase } from "../helpers/database.ts";
 import { postGraphQL, useToken } from "../helpers/graphql.ts";
 import { START_RUN, unique } from "./support.ts";
 

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/api/global-id.ts";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { appendRunEvents, readRunEvents } from "../../src/platform/events/event-log.ts";
-import { useTestDatabase } from "../helpers/database.ts";
 import { mintToken } from "../helpers/auth.ts";
+import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, useToken, wsClient } from "../helpers/graphql.ts";
 import { createRunRows } from "../helpers/rows.ts";
 

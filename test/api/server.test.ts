@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { readMigrations } from "../../src/platform/db/migrate.ts";
 import { packageVersion } from "../../src/platform/version.ts";
-import { useTestDatabase } from "../helpers/database.ts";
 import { mintToken } from "../helpers/auth.ts";
+import { useTestDatabase } from "../helpers/database.ts";
 import { collectSubscription, postGraphQL, useToken, wsClient } from "../helpers/graphql.ts";
 
 const t = useTestDatabase();

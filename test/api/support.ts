@@ -5,8 +5,8 @@ import type { RunDispatcher } from "../../src/api/context.ts";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import type { ArtifactStore } from "../../src/platform/artifacts/store.ts";
 import type { Db } from "../../src/platform/db/client.ts";
-import type { TestDatabase } from "../helpers/database.ts";
 import { mintToken } from "../helpers/auth.ts";
+import type { TestDatabase } from "../helpers/database.ts";
 import { postGraphQL, useToken } from "../helpers/graphql.ts";
 
 export interface RecordingDispatcher extends RunDispatcher {

@@ -15,7 +15,9 @@ export async function mintToken(
   role: Role,
   o: { projects?: string[]; expiresAt?: Date; name?: string } = {},
 ): Promise<string> {
-  const name = o.name ?? `test-${role.toLowerCase()}-${process.pid}-${++minted}-${Math.random().toString(36).slice(2, 8)}`;
+  const name =
+    o.name ??
+    `test-${role.toLowerCase()}-${process.pid}-${++minted}-${Math.random().toString(36).slice(2, 8)}`;
   const { secret } = await createApiToken(db, {
     name,
     role,

@@ -4,8 +4,8 @@
  */
 import pino from "pino";
 import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
-import type { TestDatabase } from "./database.ts";
 import { mintToken } from "./auth.ts";
+import type { TestDatabase } from "./database.ts";
 import { useToken } from "./graphql.ts";
 import { BIN } from "./process.ts";
 
