@@ -168,28 +168,33 @@ async function resourceRefusal(
   return null;
 }
 
-/** Registered routes (`METHOD /path`, or `* /path` for mounted middleware) without a policy. */
-export function routeGaps(app: Express): string[] {
-  const keys = Object.keys(ROUTE_POLICIES);
-  const gaps: string[] = [];
+/** Every registered route: `METHOD /path`, or `* /path` for middleware mounted on a path. */
+export function listRoutes(app: Express): string[] {
+  const routes: string[] = [];
   const walk = (stack: RouterLayer[], prefix: string) => {
     for (const layer of stack) {
       const raw = typeof layer.rawPath === "string" ? layer.rawPath : "/";
       const path = prefix + (raw === "/" ? "" : raw);
       if (layer.route) {
-        for (const method of Object.keys(layer.route.methods)) {
-          const key = `${method === "_all" ? "*" : method.toUpperCase()} ${prefix}${layer.route.path}`;
-          if (!keys.includes(key)) gaps.push(key);
-        }
+        for (const method of Object.keys(layer.route.methods))
+          routes.push(`${method === "_all" ? "*" : method.toUpperCase()} ${prefix}${layer.route.path}`);
       } else if (layer.handle && Array.isArray((layer.handle as { stack?: unknown }).stack)) {
-        walk((layer.handle as unknown as { stack: RouterLayer[] }).stack, path);
-      } else if (path && !keys.some((k) => k.endsWith(` ${path}`))) {
-        gaps.push(`* ${path}`);
+        walk((layer.handle as { stack: RouterLayer[] }).stack, path);
+      } else if (path) {
+        routes.push(`* ${path}`);
       }
     }
   };
   walk((app as unknown as { router: { stack: RouterLayer[] } }).router.stack, "");
-  return gaps;
+  return [...new Set(routes)];
+}
+
+/** Registered routes without a policy (`* /path`: no policy for any method of that path). */
+export function routeGaps(app: Express): string[] {
+  const keys = Object.keys(ROUTE_POLICIES);
+  return listRoutes(app).filter((route) =>
+    route.startsWith("* ") ? !keys.some((k) => k.endsWith(route.slice(1))) : !keys.includes(route),
+  );
 }
 
 interface RouterLayer {
