@@ -58,6 +58,8 @@ export interface ApiServer {
   url: string;
   wsUrl: string;
   httpServer: Server;
+  /** `local` (loopback, no token needed) or `tokens`. */
+  authMode: "local" | "tokens";
   /** Stop accepting, close WebSockets, drain in-flight requests. */
   close(): Promise<void>;
 }
@@ -192,6 +194,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     url: `http://${host}:${port}${GRAPHQL_PATH}`,
     wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`,
     httpServer,
+    authMode: auth.mode,
     close: () => {
       closing ??= apollo.stop();
       return closing;
