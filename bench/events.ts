@@ -66,22 +66,23 @@ export async function measureEventLatency(
         (client) =>
           new Promise<void>((resolve) => {
             let first = true;
-            client.subscribe<{ runEvents: { seq: number; type: string; payload: { writtenAt: number } } }>(
+            client.subscribe<{ runEvents: { seq: number; type: string; message?: string } }>(
               {
-                query: `subscription ($runId: ID!) { runEvents(runId: $runId) { seq type payload } }`,
+                // The timed events are log lines carrying the writer's clock (Date.now() as text).
+                query: `subscription ($runId: ID!) { runEvents(runId: $runId) { seq type ... on LogMessage { message } } }`,
                 variables: { runId: toGlobalId("Run", run.id) },
               },
               {
                 next: (message) => {
-                  const { payload, type } = message.data!.runEvents;
+                  const { message: text } = message.data!.runEvents;
                   if (first) {
                     first = false;
                     subscribed++;
                     resolve();
                     return; // the warm-up event
                   }
-                  if (type !== "PROGRESS") return;
-                  latencies.push(Date.now() - payload.writtenAt);
+                  if (!text || text === "warm-up") return;
+                  latencies.push(Date.now() - Number(text));
                 },
                 error: () => resolve(),
                 complete: () => resolve(),
@@ -91,14 +92,14 @@ export async function measureEventLatency(
       );
       // A warm-up event tells us every subscriber is live before timing starts.
       const warm = setInterval(() => {
-        void appendRunEvents(db, run.id, [{ type: "LOG", payload: { writtenAt: Date.now(), warmup: true } }]);
+        void appendRunEvents(db, run.id, [{ type: "LOG", level: "INFO", message: "warm-up" }]);
       }, 200);
       await Promise.all(ready);
       clearInterval(warm);
       latencies.length = 0;
       for (let i = 0; i < opts.events; i++) {
         await appendRunEvents(db, run.id, [
-          { type: "PROGRESS", moduleIndex: i % 4, payload: { writtenAt: Date.now(), step: i } },
+          { type: "LOG", level: "INFO", moduleIndex: i % 4, message: String(Date.now()) },
         ]);
         await new Promise((r) => setTimeout(r, opts.intervalMs));
       }

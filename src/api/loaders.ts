@@ -16,15 +16,10 @@ import type {
   WorkerToken,
 } from "../generated/prisma/client.ts";
 import type { Db } from "../platform/db/client.ts";
+import { parseRunEvent, type RunEventOf } from "../platform/events/run-event.ts";
 
 /** The latest PROGRESS event of a module. */
-export interface ProgressEvent {
-  runId: string;
-  moduleIndex: number;
-  seq: number;
-  payload: unknown;
-  createdAt: Date;
-}
+export type ProgressEvent = RunEventOf<"PROGRESS">;
 
 export interface Loaders {
   architecture: DataLoader<string, Architecture | null>;
@@ -152,16 +147,17 @@ export function createLoaders(db: Db): Loaders {
           order by seq desc limit 1
         ) e`;
       const map = new Map(
-        rows.map((r) => [
-          `${r.run_id}:${r.module_index}`,
-          {
+        rows.map((r) => {
+          const event = parseRunEvent({
             runId: r.run_id,
-            moduleIndex: r.module_index,
             seq: r.seq,
+            type: "PROGRESS",
+            moduleIdx: r.module_index,
             payload: r.payload,
             createdAt: r.created_at,
-          },
-        ]),
+          }) as ProgressEvent;
+          return [`${r.run_id}:${r.module_index}` as string, event] as const;
+        }),
       );
       return keys.map((k) => map.get(k) ?? null);
     }),

@@ -3,18 +3,31 @@
  * path of the offending input field, a message, and a stable code. Anything else is a system
  * error and is thrown (with `extensions.code`).
  */
+/** The `UserErrorCode` enum of schema.graphql (its descriptions say what each means). */
+export type UserErrorCode =
+  | "REQUIRED"
+  | "INVALID"
+  | "TAKEN"
+  | "NOT_FOUND"
+  | "INCOMPATIBLE"
+  | "UNREADABLE"
+  | "RUN_FINISHED"
+  | "NOT_RETRYABLE"
+  | "NOT_HELD"
+  | "NOT_GRANTED";
+
 export interface UserError {
   /** Path to the input field, e.g. ["input", "moduleSplit", "2"]; null for the input as a whole. */
   field: string[] | null;
   message: string;
-  /**
-   * REQUIRED, INVALID, TAKEN (unique name in use), NOT_FOUND, INCOMPATIBLE (e.g. meta model vs
-   * architecture), UNREADABLE (dataset files), RUN_FINISHED, NOT_RETRYABLE.
-   */
-  code: string;
+  code: UserErrorCode;
 }
 
-export function userError(field: string[] | null, message: string, code = "INVALID"): UserError {
+export function userError(
+  field: string[] | null,
+  message: string,
+  code: UserErrorCode = "INVALID",
+): UserError {
   return { field, message, code };
 }
 

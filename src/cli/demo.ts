@@ -86,12 +86,28 @@ async function ensureFixtures(url: string): Promise<{ architectureId: string; da
   };
 }
 
-interface RunEvent {
-  seq: number;
-  type: string;
-  moduleIndex: number | null;
-  payload: Record<string, unknown>;
-}
+/** The fields of the run's events the demo selects (schema.graphql: RunEvent and its types). */
+type RunEvent = { seq: number; moduleIndex: number | null } & (
+  | {
+      type: "PROGRESS";
+      stage: string;
+      step: number;
+      totalSteps: number;
+      loss: number;
+      imagesPerSecond: number;
+    }
+  | { type: "RUN_STATE"; state: string }
+  | { type: Exclude<string, "PROGRESS" | "RUN_STATE"> }
+);
+
+const EVENTS_SUBSCRIPTION = `subscription ($runId: ID!) { runEvents(runId: $runId) {
+  seq type moduleIndex
+  ... on TrainingProgress { stage step totalSteps loss imagesPerSecond }
+  ... on RunStateChanged { state error finalAccuracy }
+  ... on JobStateChanged { stage jobState: state attempt workerId reason }
+  ... on ModuleStateChanged { moduleState: state }
+  ... on LogMessage { level message }
+} }`;
 
 /** Follow a run's events with a bar per job until its final state; returns that state. */
 function follow(wsUrl: string, runId: string, label: string, json: boolean): Promise<string> {
@@ -112,39 +128,28 @@ function follow(wsUrl: string, runId: string, label: string, json: boolean): Pro
   return new Promise((resolve, reject) => {
     client.subscribe<{ runEvents: RunEvent }>(
       {
-        query: `subscription ($runId: ID!) { runEvents(runId: $runId) { seq type moduleIndex payload } }`,
+        query: EVENTS_SUBSCRIPTION,
         variables: { runId },
       },
       {
         next: ({ data }) => {
           const event = data!.runEvents;
           if (json) process.stdout.write(`${JSON.stringify({ run: label, ...event })}\n`);
-          const p = event.payload as {
-            stage?: string;
-            step?: number;
-            totalSteps?: number;
-            loss?: number;
-            imagesPerSecond?: number;
-            state?: string;
-            scope?: string;
-          };
-          if (event.type === "PROGRESS" && bars) {
-            const job = (event.moduleIndex !== null ? `module-${event.moduleIndex}` : String(p.stage)).padEnd(
-              9,
-            );
+          if (event.type === "PROGRESS" && "step" in event && bars) {
+            const job = (event.moduleIndex !== null ? `module-${event.moduleIndex}` : event.stage).padEnd(9);
             let bar = byJob.get(job);
             if (!bar) {
-              bar = bars.create(p.totalSteps ?? 1, 0, { job, loss: "-", ips: "-" });
+              bar = bars.create(event.totalSteps, 0, { job, loss: "-", ips: "-" });
               byJob.set(job, bar);
             }
-            bar.setTotal(p.totalSteps ?? 1);
-            bar.update(p.step ?? 0, {
+            bar.setTotal(event.totalSteps);
+            bar.update(event.step, {
               job,
-              loss: p.loss?.toFixed(4) ?? "-",
-              ips: Math.round(p.imagesPerSecond ?? 0),
+              loss: event.loss.toFixed(4),
+              ips: Math.round(event.imagesPerSecond),
             });
           }
-          if (event.type === "STATE" && p.scope === "run" && p.state) final = p.state;
+          if (event.type === "RUN_STATE" && "state" in event) final = event.state;
         },
         error: (error) => {
           bars?.stop();

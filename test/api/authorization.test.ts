@@ -41,6 +41,7 @@ import { appendRunEvents } from "../../src/platform/events/event-log.ts";
 import { tempDir } from "../data/helpers.ts";
 import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { progressEvent } from "../helpers/events.ts";
 import { postGraphQL, wsClient } from "../helpers/graphql.ts";
 import { createRunRows } from "../helpers/rows.ts";
 
@@ -91,7 +92,7 @@ beforeAll(async () => {
   writeFileSync(file, "project A's checkpoint");
   const stored = await store.putFile(file);
   await t.db.artifact.create({
-    data: { runId: run.id, kind: "checkpoint", sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
+    data: { runId: run.id, kind: "CHECKPOINT", sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
   });
   const module = await t.db.module.findFirstOrThrow({ where: { runId: run.id } });
   const worker = await createWorkerToken(t.db, { name: "authz-site", labels: [] });
@@ -105,7 +106,7 @@ beforeAll(async () => {
       spec: { datasetId: dataset.id, metaWeights: `artifact:${stored.sha256}` },
     },
   });
-  await appendRunEvents(t.db, run.id, [{ type: "PROGRESS", moduleIndex: 0, payload: { step: 1 } }]);
+  await appendRunEvents(t.db, run.id, [progressEvent(0, 1)]);
   Object.assign(a, {
     runId: run.id,
     moduleId: module.id,

@@ -12,6 +12,7 @@ import type { Db } from "../../src/platform/db/client.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
 import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { progressEvent } from "../helpers/events.ts";
 import { postGraphQL, useToken } from "../helpers/graphql.ts";
 import { START_RUN, unique } from "./support.ts";
 
@@ -93,7 +94,7 @@ describe("DataLoader per request", () => {
           },
         },
       });
-      await appendRunEvents(t.db, run.id, [{ type: "PROGRESS", moduleIndex: 1, payload: { step: i } }]);
+      await appendRunEvents(t.db, run.id, [progressEvent(1, i)]);
     }
     queries.length = 0;
     const res = await postGraphQL<{

@@ -85,7 +85,7 @@ describe("registerMetaModel", () => {
       patchSize: 4,
       imageSize: 16,
       numModules: 4,
-      checkpoint: { kind: "meta-weights" },
+      checkpoint: { kind: "META_WEIGHTS" },
     });
     expect(await store.has(registerMetaModel.metaModel!.checkpoint.sha256)).toBe(true);
     const { metaModel: read } = await api.gql<{ metaModel: Record<string, unknown> }>(
@@ -209,7 +209,7 @@ describe("importMetaModel", () => {
       numClasses: 10,
       mlpRatio: 4,
       qkvBias: true,
-      checkpoint: { kind: "meta-weights" },
+      checkpoint: { kind: "META_WEIGHTS" },
       source: {
         origin: "IMPORTED",
         run: null,

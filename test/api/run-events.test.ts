@@ -5,6 +5,7 @@ import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { appendRunEvents, readRunEvents } from "../../src/platform/events/event-log.ts";
 import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { progressEvent, runFinished } from "../helpers/events.ts";
 import { collectSubscription, useToken, wsClient } from "../helpers/graphql.ts";
 import { createRunRows } from "../helpers/rows.ts";
 
@@ -30,19 +31,17 @@ async function newRun(): Promise<string> {
   return (await createRunRows(t.db)).run.id;
 }
 
-const progress = (moduleIndex: number, step: number) => ({
-  type: "PROGRESS" as const,
-  moduleIndex,
-  payload: { step },
-});
-const finished = { type: "STATE" as const, payload: { scope: "run", state: "SUCCEEDED" } };
+const progress = progressEvent;
+const finished = runFinished;
 
 const SUBSCRIPTION = `subscription ($runId: ID!, $afterSeq: Int, $moduleIndex: Int) {
-  runEvents(runId: $runId, afterSeq: $afterSeq, moduleIndex: $moduleIndex) { seq type moduleIndex payload }
+  runEvents(runId: $runId, afterSeq: $afterSeq, moduleIndex: $moduleIndex) {
+    seq type moduleIndex ... on TrainingProgress { step } ... on RunStateChanged { state }
+  }
 }`;
 
 interface EventMessage {
-  runEvents: { seq: number; type: string; moduleIndex: number | null; payload: { step?: number } };
+  runEvents: { seq: number; type: string; moduleIndex: number | null; step?: number; state?: string };
 }
 
 describe("the run event log", () => {
@@ -56,7 +55,9 @@ describe("the run event log", () => {
     const rows = await readRunEvents(t.db, runId, 0);
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     for (const m of [0, 1, 2, 3]) {
-      const steps = rows.filter((r) => r.moduleIndex === m).map((r) => (r.payload as { step: number }).step);
+      const steps = rows
+        .filter((r) => r.moduleIndex === m)
+        .map((r) => (r.type === "PROGRESS" ? r.step : null));
       expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     }
   });
@@ -78,7 +79,11 @@ describe("runEvents subscription", () => {
       const { results, error } = await stream;
       expect(error).toBeUndefined();
       expect(results.map((r) => r.data?.runEvents.seq)).toEqual([2, 3, 4, 5, 6, 7, 8]);
-      expect(results.at(-1)?.data?.runEvents).toMatchObject({ type: "STATE", moduleIndex: null });
+      expect(results.at(-1)?.data?.runEvents).toMatchObject({
+        type: "RUN_STATE",
+        moduleIndex: null,
+        state: "SUCCEEDED",
+      });
     } finally {
       await client.dispose();
     }

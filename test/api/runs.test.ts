@@ -4,6 +4,7 @@ import type { Prisma } from "../../src/generated/prisma/client.ts";
 import { metaModelConfig, modularSpec, targetConfig } from "../../src/platform/dispatch/plan.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { progressEvent } from "../helpers/events.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 import {
   CREATE_ARCHITECTURE,
@@ -347,14 +348,10 @@ describe("run details", () => {
       data: { runId, moduleId: modules[0]!.id, stage: "MODULAR", state: "SUCCEEDED", attempts: 2 },
     });
     await appendRunEvents(t.db, runId, [
-      { type: "PROGRESS", moduleIndex: 1, payload: { step: 1, totalSteps: 10, loss: 2.5, lr: 0.001 } },
-      { type: "PROGRESS", moduleIndex: 2, payload: { step: 1, totalSteps: 10, loss: 2.4 } },
-      { type: "LOG", moduleIndex: 1, payload: { message: "hello" } },
-      {
-        type: "PROGRESS",
-        moduleIndex: 1,
-        payload: { step: 2, totalSteps: 10, loss: 2.25, lr: 0.002, imagesPerSecond: 512.5, etaSeconds: 8 },
-      },
+      progressEvent(1, 1, { totalSteps: 10, loss: 2.5, lr: 0.001 }),
+      progressEvent(2, 1, { totalSteps: 10, loss: 2.4, imagesPerSecond: 300, etaSeconds: 3 }),
+      { type: "LOG", moduleIndex: 1, level: "INFO", message: "hello" },
+      progressEvent(1, 2, { totalSteps: 10, loss: 2.25, lr: 0.002, imagesPerSecond: 512.5, etaSeconds: 8 }),
     ]);
 
     type Details = {
@@ -400,7 +397,7 @@ describe("run details", () => {
       etaSeconds: 8,
       seq: 4,
     });
-    expect(details.modules[2]!.progress).toMatchObject({ step: 1, lr: null, imagesPerSecond: null, seq: 2 });
+    expect(details.modules[2]!.progress).toMatchObject({ step: 1, loss: 2.4, imagesPerSecond: 300, seq: 2 });
     expect(details.events.totalCount).toBe(4);
     expect(details.events.edges.map((e) => e.node.seq)).toEqual([1, 2, 3]);
     expect(details.events.pageInfo.hasNextPage).toBe(true);
@@ -430,7 +427,7 @@ describe("lineage", () => {
       data: { kind: "META_PRETRAIN", state: "SUCCEEDED", architectureId: arch, datasetId: data },
     });
     const metaWeights = await t.db.artifact.create({
-      data: { runId: pretrain.id, kind: "meta-weights", sha256: "a".repeat(64), sizeBytes: 1234n },
+      data: { runId: pretrain.id, kind: "META_WEIGHTS", sha256: "a".repeat(64), sizeBytes: 1234n },
     });
     const meta = await t.db.metaModel.create({
       data: {
@@ -465,7 +462,7 @@ describe("lineage", () => {
           data: {
             runId,
             jobId: job.id,
-            kind: "checkpoint",
+            kind: "CHECKPOINT",
             step,
             sha256: `${m.index}${step}`.padEnd(64, "0"),
             sizeBytes: 5_000_000_000n,
@@ -474,20 +471,20 @@ describe("lineage", () => {
         ids.push(toGlobalId("Artifact", a.id));
       }
       await t.db.artifact.create({
-        data: { runId, jobId: job.id, kind: "module-weights", sha256: "b".repeat(64), sizeBytes: 10n },
+        data: { runId, jobId: job.id, kind: "WEIGHTS", sha256: "b".repeat(64), sizeBytes: 10n },
       });
       checkpoints.push(ids);
     }
     const assembleJob = await t.db.job.create({ data: { runId, stage: "ASSEMBLE", state: "SUCCEEDED" } });
     const assembled = await t.db.artifact.create({
-      data: { runId, jobId: assembleJob.id, kind: "assembled-model", sha256: "c".repeat(64), sizeBytes: 99n },
+      data: { runId, jobId: assembleJob.id, kind: "ASSEMBLED_MODEL", sha256: "c".repeat(64), sizeBytes: 99n },
     });
     const finetune = await t.db.job.create({ data: { runId, stage: "FINETUNE", state: "SUCCEEDED" } });
     await t.db.artifact.create({
-      data: { runId, jobId: finetune.id, kind: "final-weights", sha256: "d".repeat(64), sizeBytes: 98n },
+      data: { runId, jobId: finetune.id, kind: "FINAL_WEIGHTS", sha256: "d".repeat(64), sizeBytes: 98n },
     });
     const onnx = await t.db.artifact.create({
-      data: { runId, jobId: finetune.id, kind: "final-model-onnx", sha256: "e".repeat(64), sizeBytes: 97n },
+      data: { runId, jobId: finetune.id, kind: "FINAL_MODEL_ONNX", sha256: "e".repeat(64), sizeBytes: 97n },
     });
 
     type Lineage = {
@@ -534,7 +531,7 @@ describe("lineage", () => {
           assembledInto { id assembledFrom { index } }
         } }
         finalModel { id kind downloadUrl assembledFrom { id index } }
-        artifacts(kind: "checkpoint") { id }
+        artifacts(kind: CHECKPOINT) { id }
       } }`,
       { id: run!.id },
     );
@@ -552,7 +549,7 @@ describe("lineage", () => {
           kind: "META_PRETRAIN",
           producedMetaModel: { id: metaId },
         },
-        checkpoint: { kind: "meta-weights", sizeBytes: 1234, downloadUrl: `/artifacts/${"a".repeat(64)}` },
+        checkpoint: { kind: "META_WEIGHTS", sizeBytes: 1234, downloadUrl: `/artifacts/${"a".repeat(64)}` },
       });
       expect(m.lineage.checkpoints.map((c) => c.id)).toEqual(checkpoints[i]);
       expect(m.lineage.checkpoints.map((c) => [c.step, c.sizeBytes, c.module.id, c.job.stage])).toEqual([
@@ -566,7 +563,7 @@ describe("lineage", () => {
     });
     expect(r.finalModel).toEqual({
       id: toGlobalId("Artifact", onnx.id),
-      kind: "final-model-onnx",
+      kind: "FINAL_MODEL_ONNX",
       downloadUrl: `/artifacts/${"e".repeat(64)}`,
       assembledFrom: r.modules.map((m, index) => ({ id: m.id, index })),
     });
@@ -585,7 +582,7 @@ describe("node(id:) and nodes(ids:)", () => {
     const module = await t.db.module.findFirstOrThrow({ where: { runId } });
     const job = await t.db.job.create({ data: { runId, moduleId: module.id, stage: "MODULAR" } });
     const artifact = await t.db.artifact.create({
-      data: { runId, jobId: job.id, kind: "checkpoint", sha256: "f".repeat(64), sizeBytes: 1n },
+      data: { runId, jobId: job.id, kind: "CHECKPOINT", sha256: "f".repeat(64), sizeBytes: 1n },
     });
     const meta = await metaModel();
     const ids: [string, string][] = [

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
 import type { LocalPlatform } from "../../src/platform/local.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { EVENT_FIELDS, type SelectedEvent } from "../helpers/events.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
@@ -65,40 +66,42 @@ describe("an incubation run through the API with two workers", () => {
     const runId = started.run.id;
 
     const client = wsClient(local.api.wsUrl);
-    const { results, error } = await collectSubscription<{
-      runEvents: { seq: number; type: string; moduleIndex: number | null; payload: Record<string, unknown> };
-    }>(client, `subscription ($runId: ID!) { runEvents(runId: $runId) { seq type moduleIndex payload } }`, {
-      runId,
-    });
+    const { results, error } = await collectSubscription<{ runEvents: SelectedEvent }>(
+      client,
+      `subscription ($runId: ID!) { runEvents(runId: $runId) { ${EVENT_FIELDS} } }`,
+      { runId },
+    );
     await client.dispose();
     expect(error).toBeUndefined();
     const events = results.map((r) => r.data!.runEvents);
 
     // Exactly the table, in order, ending with the run's success.
     const rawId = Buffer.from(runId, "base64url").toString().split(":")[1]!;
-    expect(events.map((e) => e.seq)).toEqual(
-      (await readRunEvents(t.db, rawId, 0, { limit: 10_000 })).map((e) => e.seq),
+    // readRunEvents parses every stored row against the event union: one that does not fit throws.
+    const stored = await readRunEvents(t.db, rawId, 0, { limit: 10_000 });
+    expect(events.map((e) => e.seq)).toEqual(stored.map((e) => e.seq));
+    expect(new Set(stored.map((e) => e.type))).toEqual(
+      new Set(["RUN_STATE", "JOB_STATE", "MODULE_STATE", "JOB_STARTED", "PROGRESS", "METRIC", "ARTIFACT"]),
     );
-    expect(events.at(-1)).toMatchObject({ type: "STATE", payload: { scope: "run", state: "SUCCEEDED" } });
+    expect(events.at(-1)).toMatchObject({ type: "RUN_STATE", moduleIndex: null, state: "SUCCEEDED" });
+    expect(events.at(-1)!["finalAccuracy"]).toEqual(expect.any(Number));
 
     // Per-module progress, and the modules' jobs ran on both workers.
     for (const m of [0, 1, 2, 3]) {
-      expect(events.some((e) => e.type === "PROGRESS" && e.moduleIndex === m && e.payload.step === 40)).toBe(
-        true,
-      );
+      expect(events.some((e) => e.type === "PROGRESS" && e.moduleIndex === m && e.step === 40)).toBe(true);
     }
     const holders = new Set(
       events
-        .filter((e) => e.type === "STATE" && e.moduleIndex !== null && e.payload.state === "RUNNING")
-        .map((e) => e.payload.workerId),
+        .filter((e) => e.type === "JOB_STATE" && e.moduleIndex !== null && e.jobState === "RUNNING")
+        .map((e) => e.workerId),
     );
     expect(holders).toEqual(new Set(["w1", "w2"]));
-    const stageOf = (e: (typeof events)[number]) => e.payload.stage as string;
+    const stageOf = (e: (typeof events)[number]) => e.stage;
     const progress = events.filter((e) => e.type === "PROGRESS");
-    const lastPt = progress.findLastIndex((e) => stageOf(e) === "pretrain");
-    const firstMt = progress.findIndex((e) => stageOf(e) === "modular");
-    const lastMt = progress.findLastIndex((e) => stageOf(e) === "modular");
-    const firstFt = progress.findIndex((e) => stageOf(e) === "finetune");
+    const lastPt = progress.findLastIndex((e) => stageOf(e) === "PRETRAIN");
+    const firstMt = progress.findIndex((e) => stageOf(e) === "MODULAR");
+    const lastMt = progress.findLastIndex((e) => stageOf(e) === "MODULAR");
+    const firstFt = progress.findIndex((e) => stageOf(e) === "FINETUNE");
     expect(lastPt).toBeLessThan(firstMt);
     expect(lastMt).toBeLessThan(firstFt);
 
@@ -139,9 +142,9 @@ describe("an incubation run through the API with two workers", () => {
       expect(m.lineage.metaModel.numModules).toBe(4);
       expect(m.lineage.metaModel.sourceRun.id).toBe(runId);
       expect(m.lineage.checkpoints.map((c) => c.step)).toContain(40);
-      expect(m.lineage.assembledInto.kind).toBe("assembled-model");
+      expect(m.lineage.assembledInto.kind).toBe("ASSEMBLED_MODEL");
     }
-    expect(run.finalModel.kind).toBe("final-model-onnx");
+    expect(run.finalModel.kind).toBe("FINAL_MODEL_ONNX");
 
     // The final model downloads over HTTP and predicts in a fresh ONNX Runtime session.
     const download = await fetch(new URL(run.finalModel.downloadUrl, local.api.url));

@@ -218,18 +218,14 @@ describe("API workers train a run", () => {
     const events = await readRunEvents(t.db, runId, 0, { limit: 10_000 });
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     for (const m of [0, 1, 2, 3]) {
-      expect(
-        events.some(
-          (e) => e.type === "PROGRESS" && e.moduleIndex === m && (e.payload as { step: number }).step === 20,
-        ),
-      ).toBe(true);
+      expect(events.some((e) => e.type === "PROGRESS" && e.moduleIndex === m && e.step === 20)).toBe(true);
     }
-    expect(events.at(-1)).toMatchObject({ type: "STATE", payload: { scope: "run", state: "SUCCEEDED" } });
+    expect(events.at(-1)).toMatchObject({ type: "RUN_STATE", state: "SUCCEEDED" });
 
     // Every file the API workers produced was uploaded into the platform's store.
     const artifacts = await t.db.artifact.findMany({ where: { runId } });
     const kinds = new Set(artifacts.map((x) => x.kind));
-    for (const kind of ["checkpoint", "weights", "assembled-model", "final-weights", "final-model-onnx"])
+    for (const kind of ["CHECKPOINT", "WEIGHTS", "ASSEMBLED_MODEL", "FINAL_WEIGHTS", "FINAL_MODEL_ONNX"])
       expect(kinds).toContain(kind);
     for (const artifact of artifacts) expect(await local.artifacts.has(artifact.sha256)).toBe(true);
     const tokens = await t.db.workerToken.findMany({ where: { name: { in: ["site-a", "site-b"] } } });
@@ -243,7 +239,7 @@ describe("API workers train a run", () => {
     const runId = await startRun("api-fault", { pretrain: 10, modular: 100, finetune: 10 });
     await waitFor(
       "a module checkpoint",
-      () => t.db.artifact.findFirst({ where: { runId, kind: "checkpoint", job: { stage: "MODULAR" } } }),
+      () => t.db.artifact.findFirst({ where: { runId, kind: "CHECKPOINT", job: { stage: "MODULAR" } } }),
       120_000,
     );
     victim.child.kill("SIGKILL");
@@ -259,13 +255,13 @@ describe("API workers train a run", () => {
     expect(retried.workerId).toBe("site-a/rescuer");
     const events = await readRunEvents(t.db, runId, 0, { limit: 10_000 });
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    const starts = events.filter(
-      (e) =>
-        e.type === "LOG" &&
-        e.moduleIndex === retried.module!.index &&
-        (e.payload as { type?: string }).type === "start",
-    );
-    expect(starts.map((e) => (e.payload as { startStep: number }).startStep > 0)).toEqual([false, true]);
-    expect(events.some((e) => (e.payload as { state?: string }).state === "RETRYING")).toBe(true);
+    const starts = events.filter((e) => e.type === "JOB_STARTED" && e.moduleIndex === retried.module!.index);
+    expect(starts.map((e) => e.type === "JOB_STARTED" && e.startStep > 0)).toEqual([false, true]);
+    // The sweep put the job back in the queue, saying why.
+    expect(
+      events.some(
+        (e) => e.type === "JOB_STATE" && e.state === "QUEUED" && /stopped heartbeating/.test(e.reason ?? ""),
+      ),
+    ).toBe(true);
   }, 360_000);
 });

@@ -112,7 +112,7 @@ describe("core tables through Prisma", () => {
       data: { kind: "E2E", architectureId: arch.id, datasetId: dataset.id },
     });
     await t.db.runEvent.create({
-      data: { runId: run.id, seq: 1, type: "STATE", payload: { state: "RUNNING" } },
+      data: { runId: run.id, seq: 1, type: "RUN_STATE", payload: { state: "RUNNING" } },
     });
     await expect(
       t.db.runEvent.create({ data: { runId: run.id, seq: 1, type: "PROGRESS", payload: { step: 1 } } }),
@@ -120,7 +120,7 @@ describe("core tables through Prisma", () => {
     await t.db.runEvent.create({ data: { runId: run.id, seq: 2, type: "PROGRESS", payload: { step: 1 } } });
     const events = await t.db.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: "asc" } });
     expect(events.map((e) => [e.seq, e.type])).toEqual([
-      [1, "STATE"],
+      [1, "RUN_STATE"],
       [2, "PROGRESS"],
     ]);
   });

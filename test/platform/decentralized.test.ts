@@ -11,6 +11,7 @@ import { shardCacheDir } from "../../src/platform/config/config.ts";
 import type { LocalPlatform } from "../../src/platform/local.ts";
 import { tempDir, writeIdxSplit } from "../data/helpers.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { EVENT_FIELDS, type SelectedEvent } from "../helpers/events.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
 
@@ -84,14 +85,14 @@ describe("a decentralised run on a worker with a shard cache", () => {
     );
     const runId = started.startRun.run.id;
     const client = wsClient(local.api.wsUrl);
-    const { results } = await collectSubscription<{
-      runEvents: { type: string; moduleIndex: number | null; payload: Record<string, unknown> };
-    }>(client, `subscription ($runId: ID!) { runEvents(runId: $runId) { type moduleIndex payload } }`, {
-      runId,
-    });
+    const { results } = await collectSubscription<{ runEvents: SelectedEvent }>(
+      client,
+      `subscription ($runId: ID!) { runEvents(runId: $runId) { ${EVENT_FIELDS} } }`,
+      { runId },
+    );
     await client.dispose();
     const events = results.map((r) => r.data!.runEvents);
-    expect(events.at(-1)).toMatchObject({ type: "STATE", payload: { scope: "run", state: "SUCCEEDED" } });
+    expect(events.at(-1)).toMatchObject({ type: "RUN_STATE", state: "SUCCEEDED" });
 
     const { run } = await gql<{
       run: {
@@ -109,8 +110,8 @@ describe("a decentralised run on a worker with a shard cache", () => {
       expect(m.dataStats).toMatchObject({ cache: "FILLED_LOCAL", bytesFetched: 0, records: N / K });
       expect(m.dataStats.bytesRead / whole).toBeCloseTo(1 / K, 1);
       // The module's `start` event says the same, live.
-      const start = events.find((e) => e.moduleIndex === m.index && e.payload.type === "start");
-      expect(start?.payload.data).toMatchObject({ cache: "filled-local", records: N / K });
+      const start = events.find((e) => e.moduleIndex === m.index && e.type === "JOB_STARTED");
+      expect(start?.dataStats).toMatchObject({ cache: "FILLED_LOCAL", records: N / K });
     }
     const byStage = Object.fromEntries(run.jobs.map((j) => [j.stage, j.dataStats]));
     expect(byStage.PRETRAIN).toMatchObject({ cache: "FILLED_LOCAL", records: N });

@@ -115,26 +115,20 @@ describe("dispatching an incubation run to two worker processes", () => {
     for (const m of [0, 1, 2, 3]) {
       const progress = events.filter((e) => e.type === "PROGRESS" && e.moduleIndex === m);
       expect(progress.length).toBeGreaterThan(0);
-      expect((progress.at(-1)!.payload as { step: number }).step).toBe(40);
+      expect(progress.at(-1)).toMatchObject({ step: 40 });
     }
     // Stage order: the first MT progress comes after PT's, FT's after every module's.
-    const firstOf = (stage: string) =>
-      events.findIndex((e) => e.type === "PROGRESS" && (e.payload as { stage: string }).stage === stage);
-    const lastOf = (stage: string) =>
-      events.findLastIndex((e) => e.type === "PROGRESS" && (e.payload as { stage: string }).stage === stage);
-    expect(lastOf("pretrain")).toBeLessThan(firstOf("modular"));
-    expect(lastOf("modular")).toBeLessThan(firstOf("finetune"));
-    expect(events.at(-1)).toMatchObject({
-      type: "STATE",
-      moduleIndex: null,
-      payload: { state: "SUCCEEDED" },
-    });
+    const firstOf = (stage: string) => events.findIndex((e) => e.type === "PROGRESS" && e.stage === stage);
+    const lastOf = (stage: string) => events.findLastIndex((e) => e.type === "PROGRESS" && e.stage === stage);
+    expect(lastOf("PRETRAIN")).toBeLessThan(firstOf("MODULAR"));
+    expect(lastOf("MODULAR")).toBeLessThan(firstOf("FINETUNE"));
+    expect(events.at(-1)).toMatchObject({ type: "RUN_STATE", moduleIndex: null, state: "SUCCEEDED" });
 
     const meta = await t.db.metaModel.findFirstOrThrow({ where: { sourceRunId: run.id } });
     expect(meta.numModules).toBe(4);
     expect(meta.source).toEqual({ kind: "pretrain-run", runId: run.id });
     expect(meta.config).toMatchObject({ depth: 4, width: meta.width, heads: meta.heads, mlpRatio: 4 });
-    const onnx = await t.db.artifact.findFirstOrThrow({ where: { runId: run.id, kind: "final-model-onnx" } });
+    const onnx = await t.db.artifact.findFirstOrThrow({ where: { runId: run.id, kind: "FINAL_MODEL_ONNX" } });
     const path = await new LocalArtifactStore(join(dataDir, "artifacts")).getFile(onnx.sha256);
     const session = await ort.InferenceSession.create(path);
     const out = await session.run({
@@ -156,7 +150,7 @@ describe("dispatching an incubation run to two worker processes", () => {
     const deadline = Date.now() + 90_000;
     for (;;) {
       const ckpt = await t.db.artifact.findFirst({
-        where: { runId: run.id, kind: "checkpoint", job: { stage: "MODULAR" } },
+        where: { runId: run.id, kind: "CHECKPOINT", job: { stage: "MODULAR" } },
       });
       if (ckpt) break;
       if (Date.now() > deadline) throw new Error(`no module checkpoint: ${victim.output().slice(-2000)}`);
@@ -175,16 +169,17 @@ describe("dispatching an incubation run to two worker processes", () => {
     expect(retried.workerId).toBe("rescuer");
     const events = await readRunEvents(t.db, run.id, 0, { limit: 10_000 });
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1)); // no gap, no repeat
-    const starts = events.filter(
-      (e) =>
-        e.type === "LOG" &&
-        e.moduleIndex === retried.module!.index &&
-        (e.payload as { type?: string }).type === "start",
+    const starts = events.flatMap((e) =>
+      e.type === "JOB_STARTED" && e.moduleIndex === retried.module!.index ? [e] : [],
     );
     expect(starts.length).toBe(2);
-    expect((starts[0]!.payload as { startStep: number }).startStep).toBe(0);
-    expect((starts[1]!.payload as { startStep: number }).startStep).toBeGreaterThan(0); // resumed, not restarted
-    expect(events.some((e) => (e.payload as { state?: string }).state === "RETRYING")).toBe(true);
+    expect(starts[0]!.startStep).toBe(0);
+    expect(starts[1]!.startStep).toBeGreaterThan(0); // resumed, not restarted
+    expect(
+      events.some(
+        (e) => e.type === "JOB_STATE" && e.state === "QUEUED" && /stopped heartbeating/.test(e.reason ?? ""),
+      ),
+    ).toBe(true);
   }, 240_000);
 });
 
@@ -248,7 +243,7 @@ describe("incubating with an existing meta model", () => {
     saveWeights(path, { parameters: weights, shapes: specs });
     const stored = await new LocalArtifactStore(join(dataDir, "artifacts")).putFile(path);
     const artifact = await t.db.artifact.create({
-      data: { kind: "meta-weights", sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
+      data: { kind: "META_WEIGHTS", sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
     });
     const metaModel = await t.db.metaModel.create({
       data: {

@@ -38,7 +38,7 @@ afterAll(async () => {
 /** An INCUBATION run with a registered meta model: runCreated queues its 4 modular jobs at once. */
 async function modularRun(options: { decentralized?: boolean; placement?: unknown } = {}) {
   const meta = await t.db.artifact.create({
-    data: { kind: "meta-weights", sha256: "a".repeat(64), sizeBytes: 1n },
+    data: { kind: "META_WEIGHTS", sha256: "a".repeat(64), sizeBytes: 1n },
   });
   const metaModel = await t.db.metaModel.create({
     data: {

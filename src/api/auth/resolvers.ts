@@ -14,7 +14,7 @@ import { projectNameProblem } from "../../platform/auth/projects.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId, toGlobalId } from "../global-id.ts";
 import { type PageArgs, paginate } from "../pagination.ts";
-import { isUniqueViolation, userError } from "../user-errors.ts";
+import { isUniqueViolation, type UserErrorCode, userError } from "../user-errors.ts";
 import { projectScope } from "./principal.ts";
 
 const MAX_EXPIRY_SECONDS = 10 * 365 * 86400;
@@ -33,7 +33,7 @@ interface CreateApiTokenInput {
 }
 
 async function createToken(ctx: ApiContext, input: CreateApiTokenInput) {
-  const fail = (field: string, message: string, code = "INVALID") => ({
+  const fail = (field: string, message: string, code: UserErrorCode = "INVALID") => ({
     apiToken: null,
     secret: null,
     userErrors: [userError(["input", field], message, code)],

@@ -6,6 +6,7 @@ import { datasetResolvers } from "./datasets.ts";
 import { healthResolvers } from "./health.ts";
 import { metaModelResolvers } from "./meta-models.ts";
 import { nodeResolvers } from "./node.ts";
+import { runEventResolvers } from "./run-event.ts";
 import { runEventsResolvers } from "./run-events.ts";
 import { runMutationResolvers } from "./run-mutations.ts";
 import { runResolvers } from "./runs.ts";
@@ -59,6 +60,7 @@ export const resolvers = {
   ModuleLineage: runResolvers.ModuleLineage,
   Job: runResolvers.Job,
   Artifact: runResolvers.Artifact,
+  ...runEventResolvers,
   MetaModel: { ...runResolvers.MetaModel, ...metaModelResolvers.MetaModel },
   MetaModelSource: metaModelResolvers.MetaModelSource,
   WorkerToken: workerTokenResolvers.WorkerToken,

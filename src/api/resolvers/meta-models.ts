@@ -19,6 +19,7 @@ import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import { type VitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
 import { configFromWeights } from "../../engine/models/vit-weights.ts";
 import type { MetaModel } from "../../generated/prisma/client.ts";
+import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import {
   importPretrainedMeta,
   type PretrainedFormat,
@@ -85,7 +86,7 @@ async function createMetaModel(
   const stored = await ctx.artifacts!.putFile(given.weightsPath);
   const artifact = await ctx.db.artifact.create({
     data: {
-      kind: "meta-weights",
+      kind: ArtifactKind.META_WEIGHTS,
       sha256: stored.sha256,
       sizeBytes: BigInt(stored.sizeBytes),
       metadata: { source: given.path },

@@ -9,6 +9,7 @@ import { moduleRanges } from "../../incubation/modules.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
 import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
 import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
+import { IllegalTransition } from "../../platform/state/machine.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId } from "../global-id.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
@@ -218,7 +219,13 @@ export const runMutationResolvers = {
           ],
         };
       }
-      await ctx.dispatcher.cancelRun(run.id);
+      try {
+        await ctx.dispatcher.cancelRun(run.id);
+      } catch (error) {
+        // It finished between the check above and the cancellation.
+        if (!(error instanceof IllegalTransition)) throw error;
+        return { run, userErrors: [userError(["input", "runId"], error.message, "RUN_FINISHED")] };
+      }
       return { run: await ctx.db.run.findUnique({ where: { id: run.id } }), userErrors: [] };
     },
 
@@ -240,7 +247,13 @@ export const runMutationResolvers = {
           ],
         };
       }
-      await ctx.dispatcher.retryModule(module.id);
+      try {
+        await ctx.dispatcher.retryModule(module.id);
+      } catch (error) {
+        // Its state changed meanwhile, or it never had a job to retry.
+        if (!(error instanceof IllegalTransition)) throw error;
+        return { module, userErrors: [userError(["input", "moduleId"], error.message, "NOT_RETRYABLE")] };
+      }
       return { module: await ctx.db.module.findUnique({ where: { id: module.id } }), userErrors: [] };
     },
   },

@@ -3,7 +3,6 @@
  * the runs/metaModels queries. Related rows come through the request's DataLoaders.
  */
 import { GraphQLError } from "graphql";
-import type { DataStats } from "../../data/shard-cache.ts";
 import type {
   Artifact,
   Job,
@@ -15,24 +14,22 @@ import type {
   RunState,
   StageKind,
 } from "../../generated/prisma/client.ts";
+import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import { metaIncompatibility, widthAdapters } from "../../incubation/hybrid.ts";
 import { metaConfigFor } from "../../incubation/modules.ts";
+import { runPlacement, storedJobResult } from "../../platform/db/run-columns.ts";
 import { metaModelConfig, type StoredJobSpec, targetConfig } from "../../platform/dispatch/plan.ts";
+import { parseRunEvent } from "../../platform/events/run-event.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument, type PageArgs, paginate } from "../pagination.ts";
+import { dataStatsOut } from "./data-stats.ts";
 
-/** Artifact kinds the lineage resolvers look for (workers write them). */
-export const ARTIFACT_KINDS = {
-  checkpoint: "checkpoint",
-  assembled: "assembled-model",
-  finalOnnx: "final-model-onnx",
-  finalWeights: "final-weights",
-} as const;
-const ASSEMBLED_KINDS: readonly string[] = [
-  ARTIFACT_KINDS.assembled,
-  ARTIFACT_KINDS.finalOnnx,
-  ARTIFACT_KINDS.finalWeights,
+/** Kinds of artifact made from a run's modules (lineage: `assembledFrom`). */
+const ASSEMBLED_KINDS: readonly ArtifactKind[] = [
+  ArtifactKind.ASSEMBLED_MODEL,
+  ArtifactKind.FINAL_MODEL_ONNX,
+  ArtifactKind.FINAL_WEIGHTS,
 ];
 
 const STAGE_ORDER: readonly StageKind[] = ["PRETRAIN", "MODULAR", "ASSEMBLE", "FINETUNE", "EVAL", "E2E"];
@@ -95,13 +92,13 @@ function stagesOf(jobs: readonly Job[]) {
   });
 }
 
-const lastOfKind = (artifacts: readonly Artifact[], kind: string) =>
+const lastOfKind = (artifacts: readonly Artifact[], kind: ArtifactKind) =>
   artifacts.findLast((a) => a.kind === kind) ?? null;
 
 async function finalModel(run: Run, ctx: ApiContext): Promise<Artifact | null> {
   const artifacts = await ctx.loaders.artifactsByRun.load(run.id);
   return (
-    lastOfKind(artifacts, ARTIFACT_KINDS.finalOnnx) ?? lastOfKind(artifacts, ARTIFACT_KINDS.finalWeights)
+    lastOfKind(artifacts, ArtifactKind.FINAL_MODEL_ONNX) ?? lastOfKind(artifacts, ArtifactKind.FINAL_WEIGHTS)
   );
 }
 
@@ -111,13 +108,10 @@ async function metaModelOfRun(run: Run, ctx: ApiContext): Promise<MetaModel | nu
   return ctx.loaders.metaModelBySourceRun.load(run.id);
 }
 
-const numberOrNull = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : null);
-const intOrNull = (value: unknown) => (Number.isInteger(value) ? (value as number) : null);
-
 /** The job result's data stats (workers store the job's `JobResult`), with the enum spelling. */
 function dataStatsOf(job: Job) {
-  const data = (job.result as { data?: DataStats } | null)?.data;
-  return data ? { ...data, cache: data.cache.toUpperCase().replace("-", "_") } : null;
+  const data = storedJobResult(job.result)?.data;
+  return data ? dataStatsOut(data) : null;
 }
 
 export const runResolvers = {
@@ -144,12 +138,13 @@ export const runResolvers = {
       required(await ctx.loaders.dataset.load(r.datasetId), "dataset"),
     metaModel: (r: Run, _: unknown, ctx: ApiContext) =>
       r.metaModelId ? ctx.loaders.metaModel.load(r.metaModelId) : null,
-    accuracy: (r: Run) => (r.result as { evalAccuracy?: number } | null)?.evalAccuracy ?? null,
+    accuracy: (r: Run) => storedJobResult(r.result)?.evalAccuracy ?? null,
+    placement: (r: Run) => runPlacement(r.placement),
     result: (r: Run) => r.result ?? null,
     modules: (r: Run, _: unknown, ctx: ApiContext) => ctx.loaders.modulesByRun.load(r.id),
     jobs: (r: Run, _: unknown, ctx: ApiContext) => ctx.loaders.jobsByRun.load(r.id),
     stages: async (r: Run, _: unknown, ctx: ApiContext) => stagesOf(await ctx.loaders.jobsByRun.load(r.id)),
-    artifacts: async (r: Run, args: { kind?: string | null }, ctx: ApiContext) => {
+    artifacts: async (r: Run, args: { kind?: ArtifactKind | null }, ctx: ApiContext) => {
       const artifacts = await ctx.loaders.artifactsByRun.load(r.id);
       return args.kind == null ? artifacts : artifacts.filter((a) => a.kind === args.kind);
     },
@@ -180,13 +175,7 @@ export const runResolvers = {
         take: args.first + 1,
       });
       const more = rows.length > args.first;
-      const events = rows.slice(0, args.first).map((e) => ({
-        seq: e.seq,
-        type: e.type,
-        moduleIndex: e.moduleIdx,
-        payload: e.payload,
-        createdAt: e.createdAt,
-      }));
+      const events = rows.slice(0, args.first).map(parseRunEvent);
       const edges = events.map((node) => ({
         cursor: Buffer.from(`seq:${node.seq}`, "utf8").toString("base64url"),
         node,
@@ -214,17 +203,8 @@ export const runResolvers = {
     progress: async (m: Module, _: unknown, ctx: ApiContext) => {
       const event = await ctx.loaders.latestProgress.load(`${m.runId}:${m.index}`);
       if (!event) return null;
-      const p = (event.payload ?? {}) as Record<string, unknown>;
-      return {
-        step: intOrNull(p["step"]),
-        totalSteps: intOrNull(p["totalSteps"]),
-        loss: numberOrNull(p["loss"]),
-        lr: numberOrNull(p["lr"]),
-        imagesPerSecond: numberOrNull(p["imagesPerSecond"]),
-        etaSeconds: numberOrNull(p["etaSeconds"]),
-        seq: event.seq,
-        at: event.createdAt,
-      };
+      const { step, totalSteps, loss, lr, imagesPerSecond, etaSeconds } = event;
+      return { step, totalSteps, loss, lr, imagesPerSecond, etaSeconds, seq: event.seq, at: event.createdAt };
     },
     lineage: (m: Module) => m,
     dataStats: async (m: Module, _: unknown, ctx: ApiContext) =>
@@ -254,12 +234,12 @@ export const runResolvers = {
       return perJob
         .flatMap((artifacts) => {
           if (artifacts instanceof Error) throw artifacts;
-          return artifacts.filter((a) => a.kind === ARTIFACT_KINDS.checkpoint);
+          return artifacts.filter((a) => a.kind === ArtifactKind.CHECKPOINT);
         })
         .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id));
     },
     assembledInto: async (m: Module, _: unknown, ctx: ApiContext) =>
-      lastOfKind(await ctx.loaders.artifactsByRun.load(m.runId), ARTIFACT_KINDS.assembled),
+      lastOfKind(await ctx.loaders.artifactsByRun.load(m.runId), ArtifactKind.ASSEMBLED_MODEL),
   },
   Job: {
     id: (j: Job) => toGlobalId("Job", j.id),

@@ -14,9 +14,8 @@ import {
   JobNotHeldError,
   PRODUCED_ARTIFACT_KINDS,
   type ProducedArtifact,
-  WORKER_EVENT_TYPES,
-  type WorkerEvent,
 } from "../../platform/worker/job-lifecycle.ts";
+import { type WorkerEvent, workerEvent } from "../../platform/worker/worker-event.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId, toGlobalId } from "../global-id.ts";
 import { type UserError, userError } from "../user-errors.ts";
@@ -157,20 +156,17 @@ export const workerJobResolvers = {
       { input }: { input: { lease: string; events: unknown[] } },
       ctx: ApiContext,
     ) => {
-      const events = input.events as WorkerEvent[];
+      const parsed = input.events.map((e) => workerEvent.safeParse(e));
+      const events = parsed.flatMap((p) => (p.success ? [p.data] : [])) as WorkerEvent[];
       const check = async () => {
-        const errors: UserError[] = [];
-        for (const [i, event] of events.entries()) {
-          const type = (event as { type?: unknown })?.type;
-          if (!(WORKER_EVENT_TYPES as readonly unknown[]).includes(type)) {
-            errors.push(
-              userError(
-                ["input", "events", String(i), "type"],
-                `event type must be one of ${WORKER_EVENT_TYPES.join(", ")}, got ${JSON.stringify(type)}`,
+        const errors: UserError[] = parsed.flatMap((p, i) =>
+          p.success
+            ? []
+            : p.error.issues.map((issue) =>
+                userError(["input", "events", String(i), ...issue.path.map(String)], issue.message),
               ),
-            );
-          }
-        }
+        );
+        if (errors.length > 0) return errors;
         const checkpoints = events.flatMap((e, i) =>
           e.type === "checkpoint" ? [{ i, sha256: String(e.sha256) }] : [],
         );

@@ -14,7 +14,8 @@
 import pg from "pg";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
-import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents, type StoredRunEvent } from "./event-log.ts";
+import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents } from "./event-log.ts";
+import { isTerminalRunEvent, type RunEvent } from "./run-event.ts";
 
 const FETCH_PAGE = 1000;
 /** A subscriber this far behind is cut off (it can resubscribe with its last seq). */
@@ -27,28 +28,14 @@ export interface SubscribeOptions {
   completeOnTerminal?: boolean;
 }
 
-const TERMINAL_RUN_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
-
-/** A STATE event about the run itself (scope "run", not one of its jobs) reporting a final state. */
-export function isTerminalRunEvent(event: StoredRunEvent): boolean {
-  const payload = event.payload as { state?: string; scope?: string } | null;
-  return (
-    event.type === "STATE" &&
-    event.moduleIndex === null &&
-    payload?.scope === "run" &&
-    typeof payload?.state === "string" &&
-    TERMINAL_RUN_STATES.has(payload.state)
-  );
-}
-
-class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
-  private queue: StoredRunEvent[] = [];
-  private waiting: ((result: IteratorResult<StoredRunEvent>) => void) | null = null;
+class Subscriber implements AsyncIterableIterator<RunEvent> {
+  private queue: RunEvent[] = [];
+  private waiting: ((result: IteratorResult<RunEvent>) => void) | null = null;
   private failure: Error | null = null;
   done = false;
   /** Buffer live rows until the replay has caught up. */
   replaying = true;
-  private buffered: StoredRunEvent[] = [];
+  private buffered: RunEvent[] = [];
 
   constructor(
     public cursor: number,
@@ -58,13 +45,13 @@ class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
   ) {}
 
   /** Deliver live rows (buffered while replaying). */
-  offerLive(rows: StoredRunEvent[]): void {
+  offerLive(rows: RunEvent[]): void {
     if (this.replaying) this.buffered.push(...rows);
     else this.deliver(rows);
   }
 
   /** Deliver rows in seq order; rows at or below the cursor were delivered already. */
-  deliver(rows: StoredRunEvent[]): void {
+  deliver(rows: RunEvent[]): void {
     for (const row of rows) {
       if (this.done) return;
       if (row.seq <= this.cursor) continue;
@@ -85,7 +72,7 @@ class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
     this.deliver(buffered);
   }
 
-  private push(row: StoredRunEvent): void {
+  private push(row: RunEvent): void {
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = null;
@@ -114,7 +101,7 @@ class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
     }
   }
 
-  next(): Promise<IteratorResult<StoredRunEvent>> {
+  next(): Promise<IteratorResult<RunEvent>> {
     const row = this.queue.shift();
     if (row) return Promise.resolve({ value: row, done: false });
     if (this.failure) {
@@ -128,13 +115,13 @@ class Subscriber implements AsyncIterableIterator<StoredRunEvent> {
     });
   }
 
-  return(): Promise<IteratorResult<StoredRunEvent>> {
+  return(): Promise<IteratorResult<RunEvent>> {
     this.queue = [];
     this.finish();
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  [Symbol.asyncIterator](): AsyncIterableIterator<StoredRunEvent> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<RunEvent> {
     return this;
   }
 }
@@ -178,7 +165,7 @@ export class RunEventHub {
   }
 
   /** Stream a run's events with seq > afterSeq, then live ones, in order. */
-  subscribe(runId: string, options: SubscribeOptions = {}): AsyncIterableIterator<StoredRunEvent> {
+  subscribe(runId: string, options: SubscribeOptions = {}): AsyncIterableIterator<RunEvent> {
     if (this.closed) throw new Error("event hub is closed");
     const subscriber = new Subscriber(
       options.afterSeq ?? 0,

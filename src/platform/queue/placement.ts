@@ -13,6 +13,7 @@
  * dead-letter policy. A worker lists the queues and polls those it qualifies for. pg-boss
  * keeps doing claiming (SKIP LOCKED), retries with backoff, dead letters and singletons.
  */
+import { runPlacement } from "../db/run-columns.ts";
 import { TRAIN_QUEUE } from "./queue.ts";
 
 export interface JobPlacement {
@@ -95,11 +96,8 @@ export function mayTake(worker: WorkerPlacement, job: JobPlacement): boolean {
 
 /** Labels a run's job needs: run-wide entries (no moduleIndex) plus those for its module. */
 export function labelsForJob(placement: unknown, moduleIndex: number | undefined): string[] {
-  const entries = Array.isArray(placement)
-    ? (placement as { moduleIndex?: number | null; labels: string[] }[])
-    : [];
   return normalizeLabels(
-    entries
+    runPlacement(placement)
       .filter((e) => e.moduleIndex === undefined || e.moduleIndex === null || e.moduleIndex === moduleIndex)
       .flatMap((e) => e.labels),
   );

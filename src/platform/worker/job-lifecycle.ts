@@ -1,23 +1,28 @@
 /**
- * The job state machine, in one place: claim → heartbeat / events → complete or fail. Workers
+ * A job's life as its worker sees it: claim → heartbeat / events → complete or fail. Workers
  * that reach the database call it directly (DbWorkerBackend); workers elsewhere call it through
  * the GraphQL API (resolvers/worker-jobs.ts), so both behave the same.
  *
  * Every call after the claim names a *holder* — the job, the worker id and the attempt it
  * claimed. A job that was handed to another worker since (stale, retried) or cancelled answers
  * so, and the old holder can no longer write its state: a slow worker cannot finish a job twice.
+ * State changes go through the state machine (src/platform/state/), each in one transaction.
  */
 import type PgBoss from "pg-boss";
-import type { Prisma, StageKind } from "../../generated/prisma/client.ts";
-import type { JobEvent, JobResult } from "../../incubation/job.ts";
+import type { Prisma } from "../../generated/prisma/client.ts";
+import { ArtifactKind, JobState, type StageKind } from "../../generated/prisma/enums.ts";
+import type { JobResult } from "../../incubation/job.ts";
 import type { ArtifactStore } from "../artifacts/store.ts";
 import type { Db } from "../db/client.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { StoredJobSpec } from "../dispatch/plan.ts";
-import { appendRunEvents, type NewRunEvent } from "../events/event-log.ts";
+import { appendRunEventsInTx } from "../events/event-log.ts";
+import { type NewRunEvent, RunEventType } from "../events/run-event.ts";
 import type { Logger } from "../logger.ts";
 import { mayTake, placementOfQueue, queueOfJob, type WorkerPlacement } from "../queue/placement.ts";
 import { type TrainMessage, trainQueueNames } from "../queue/queue.ts";
+import { IllegalTransition } from "../state/machine.ts";
+import type { WorkerEvent } from "./worker-event.ts";
 
 export interface WorkerIdentity extends WorkerPlacement {
   workerId: string;
@@ -44,22 +49,45 @@ export interface ClaimedJob {
 /** What a heartbeat tells the worker: keep going, stop (cancelled), or drop it (taken over). */
 export type HeartbeatAnswer = "continue" | "cancel" | "taken_over";
 
-/** A job process event as it travels to the platform: files are already in the artifact store. */
-export type WorkerEvent =
-  | Exclude<JobEvent, { type: "checkpoint" } | { type: "done" }>
-  | { type: "checkpoint"; step: number; sha256: string; sizeBytes: number };
+export type { WorkerEvent } from "./worker-event.ts";
 
-export const WORKER_EVENT_TYPES = ["start", "progress", "eval", "checkpoint"] as const;
+/** Kinds of file a finished job reports (checkpoints travel as events; meta weights are registered). */
+export const PRODUCED_ARTIFACT_KINDS = [
+  ArtifactKind.WEIGHTS,
+  ArtifactKind.FINAL_WEIGHTS,
+  ArtifactKind.FINAL_MODEL_ONNX,
+  ArtifactKind.ASSEMBLED_MODEL,
+] as const;
 
 /** A file a finished job produced (already in the artifact store). */
 export interface ProducedArtifact {
-  kind: "weights" | "final-weights" | "final-model-onnx" | "assembled-model";
+  kind: (typeof PRODUCED_ARTIFACT_KINDS)[number];
   sha256: string;
   sizeBytes: number;
   metadata?: Record<string, unknown>;
 }
 
-export const PRODUCED_ARTIFACT_KINDS = ["weights", "final-weights", "final-model-onnx", "assembled-model"];
+/** The artifact row of a file a job reported (already in the store). */
+function artifactRow(
+  job: { id: string; runId: string },
+  a: {
+    kind: ArtifactKind;
+    sha256: string;
+    sizeBytes: number;
+    step?: number;
+    metadata?: Record<string, unknown>;
+  },
+) {
+  return {
+    runId: job.runId,
+    jobId: job.id,
+    kind: a.kind,
+    sha256: a.sha256,
+    sizeBytes: BigInt(a.sizeBytes),
+    ...(a.step !== undefined ? { step: a.step } : {}),
+    metadata: (a.metadata ?? {}) as Prisma.InputJsonValue,
+  };
+}
 
 /** The caller no longer holds the job (cancelled, or handed to another worker). */
 export class JobNotHeldError extends Error {
@@ -98,45 +126,42 @@ export class JobLifecycle {
     jobId: string,
     workerId: string,
   ): Promise<ClaimedJob | null> {
-    const { db } = this;
-    const job = await db.job.findUnique({ where: { id: jobId }, include: { run: true, module: true } });
-    if (!job || job.state === "SUCCEEDED" || job.state === "CANCELLED" || job.run.state === "CANCELLED") {
-      await this.boss.complete(queue, messageId); // nothing left to do for this message
+    const job = await this.db.job.findUnique({ where: { id: jobId }, include: { module: true } });
+    if (!job) {
+      await this.boss.complete(queue, messageId); // a message for a job that no longer exists
       return null;
     }
-    const moduleIndex = job.module?.index;
-    const scope = moduleIndex !== undefined ? { moduleIndex } : {};
-    const now = new Date();
-    const updated = await db.job.update({
-      where: { id: jobId },
-      data: {
-        state: "RUNNING",
-        attempts: { increment: 1 },
-        workerId,
-        queueJobId: messageId,
-        startedAt: now,
-        heartbeatAt: now,
-        error: null,
-      },
-    });
-    if (job.moduleId) await db.module.update({ where: { id: job.moduleId }, data: { state: "RUNNING" } });
-    await appendRunEvents(db, job.runId, [
-      {
-        type: "STATE",
-        ...scope,
-        payload: { scope: "job", stage: job.stage, state: "RUNNING", attempt: updated.attempts, workerId },
-      },
-    ]);
-    const checkpoint = await db.artifact.findFirst({
-      where: { jobId, kind: "checkpoint" },
+    try {
+      await this.dispatcher.state.apply(
+        job.runId,
+        {
+          type: "JOB_CLAIMED",
+          jobId,
+          workerId,
+          attempt: job.attempts + 1,
+        },
+        {
+          before: async (tx) => {
+            await tx.job.update({ where: { id: jobId }, data: { queueJobId: messageId } });
+          },
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof IllegalTransition)) throw error;
+      // Finished, cancelled, or its run ended: nothing left to do for this message.
+      await this.boss.complete(queue, messageId);
+      return null;
+    }
+    const checkpoint = await this.db.artifact.findFirst({
+      where: { jobId, kind: ArtifactKind.CHECKPOINT },
       orderBy: [{ step: "desc" }, { createdAt: "desc" }],
     });
     return {
       jobId,
       runId: job.runId,
       stage: job.stage,
-      ...scope,
-      attempt: updated.attempts,
+      ...(job.module ? { moduleIndex: job.module.index } : {}),
+      attempt: job.attempts + 1,
       spec: job.spec as unknown as StoredJobSpec,
       ...(checkpoint
         ? { resumeFrom: { artifactId: checkpoint.id, sha256: checkpoint.sha256, step: checkpoint.step } }
@@ -178,125 +203,134 @@ export class JobLifecycle {
    */
   async recordEvents(h: Holder, events: WorkerEvent[]): Promise<number[]> {
     const job = await this.held(h, ["RUNNING", "CANCELLED"]);
-    const spec = job.spec as unknown as StoredJobSpec;
-    const scope = job.module ? { moduleIndex: job.module.index } : {};
+    const stage = job.stage;
+    const moduleIndex = job.module?.index ?? null;
     const rows: NewRunEvent[] = [];
     let progress: Extract<WorkerEvent, { type: "progress" }> | undefined;
+    const checkpoints: Extract<WorkerEvent, { type: "checkpoint" }>[] = [];
     for (const event of events) {
-      if (event.type === "progress") {
-        progress = event;
-        rows.push({ type: "PROGRESS", ...scope, payload: { ...event, stage: spec.phase } });
-      } else if (event.type === "checkpoint") {
-        await this.recordArtifact(job.runId, job.id, {
-          kind: "checkpoint",
-          sha256: event.sha256,
-          sizeBytes: event.sizeBytes,
-          step: event.step,
-        });
-        rows.push({
-          type: "ARTIFACT",
-          ...scope,
-          payload: { kind: "checkpoint", step: event.step, sha256: event.sha256 },
-        });
-      } else if (event.type === "eval") {
-        rows.push({ type: "METRIC", ...scope, payload: { ...event, stage: spec.phase } });
-      } else {
-        rows.push({ type: "LOG", ...scope, payload: { ...event, stage: spec.phase } });
+      switch (event.type) {
+        case "start":
+          rows.push({
+            type: RunEventType.JOB_STARTED,
+            moduleIndex,
+            stage,
+            totalSteps: event.totalSteps,
+            startStep: event.startStep,
+            trainImages: event.trainImages,
+            data: event.data,
+          });
+          break;
+        case "progress": {
+          const { type: _, ...fields } = event;
+          progress = event;
+          rows.push({ type: RunEventType.PROGRESS, moduleIndex, stage, ...fields });
+          break;
+        }
+        case "checkpoint":
+          await this.requireStored(event.sha256, ArtifactKind.CHECKPOINT);
+          checkpoints.push(event);
+          rows.push({
+            type: RunEventType.ARTIFACT,
+            moduleIndex,
+            kind: ArtifactKind.CHECKPOINT,
+            step: event.step,
+            sha256: event.sha256,
+          });
+          break;
+        case "eval":
+          rows.push({
+            type: RunEventType.METRIC,
+            moduleIndex,
+            stage,
+            accuracy: event.accuracy,
+            loss: event.loss,
+            images: event.images,
+          });
+          break;
       }
     }
-    if (progress && job.moduleId) {
-      await this.db.module.update({
-        where: { id: job.moduleId },
-        data: { step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss },
-      });
-    }
-    return appendRunEvents(this.db, job.runId, rows);
-  }
-
-  private async recordArtifact(
-    runId: string,
-    jobId: string,
-    a: { kind: string; sha256: string; sizeBytes: number; step?: number; metadata?: Record<string, unknown> },
-  ) {
-    if (!(await this.store.has(a.sha256))) {
-      throw new Error(`artifact ${a.sha256} (${a.kind}) is not in the store; upload it first`);
-    }
-    return this.db.artifact.create({
-      data: {
-        runId,
-        jobId,
-        kind: a.kind,
-        sha256: a.sha256,
-        sizeBytes: BigInt(a.sizeBytes),
-        ...(a.step !== undefined ? { step: a.step } : {}),
-        metadata: (a.metadata ?? {}) as Prisma.InputJsonValue,
-      },
+    return this.db.$transaction(async (tx) => {
+      for (const c of checkpoints)
+        await tx.artifact.create({ data: artifactRow(job, { kind: ArtifactKind.CHECKPOINT, ...c }) });
+      if (progress && job.moduleId) {
+        await tx.module.update({
+          where: { id: job.moduleId },
+          data: { step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss },
+        });
+      }
+      return appendRunEventsInTx(tx, job.runId, rows);
     });
   }
 
-  /** The job succeeded: record what it produced, mark it, and move the run on. */
+  /** An artifact a worker reports must be in the store already (it uploads first). */
+  private async requireStored(sha256: string, kind: ArtifactKind): Promise<void> {
+    if (!(await this.store.has(sha256)))
+      throw new Error(`artifact ${sha256} (${kind}) is not in the store; upload it first`);
+  }
+
+  /**
+   * The job succeeded: its artifacts, its result, its state and the run's next step (or end)
+   * are written in one transaction.
+   */
   async complete(h: Holder, result: JobResult, artifacts: ProducedArtifact[]): Promise<void> {
     const job = await this.held(h);
-    const spec = job.spec as unknown as StoredJobSpec;
-    for (const a of artifacts) await this.recordArtifact(job.runId, job.id, a);
-    const sha = (kind: ProducedArtifact["kind"]) => artifacts.find((a) => a.kind === kind)?.sha256;
+    for (const a of artifacts) await this.requireStored(a.sha256, a.kind);
+    const sha = (kind: ArtifactKind) => artifacts.find((a) => a.kind === kind)?.sha256;
     const stored: Record<string, unknown> = { ...result };
-    if (sha("final-model-onnx")) stored.onnxSha256 = sha("final-model-onnx");
-    if (sha("final-weights")) stored.weightsSha256 = sha("final-weights");
-    await this.db.job.update({
-      where: { id: job.id },
-      data: { state: "SUCCEEDED", finishedAt: new Date(), result: stored as Prisma.InputJsonValue },
-    });
-    if (job.moduleId)
-      await this.db.module.update({ where: { id: job.moduleId }, data: { state: "SUCCEEDED" } });
-    await appendRunEvents(this.db, job.runId, [
+    if (sha(ArtifactKind.FINAL_MODEL_ONNX)) stored.onnxSha256 = sha(ArtifactKind.FINAL_MODEL_ONNX);
+    if (sha(ArtifactKind.FINAL_WEIGHTS)) stored.weightsSha256 = sha(ArtifactKind.FINAL_WEIGHTS);
+    await this.dispatcher.state.apply(
+      job.runId,
+      { type: "JOB_SUCCEEDED", jobId: job.id, accuracy: result.evalAccuracy ?? null },
       {
-        type: "STATE",
-        ...(job.module ? { moduleIndex: job.module.index } : {}),
-        payload: {
-          scope: "job",
-          stage: spec.phase,
-          state: "SUCCEEDED",
-          result: stored,
-        } as Prisma.InputJsonValue,
+        before: async (tx) => {
+          await this.stillHeld(tx, h);
+          for (const a of artifacts) await tx.artifact.create({ data: artifactRow(job, a) });
+          await tx.job.update({ where: { id: job.id }, data: { result: stored as Prisma.InputJsonValue } });
+        },
+        ...(job.queueJobId
+          ? { message: { queue: queueOfJob(job), id: job.queueJobId, action: "complete" as const } }
+          : {}),
       },
-    ]);
-    if (job.queueJobId) await this.boss.complete(queueOfJob(job), job.queueJobId);
-    await this.dispatcher.advance(job.runId);
+    );
+  }
+
+  /** Under the run's lock: the holder still holds the job (a sweep may have handed it on meanwhile). */
+  private async stillHeld(tx: Prisma.TransactionClient, h: Holder): Promise<void> {
+    const now = await tx.job.findUniqueOrThrow({ where: { id: h.jobId } });
+    if (now.workerId !== h.workerId || now.attempts !== h.attempt || now.state !== JobState.RUNNING)
+      throw new JobNotHeldError(`job ${h.jobId} was taken over or is ${now.state}`);
   }
 
   /**
    * The job failed. `permanent` (NaN loss, bad data: exit code 4) fails the module and the run
    * at once; otherwise pg-boss retries it (from its newest checkpoint) until its retries are
-   * spent, and the last failure fails the run.
+   * spent, and the last failure fails the run (its message goes to the dead-letter queue).
    */
   async fail(h: Holder, message: string, permanent: boolean): Promise<{ willRetry: boolean }> {
     const job = await this.held(h);
-    const queue = queueOfJob(job);
-    const queued = job.queueJobId ? await this.boss.getJobById(queue, job.queueJobId) : null;
-    const lastAttempt = !queued || queued.retryCount >= queued.retryLimit;
-    const final = permanent || lastAttempt;
-    this.logger.warn({ jobId: job.id, workerId: h.workerId, message, final }, "job failed");
-    await this.db.job.update({
-      where: { id: job.id },
-      data: { state: final ? "FAILED" : "QUEUED", error: message },
-    });
-    const scope = job.module ? { moduleIndex: job.module.index } : {};
-    await appendRunEvents(this.db, job.runId, [
-      { type: "LOG", ...scope, payload: { level: "error", stage: job.stage, message, willRetry: !final } },
-    ]);
-    if (final) {
-      if (job.moduleId)
-        await this.db.module.update({ where: { id: job.moduleId }, data: { state: "FAILED" } });
-      const what = job.module ? `module ${job.module.index}` : job.stage.toLowerCase();
-      await this.dispatcher.failRun(job.runId, new Error(`${what} failed: ${message}`));
-    }
-    if (job.queueJobId) {
-      // A permanent failure is done (a retry would repeat it); otherwise pg-boss schedules the
-      // retry, or moves the message to the dead-letter queue after the last attempt.
-      if (permanent) await this.boss.complete(queue, job.queueJobId);
-      else await this.boss.fail(queue, job.queueJobId, { reason: message });
-    }
-    return { willRetry: !final };
+    const retry = !permanent && (await this.dispatcher.retriesLeft(job));
+    this.logger.warn({ jobId: job.id, workerId: h.workerId, message, retry }, "job failed");
+    await this.dispatcher.state.apply(
+      job.runId,
+      { type: "JOB_FAILED", jobId: job.id, reason: message, retry },
+      {
+        before: (tx) => this.stillHeld(tx, h),
+        ...(job.queueJobId
+          ? {
+              message: {
+                queue: queueOfJob(job),
+                id: job.queueJobId,
+                // A permanent failure is done (a retry would repeat it); otherwise pg-boss
+                // schedules the retry, or moves the message to the dead-letter queue.
+                action: permanent ? ("complete" as const) : ("fail" as const),
+                reason: message,
+              },
+            }
+          : {}),
+      },
+    );
+    return { willRetry: retry };
   }
 }

@@ -18,6 +18,7 @@ import { loadWeights, saveWeights } from "../../engine/checkpoint/checkpoint.ts"
 import { exportVitOnnx } from "../../engine/export/onnx-export.ts";
 import { vitParamSpecs } from "../../engine/models/vit.ts";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
+import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import { assembleTarget } from "../../incubation/assemble.ts";
 import {
   JOB_FAILED_PERMANENTLY_EXIT_CODE,
@@ -180,7 +181,7 @@ export class TrainingWorker {
         { metadata: { phase: "assemble" } },
       );
       produced.push({
-        kind: "assembled-model",
+        kind: ArtifactKind.ASSEMBLED_MODEL,
         ...(await backend.putArtifact(path)),
         metadata: { modules: assembleFrom.map((m) => m.weights) },
       });
@@ -194,7 +195,9 @@ export class TrainingWorker {
   private async outputs(spec: JobSpec, result: JobResult): Promise<ProducedArtifact[]> {
     const { backend } = this.o;
     const weights = await backend.putArtifact(result.weightsPath);
-    const produced: ProducedArtifact[] = [{ kind: "weights", ...weights, metadata: { phase: spec.phase } }];
+    const produced: ProducedArtifact[] = [
+      { kind: ArtifactKind.WEIGHTS, ...weights, metadata: { phase: spec.phase } },
+    ];
     if (spec.phase === "finetune" || spec.phase === "e2e") {
       const onnxPath = join(spec.outDir, "model.onnx");
       exportVitOnnx(
@@ -203,8 +206,8 @@ export class TrainingWorker {
         loadWeights(result.weightsPath, { expect: vitParamSpecs(spec.target) }),
       );
       produced.push(
-        { kind: "final-weights", ...weights, metadata: { phase: spec.phase } },
-        { kind: "final-model-onnx", ...(await backend.putArtifact(onnxPath)) },
+        { kind: ArtifactKind.FINAL_WEIGHTS, ...weights, metadata: { phase: spec.phase } },
+        { kind: ArtifactKind.FINAL_MODEL_ONNX, ...(await backend.putArtifact(onnxPath)) },
       );
     }
     return produced;
