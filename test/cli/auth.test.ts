@@ -81,7 +81,9 @@ describe("incubator serve: authentication modes", () => {
     }
   });
 
-  it("refuses to listen beyond loopback without an admin token, then serves with tokens only", async () => {
+  it("refuses to listen beyond loopback without an admin token, then serves with tokens only", {
+    timeout: 300_000,
+  }, async () => {
     const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_auth");
     try {
       const env = { PORT: "0", HOST: "0.0.0.0", DATABASE_URL: scratch.url };
@@ -104,7 +106,7 @@ describe("incubator serve: authentication modes", () => {
       expect(secret).toBeDefined();
 
       const proc = spawnIncubator(["serve", "--workers", "0"], env);
-      const url = (await proc.waitFor(READY))[1]!;
+      const url = (await proc.waitFor(READY, 120_000))[1]!;
       const anonymous = await postGraphQL(url, "{ runs { totalCount } }", {}, { token: null });
       expect(anonymous.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
       const me = await postGraphQL<{ currentApiToken: { name: string; role: string; allProjects: boolean } }>(

@@ -12,6 +12,9 @@ import type { Role } from "../../generated/prisma/client.ts";
 import { roleAtLeast } from "../../platform/auth/api-tokens.ts";
 import { NO_TOKEN_MESSAGE, type Principal, type Refusal } from "./principal.ts";
 
+const NO_WORKER_TOKEN_MESSAGE =
+  "worker calls need a worker token: send `Authorization: Bearer inc_wt_…` (create one with `incubator worker-token create --name <site>`)";
+
 export interface Policy {
   /** Anyone, even without a token (nothing secret). */
   public?: true;
@@ -109,7 +112,12 @@ const ROLE_NAMES: Record<Role, string> = { VIEWER: "viewer", OPERATOR: "operator
 export function decide(policy: Policy, principal: Principal, what: string): Refusal | null {
   if (principal.kind === "none" && principal.refusal) return principal.refusal;
   if (policy.public) return null;
-  if (principal.kind === "none") return { code: "UNAUTHENTICATED", message: NO_TOKEN_MESSAGE };
+  if (principal.kind === "none") {
+    return {
+      code: "UNAUTHENTICATED",
+      message: policy.role ? NO_TOKEN_MESSAGE : NO_WORKER_TOKEN_MESSAGE,
+    };
+  }
   if (principal.kind === "worker") {
     return policy.worker
       ? null
