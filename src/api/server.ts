@@ -27,6 +27,9 @@ import { shardRoute } from "./shard-route.ts";
 import { requireWorkerToken } from "./worker-auth.ts";
 
 export const GRAPHQL_PATH = "/graphql";
+/** WebSocket close code at shutdown: "Service Restart", which graphql-ws clients retry. */
+export const SERVICE_RESTART = 1012;
+const SOCKET_CLOSE_GRACE_MS = 2_000;
 
 export interface ApiServerOptions {
   db: Db;
@@ -120,6 +123,27 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     wsServer,
   );
 
+  /**
+   * Shutdown: sockets first, with a close code graphql-ws clients retry on (1012 Service
+   * Restart), so a client resubscribes — here or on another replica — with its last `afterSeq`.
+   * Closing the event hub first ended every `runEvents` stream with `complete`, which a client
+   * takes for the end of the run. A client that does not answer the close is cut off after
+   * `SOCKET_CLOSE_GRACE_MS` (1006, retried too).
+   */
+  const closeSubscriptions = async () => {
+    for (const socket of wsServer.clients)
+      socket.close(SERVICE_RESTART, "server restarting; resubscribe with afterSeq");
+    const cutOff = setTimeout(() => {
+      for (const socket of wsServer.clients) socket.terminate();
+    }, SOCKET_CLOSE_GRACE_MS);
+    try {
+      await wsCleanup.dispose(); // stops accepting sockets; resolves once every one is closed
+    } finally {
+      clearTimeout(cutOff);
+    }
+    await events.close();
+  };
+
   const apollo = new ApolloServer<ApiContext>({
     schema,
     validationRules,
@@ -130,8 +154,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         async serverWillStart() {
           return {
             async drainServer() {
-              await events.close();
-              await wsCleanup.dispose();
+              await closeSubscriptions();
             },
           };
         },

@@ -2,7 +2,8 @@ import type { Logger } from "../platform/logger.ts";
 
 /**
  * Graceful shutdown on SIGINT/SIGTERM: run `stop` once (close sockets, drain, stop the embedded
- * database), then exit. A second signal forces the exit — but not one that arrives within a
+ * database), then exit. Open subscriptions end with WebSocket close code 1012 (api/server.ts),
+ * never `complete`: clients reconnect and resume with `afterSeq`. A second signal forces the exit — but not one that arrives within a
  * second of the first: Ctrl-C under `npm start` reaches us twice (from the terminal's process
  * group and forwarded by npm).
  */

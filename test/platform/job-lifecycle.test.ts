@@ -3,7 +3,7 @@
  * shard pins) decides who may claim what, and heartbeats answer continue / cancel / taken over.
  * No training here: the claims are what is tested.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type PgBoss from "pg-boss";
@@ -11,7 +11,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { Dispatcher } from "../../src/platform/dispatch/dispatcher.ts";
-import { mayTake, placementOfQueue, queueNameFor } from "../../src/platform/queue/placement.ts";
+import { mayTake, placementOfQueue, queueNameFor, queueOfJob } from "../../src/platform/queue/placement.ts";
 import { openQueue } from "../../src/platform/queue/queue.ts";
 import { JobLifecycle, JobNotHeldError } from "../../src/platform/worker/job-lifecycle.ts";
 import { useTestDatabase } from "../helpers/database.ts";
@@ -21,13 +21,14 @@ const t = useTestDatabase();
 let boss: PgBoss;
 let dispatcher: Dispatcher;
 let lifecycle: JobLifecycle;
+let store: LocalArtifactStore;
+const logger = pino({ level: "silent" });
 const anyWorker = { labels: [], shards: [] };
 
 beforeAll(async () => {
   boss = await openQueue(t.url);
-  const logger = pino({ level: "silent" });
   dispatcher = new Dispatcher(t.db, boss, logger);
-  const store = new LocalArtifactStore(join(mkdtempSync(join(tmpdir(), "incubator-lifecycle-")), "a"));
+  store = new LocalArtifactStore(join(mkdtempSync(join(tmpdir(), "incubator-lifecycle-")), "a"));
   lifecycle = new JobLifecycle(t.db, boss, dispatcher, store, logger);
 });
 
@@ -36,7 +37,9 @@ afterAll(async () => {
 });
 
 /** An INCUBATION run with a registered meta model: runCreated queues its 4 modular jobs at once. */
-async function modularRun(options: { decentralized?: boolean; placement?: unknown } = {}) {
+async function modularRun(
+  options: { decentralized?: boolean; placement?: unknown; dispatcher?: Dispatcher } = {},
+) {
   const meta = await t.db.artifact.create({
     data: { kind: "META_WEIGHTS", sha256: "a".repeat(64), sizeBytes: 1n },
   });
@@ -60,7 +63,7 @@ async function modularRun(options: { decentralized?: boolean; placement?: unknow
     },
     modules: true,
   });
-  await dispatcher.runCreated(run.id);
+  await (options.dispatcher ?? dispatcher).runCreated(run.id);
   return run;
 }
 
@@ -144,5 +147,72 @@ describe("heartbeats and holders", () => {
 
     await dispatcher.cancelRun(run.id);
     expect(await lifecycle.heartbeat(holder(first, "w1"))).toBe("cancel");
+  }, 30_000);
+});
+
+describe("one transaction per state change", () => {
+  /** A file in the store, as a worker would have uploaded it. */
+  async function uploaded(content: string) {
+    const path = join(mkdtempSync(join(tmpdir(), "incubator-upload-")), "f");
+    writeFileSync(path, content);
+    return store.putFile(path);
+  }
+  const result = { phase: "modular", steps: 1, finalLoss: 1, evalAccuracy: null } as never;
+
+  it("a completion whose run cannot advance leaves nothing half-done, and succeeds once it can", async () => {
+    const run = await modularRun({ placement: [{ labels: ["lane=tx"] }] });
+    const worker = { labels: ["lane=tx"], shards: [] };
+    const jobs = await drain(worker, "wtx");
+    expect(jobs).toHaveLength(4);
+    const holder = (j: (typeof jobs)[number]) => ({ jobId: j.jobId, workerId: "wtx", attempt: j.attempt });
+    for (const j of jobs.slice(0, 3)) {
+      const weights = await uploaded(`module ${j.moduleIndex}`);
+      await lifecycle.complete(holder(j), result, [{ kind: "WEIGHTS", ...weights }]);
+    }
+    const last = jobs[3]!;
+    const seqBefore = (await t.db.run.findUniqueOrThrow({ where: { id: run.id } })).lastEventSeq;
+    // The last module reports no weights: assembling the fine-tuning job fails inside the transaction.
+    await expect(lifecycle.complete(holder(last), result, [])).rejects.toThrow(/without a weights artifact/);
+    const after = await t.db.run.findUniqueOrThrow({
+      where: { id: run.id },
+      include: { jobs: true, modules: true },
+    });
+    expect(after.lastEventSeq).toBe(seqBefore); // no event of the rolled-back change
+    expect(after.state).toBe("RUNNING");
+    expect(after.jobs.find((j) => j.id === last.jobId)!.state).toBe("RUNNING");
+    expect(after.modules.find((m) => m.index === last.moduleIndex)!.state).toBe("RUNNING");
+    expect(after.jobs.some((j) => j.stage === "FINETUNE")).toBe(false);
+
+    await lifecycle.complete(holder(last), result, [{ kind: "WEIGHTS", ...(await uploaded("module 3")) }]);
+    const done = await t.db.run.findUniqueOrThrow({ where: { id: run.id }, include: { jobs: true } });
+    expect(done.jobs.filter((j) => j.stage === "FINETUNE")).toHaveLength(1);
+    const ft = done.jobs.find((j) => j.stage === "FINETUNE")!;
+    expect(ft.queueJobId).not.toBeNull(); // enqueued in the same transaction
+    expect(await boss.getJobById(queueOfJob(ft), ft.queueJobId!)).not.toBeNull();
+  }, 30_000);
+
+  it("a silent job with no retry left fails its module and its run (not RUNNING forever)", async () => {
+    const noRetries = await openQueue(t.url, { retryLimit: 0 });
+    try {
+      const strict = new Dispatcher(t.db, noRetries, logger);
+      const run = await modularRun({ placement: [{ labels: ["lane=dlq"] }], dispatcher: strict });
+      const lc = new JobLifecycle(t.db, noRetries, strict, store, logger);
+      const job = await lc.claimNext({ labels: ["lane=dlq"], shards: [], workerId: "gone" });
+      await t.db.job.update({
+        where: { id: job!.jobId },
+        data: { heartbeatAt: new Date(Date.now() - 60_000) },
+      });
+      expect(await strict.failStaleJobs(30_000)).toEqual([job!.jobId]);
+      const after = await t.db.run.findUniqueOrThrow({
+        where: { id: run.id },
+        include: { jobs: true, modules: true },
+      });
+      expect(after.state).toBe("FAILED");
+      expect(after.error).toBe(`module ${job!.moduleIndex} failed: worker gone stopped heartbeating`);
+      expect(after.jobs.find((j) => j.id === job!.jobId)!.state).toBe("FAILED");
+      expect(after.modules.find((m) => m.index === job!.moduleIndex)!.state).toBe("FAILED");
+    } finally {
+      await noRetries.stop({ graceful: false });
+    }
   }, 30_000);
 });

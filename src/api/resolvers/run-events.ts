@@ -8,8 +8,27 @@ interface RunEventsArgs {
   moduleIndex?: number | null;
 }
 
-async function* asPayloads(events: AsyncIterableIterator<unknown>) {
-  for await (const event of events) yield { runEvents: event };
+/**
+ * The hub's stream as subscription payloads. Not an async generator: a generator suspended in
+ * `await events.next()` queues `return()` behind it, so a closed socket would leave its hub
+ * subscriber waiting for the run's next event (forever on a quiet run, and on shutdown until
+ * the hub fails it, as an unhandled rejection). This forwards `return()` at once.
+ */
+function asPayloads(events: AsyncIterableIterator<unknown>): AsyncIterableIterator<{ runEvents: unknown }> {
+  const done = { value: undefined, done: true } as const;
+  return {
+    async next() {
+      const result = await events.next();
+      return result.done ? done : { value: { runEvents: result.value }, done: false };
+    },
+    async return() {
+      await events.return?.();
+      return done;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 export const runEventsResolvers = {

@@ -18,7 +18,8 @@ import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import { metaIncompatibility, widthAdapters } from "../../incubation/hybrid.ts";
 import { metaConfigFor } from "../../incubation/modules.ts";
 import { runPlacement, storedJobResult } from "../../platform/db/run-columns.ts";
-import { metaModelConfig, type StoredJobSpec, targetConfig } from "../../platform/dispatch/plan.ts";
+import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
+import { parseStoredJobSpec } from "../../platform/dispatch/stored-spec.ts";
 import { parseRunEvent } from "../../platform/events/run-event.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
@@ -220,7 +221,7 @@ export const runResolvers = {
     adapters: async (m: Module, _: unknown, ctx: ApiContext) => {
       const job = (await ctx.loaders.jobsByModule.load(m.id)).at(-1);
       if (!job) return [];
-      const spec = job.spec as unknown as StoredJobSpec;
+      const spec = parseStoredJobSpec(job.spec, job.id);
       const meta = spec.meta ?? metaConfigFor(spec.target, spec.split.length);
       return widthAdapters(spec.target, meta, spec.split.length, m.index);
     },

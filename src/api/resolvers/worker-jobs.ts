@@ -74,18 +74,21 @@ async function withLease<T extends object>(
 
 async function missingArtifacts(
   ctx: ApiContext,
-  items: { sha256: string }[],
+  items: { sha256: string; sizeBytes?: unknown }[],
   field: (i: number) => string[],
 ): Promise<UserError[]> {
   const errors: UserError[] = [];
   for (const [i, item] of items.entries()) {
+    // The worker's size is checked too (a stat): the row records it, and a truncated file fails it.
+    const size = typeof item.sizeBytes === "number" ? { sizeBytes: item.sizeBytes } : {};
     if (!SHA256.test(item.sha256)) {
       errors.push(userError(field(i), `"${item.sha256}" is not a sha256 (64 lowercase hex digits)`));
-    } else if (!(await ctx.artifacts?.has(item.sha256))) {
+    } else if (!(await ctx.artifacts?.has(item.sha256, size))) {
+      const what = "sizeBytes" in size ? ` with ${size.sizeBytes} bytes` : "";
       errors.push(
         userError(
           field(i),
-          `artifact ${item.sha256} is not in the store: upload it first with PUT /artifacts/${item.sha256}`,
+          `artifact ${item.sha256} is not in the store${what}: upload it first with PUT /artifacts/${item.sha256}`,
           "NOT_FOUND",
         ),
       );
@@ -168,7 +171,7 @@ export const workerJobResolvers = {
         );
         if (errors.length > 0) return errors;
         const checkpoints = events.flatMap((e, i) =>
-          e.type === "checkpoint" ? [{ i, sha256: String(e.sha256) }] : [],
+          e.type === "checkpoint" ? [{ i, sha256: String(e.sha256), sizeBytes: e.sizeBytes }] : [],
         );
         const field = (k: number) => ["input", "events", String(checkpoints[k]!.i), "sha256"];
         return [...errors, ...(await missingArtifacts(ctx, checkpoints, field))];

@@ -1,12 +1,19 @@
 /**
  * Content-addressed artifact storage (checkpoints, weights, ONNX models): files are stored
  * under their sha256 and verified on read. One interface; the local directory is the default,
- * and an S3-compatible store for several machines plugs in behind the same three calls.
+ * and an S3-compatible store for several machines plugs in behind the same calls.
+ *
+ * Writes are durable and atomic: the bytes go to a uniquely named temporary file (hashed on the
+ * way), which is fsynced, renamed onto its address, and the directory fsynced — a crash leaves
+ * either no artifact or the whole one, never a truncated file under a valid address. Every
+ * failure removes its temporary file; ones a killed process left behind are swept at start.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
-import { copyFile, rm } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { createHash, randomUUID } from "node:crypto";
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { type Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 
 export interface StoredArtifact {
@@ -14,12 +21,33 @@ export interface StoredArtifact {
   sizeBytes: number;
 }
 
+/** What `has` checks besides presence. */
+export interface ArtifactCheck {
+  /** The size the caller knows (from the uploader or the artifact row): one stat, no read. */
+  sizeBytes?: number | bigint;
+  /** Hash the bytes (a full read): for callers that would otherwise keep a corrupt copy for good. */
+  verify?: boolean;
+}
+
 export interface ArtifactStore {
   /** Store a file; returns its content address. Storing the same bytes twice is free. */
   putFile(path: string): Promise<StoredArtifact>;
+  /**
+   * Store a stream's bytes (an upload, a download); with `expected`, bytes that do not match are
+   * refused with ArtifactIntegrityError and nothing is stored.
+   */
+  putStream(
+    source: Readable | NodeJS.ReadableStream,
+    expected?: { sha256?: string; sizeBytes?: number },
+  ): Promise<StoredArtifact>;
   /** A local path holding the artifact's bytes, verified against its sha256. */
   getFile(sha256: string): Promise<string>;
-  has(sha256: string): Promise<boolean>;
+  /**
+   * Whether the artifact is stored and passes `check`. Without a check, presence and a non-empty
+   * file (a crash before fsync used to leave zero-length files); `getFile` still verifies the
+   * hash of whatever it hands out.
+   */
+  has(sha256: string, check?: ArtifactCheck): Promise<boolean>;
 }
 
 export class ArtifactIntegrityError extends Error {
@@ -27,14 +55,31 @@ export class ArtifactIntegrityError extends Error {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+const EMPTY_SHA256 = createHash("sha256").digest("hex");
+/** Temporary files untouched this long belong to a process that died mid-write. */
+const ABANDONED_TEMP_MS = 60 * 60 * 1000;
 
-/** `<root>/ab/cdef…` — two-level fan-out keeps directories small. */
+/** fsync a file or directory (POSIX: a directory's fsync makes a rename in it durable). */
+async function fsyncPath(path: string): Promise<void> {
+  if (process.platform === "win32") return; // directories cannot be opened there; NTFS journals renames
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `<root>/ab/cdef…` — two-level fan-out keeps directories small; temporaries in `<root>/.tmp`. */
 export class LocalArtifactStore implements ArtifactStore {
   readonly root: string;
+  private readonly tempDir: string;
 
   constructor(root: string) {
     this.root = resolve(root);
-    mkdirSync(this.root, { recursive: true });
+    this.tempDir = join(this.root, ".tmp");
+    mkdirSync(this.tempDir, { recursive: true });
+    this.sweepAbandonedTemps();
   }
 
   private pathOf(sha256: string): string {
@@ -44,24 +89,63 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async putFile(path: string): Promise<StoredArtifact> {
     const sha256 = await sha256File(path);
-    const target = this.pathOf(sha256);
-    const sizeBytes = statSync(path).size;
-    if (!existsSync(target)) {
-      mkdirSync(join(this.root, sha256.slice(0, 2)), { recursive: true });
-      // Copy to a temp name and rename: readers never see a half-written artifact.
-      const temp = `${target}.${randomBytes(4).toString("hex")}.tmp`;
-      await copyFile(path, temp);
-      renameSync(temp, target);
+    const sizeBytes = (await stat(path)).size;
+    if (await this.has(sha256, { sizeBytes })) return { sha256, sizeBytes };
+    // Hashed again while copying: a source that changed in between is refused, not stored.
+    return this.putStream(createReadStream(path), { sha256, sizeBytes });
+  }
+
+  /**
+   * Replaces a damaged copy at the same address; concurrent writers of the same bytes each finish
+   * with the whole file in place.
+   */
+  async putStream(
+    source: Readable | NodeJS.ReadableStream,
+    expected: { sha256?: string; sizeBytes?: number } = {},
+  ): Promise<StoredArtifact> {
+    const temp = join(this.tempDir, `${process.pid}-${randomUUID()}`);
+    try {
+      const hash = createHash("sha256");
+      let sizeBytes = 0;
+      const hashing = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          sizeBytes += chunk.length;
+          callback(null, chunk);
+        },
+      });
+      await pipeline(source, hashing, createWriteStream(temp, { flags: "wx" }));
+      const sha256 = hash.digest("hex");
+      if (expected.sha256 !== undefined && sha256 !== expected.sha256) {
+        throw new ArtifactIntegrityError(
+          `expected artifact ${expected.sha256}, but the bytes (${sizeBytes}) hash to ${sha256}; nothing was stored`,
+        );
+      }
+      if (expected.sizeBytes !== undefined && sizeBytes !== expected.sizeBytes) {
+        throw new ArtifactIntegrityError(
+          `artifact ${sha256}: expected ${expected.sizeBytes} bytes, got ${sizeBytes}; nothing was stored`,
+        );
+      }
+      await fsyncPath(temp); // the bytes are on disk before any name points at them
+      const target = this.pathOf(sha256);
+      const createdDir = await mkdir(dirname(target), { recursive: true });
+      await rename(temp, target);
+      await fsyncPath(dirname(target)); // the rename itself survives a crash
+      if (createdDir) await fsyncPath(this.root); // and so does a new fan-out directory
+      return { sha256, sizeBytes };
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
     }
-    return { sha256, sizeBytes };
   }
 
   async getFile(sha256: string): Promise<string> {
     const path = this.pathOf(sha256);
-    if (!existsSync(path)) throw new Error(`artifact ${sha256} is not in the store at ${this.root}`);
+    const before = await this.statOf(path);
+    if (!before) throw new Error(`artifact ${sha256} is not in the store at ${this.root}`);
     const actual = await sha256File(path);
     if (actual !== sha256) {
-      await rm(path, { force: true });
+      await this.discard(path, before);
       throw new ArtifactIntegrityError(
         `artifact ${sha256} is corrupt (its bytes hash to ${actual}); removed it`,
       );
@@ -69,7 +153,49 @@ export class LocalArtifactStore implements ArtifactStore {
     return path;
   }
 
-  async has(sha256: string): Promise<boolean> {
-    return existsSync(this.pathOf(sha256));
+  async has(sha256: string, check: ArtifactCheck = {}): Promise<boolean> {
+    const path = this.pathOf(sha256);
+    const found = await this.statOf(path);
+    if (!found) return false;
+    if (check.sizeBytes !== undefined) {
+      // The caller's size may be the wrong one: answer no, but leave the file (a put replaces it).
+      if (found.size !== Number(check.sizeBytes)) return false;
+    } else if (found.size === 0 && sha256 !== EMPTY_SHA256) {
+      await this.discard(path, found);
+      return false;
+    }
+    if (check.verify && (await sha256File(path)) !== sha256) {
+      await this.discard(path, found);
+      return false;
+    }
+    return true;
+  }
+
+  private async statOf(path: string) {
+    try {
+      const found = await stat(path);
+      return found.isFile() ? found : null;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+  }
+
+  /** Remove a damaged file — unless a writer has meanwhile renamed a good one onto its name. */
+  private async discard(path: string, damaged: { ino: number; dev: number }): Promise<void> {
+    const now = await this.statOf(path);
+    if (now && now.ino === damaged.ino && now.dev === damaged.dev) await rm(path, { force: true });
+  }
+
+  private sweepAbandonedTemps(): void {
+    const cutoff = Date.now() - ABANDONED_TEMP_MS;
+    for (const name of readdirSync(this.tempDir)) {
+      const path = join(this.tempDir, name);
+      try {
+        if (statSync(path).mtimeMs < cutoff) rmSync(path, { force: true });
+      } catch {
+        // another process removed it first
+      }
+    }
   }
 }

@@ -12,6 +12,7 @@ import type { Logger } from "../logger.ts";
 import { queueOfJob } from "../queue/placement.ts";
 import { StateWriter } from "../state/apply.ts";
 import { IllegalTransition } from "../state/machine.ts";
+import { staleCutoff } from "./stale-sweep.ts";
 
 export class Dispatcher {
   readonly state: StateWriter;
@@ -65,7 +66,7 @@ export class Dispatcher {
    * fails its module and run (its message goes to the dead-letter queue). Returns the job ids.
    */
   async failStaleJobs(staleAfterMs: number): Promise<string[]> {
-    const cutoff = new Date(Date.now() - staleAfterMs);
+    const cutoff = await staleCutoff(this.db, staleAfterMs); // the database's clock (stale-sweep.ts)
     const stale = await this.db.job.findMany({
       where: { state: JobState.RUNNING, heartbeatAt: { lt: cutoff } },
     });
@@ -106,20 +107,3 @@ export class Dispatcher {
 
 /** The job heartbeated (or was handled by another sweeper) since it looked stale. */
 class StaleJobRecovered extends Error {}
-
-/**
- * Watch for jobs whose worker went silent, every third of `staleAfterMs`. Every DB worker runs
- * one, and so does the API server process, so recovery works when all workers are API workers.
- */
-export function startStaleJobSweep(dispatcher: Dispatcher, staleAfterMs: number, logger: Logger): () => void {
-  const timer = setInterval(
-    () => {
-      void dispatcher
-        .failStaleJobs(staleAfterMs)
-        .catch((e) => logger.warn({ err: e }, "stale-job check failed"));
-    },
-    Math.max(1000, staleAfterMs / 3),
-  );
-  timer.unref();
-  return () => clearInterval(timer);
-}

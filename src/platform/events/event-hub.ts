@@ -30,7 +30,8 @@ export interface SubscribeOptions {
 
 class Subscriber implements AsyncIterableIterator<RunEvent> {
   private queue: RunEvent[] = [];
-  private waiting: ((result: IteratorResult<RunEvent>) => void) | null = null;
+  private waiting: ((result: IteratorResult<RunEvent> | Promise<IteratorResult<RunEvent>>) => void) | null =
+    null;
   private failure: Error | null = null;
   done = false;
   /** Buffer live rows until the replay has caught up. */
@@ -95,9 +96,10 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
     this.done = true;
     this.onClose(this);
     if (this.waiting && this.queue.length === 0) {
-      const resolve = this.waiting;
+      // Settle the waiting `next()` as a fresh one would: done, or the failure that ended it.
+      const settle = this.waiting;
       this.waiting = null;
-      resolve({ value: undefined, done: true });
+      settle(this.next());
     }
   }
 
@@ -177,11 +179,16 @@ export class RunEventHub {
     return subscriber;
   }
 
+  /**
+   * Stop. Streams still open end with an error, never as if complete: their run goes on, and a
+   * subscriber resumes elsewhere with its last seq. (The API server closes its sockets first.)
+   */
   async close(): Promise<void> {
     this.closed = true;
     if (this.poll) clearInterval(this.poll);
     for (const channel of this.channels.values()) {
-      for (const subscriber of channel.subscribers) void subscriber.return();
+      for (const subscriber of channel.subscribers)
+        subscriber.fail(new Error("the event hub is shutting down; resubscribe with afterSeq"));
     }
     this.channels.clear();
     const listener = this.listener;

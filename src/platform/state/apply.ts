@@ -85,7 +85,8 @@ export class StateWriter {
   }
 
   private async write(tx: Tx, ctx: LoadedRun, t: Transition): Promise<void> {
-    const now = new Date();
+    // The database's clock (the stale sweep compares heartbeats with it); one instant for the whole change.
+    const [{ now }] = await tx.$queryRaw<[{ now: Date }]>`select now() as now`;
     const { run } = ctx;
     if (t.run) {
       const terminal = t.run.state !== RunState.RUNNING && t.run.state !== RunState.QUEUED;

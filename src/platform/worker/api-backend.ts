@@ -5,13 +5,11 @@
  * meta model is downloaded once per machine).
  */
 import { createReadStream, statSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import type { JobResult } from "../../incubation/job.ts";
-import { LocalArtifactStore, type StoredArtifact } from "../artifacts/store.ts";
-import type { StoredJobSpec } from "../dispatch/plan.ts";
+import { ArtifactIntegrityError, LocalArtifactStore, type StoredArtifact } from "../artifacts/store.ts";
+import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import type { WorkerBackend } from "./backend.ts";
 import {
   type ClaimedJob,
@@ -118,7 +116,7 @@ export class ApiWorkerBackend implements WorkerBackend {
         };
         lease: string;
         attempt: number;
-        spec: StoredJobSpec;
+        spec: unknown;
         resumeFrom: { id: string; sha256: string; step: number | null } | null;
       } | null;
     }>(
@@ -142,7 +140,7 @@ export class ApiWorkerBackend implements WorkerBackend {
       stage: c.job.stage,
       ...(c.job.module ? { moduleIndex: c.job.module.index } : {}),
       attempt: c.attempt,
-      spec: c.spec,
+      spec: parseStoredJobSpec(c.spec, c.job.id), // from the network: parsed, not trusted
       ...(c.resumeFrom
         ? {
             resumeFrom: { artifactId: c.resumeFrom.id, sha256: c.resumeFrom.sha256, step: c.resumeFrom.step },
@@ -215,20 +213,23 @@ export class ApiWorkerBackend implements WorkerBackend {
   }
 
   async getArtifact(sha256: string): Promise<string> {
-    if (await this.cache.has(sha256)) return this.cache.getFile(sha256);
+    if (await this.cache.has(sha256)) {
+      try {
+        return await this.cache.getFile(sha256); // hashed: a damaged copy is removed and fetched again
+      } catch (error) {
+        if (!(error instanceof ArtifactIntegrityError)) throw error;
+      }
+    }
     const response = await fetch(this.artifactUrl(sha256), {
       headers: { authorization: `Bearer ${this.o.token}` },
     });
-    if (!response.ok) throw new Error(`downloading artifact ${sha256} failed: HTTP ${response.status}`);
-    const temp = join(this.cache.root, `download-${sha256}.tmp`);
-    try {
-      await writeFile(temp, Readable.fromWeb(response.body as never));
-      const stored = await this.cache.putFile(temp);
-      if (stored.sha256 !== sha256)
-        throw new Error(`downloaded artifact ${sha256} hashes to ${stored.sha256}`);
-    } finally {
-      await rm(temp, { force: true });
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new Error(`downloading artifact ${sha256} failed: HTTP ${response.status}`);
     }
+    // Its own temporary file, hashed on the way, renamed onto the address only if the bytes
+    // match: jobs on this machine fetching the same meta weights at once each get the whole file.
+    await this.cache.putStream(Readable.fromWeb(response.body as never), { sha256 });
     return this.cache.getFile(sha256);
   }
 }

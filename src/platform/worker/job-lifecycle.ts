@@ -16,6 +16,7 @@ import type { ArtifactStore } from "../artifacts/store.ts";
 import type { Db } from "../db/client.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { StoredJobSpec } from "../dispatch/plan.ts";
+import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import { appendRunEventsInTx } from "../events/event-log.ts";
 import { type NewRunEvent, RunEventType } from "../events/run-event.ts";
 import type { Logger } from "../logger.ts";
@@ -162,7 +163,7 @@ export class JobLifecycle {
       stage: job.stage,
       ...(job.module ? { moduleIndex: job.module.index } : {}),
       attempt: job.attempts + 1,
-      spec: job.spec as unknown as StoredJobSpec,
+      spec: parseStoredJobSpec(job.spec, job.id),
       ...(checkpoint
         ? { resumeFrom: { artifactId: checkpoint.id, sha256: checkpoint.sha256, step: checkpoint.step } }
         : {}),
@@ -183,11 +184,12 @@ export class JobLifecycle {
   }
 
   async heartbeat(h: Holder): Promise<HeartbeatAnswer> {
-    const beat = await this.db.job.updateMany({
-      where: { id: h.jobId, workerId: h.workerId, attempts: h.attempt, state: "RUNNING" },
-      data: { heartbeatAt: new Date() },
-    });
-    if (beat.count === 1) return "continue";
+    // The database's clock, as the stale sweep's cutoff is: workers' clocks may disagree.
+    const beat = await this.db.$executeRaw`
+      update "job" set "heartbeat_at" = now()
+      where "id" = ${h.jobId}::uuid and "worker_id" = ${h.workerId} and "attempts" = ${h.attempt}
+        and "state" = 'RUNNING'`;
+    if (beat === 1) return "continue";
     const job = await this.db.job.findUnique({ where: { id: h.jobId } });
     if (job?.state === "CANCELLED" && job.workerId === h.workerId && job.attempts === h.attempt) {
       // The worker stops the job now; its queue message is done (no retry of a cancelled job).
@@ -228,7 +230,7 @@ export class JobLifecycle {
           break;
         }
         case "checkpoint":
-          await this.requireStored(event.sha256, ArtifactKind.CHECKPOINT);
+          await this.requireStored(event.sha256, ArtifactKind.CHECKPOINT, event.sizeBytes);
           checkpoints.push(event);
           rows.push({
             type: RunEventType.ARTIFACT,
@@ -264,8 +266,9 @@ export class JobLifecycle {
   }
 
   /** An artifact a worker reports must be in the store already (it uploads first). */
-  private async requireStored(sha256: string, kind: ArtifactKind): Promise<void> {
-    if (!(await this.store.has(sha256)))
+  private async requireStored(sha256: string, kind: ArtifactKind, sizeBytes: number): Promise<void> {
+    if (!(await this.store.has(sha256, { sizeBytes })))
+      // the size the row will record: a stat
       throw new Error(`artifact ${sha256} (${kind}) is not in the store; upload it first`);
   }
 
@@ -275,7 +278,7 @@ export class JobLifecycle {
    */
   async complete(h: Holder, result: JobResult, artifacts: ProducedArtifact[]): Promise<void> {
     const job = await this.held(h);
-    for (const a of artifacts) await this.requireStored(a.sha256, a.kind);
+    for (const a of artifacts) await this.requireStored(a.sha256, a.kind, a.sizeBytes);
     const sha = (kind: ArtifactKind) => artifacts.find((a) => a.kind === kind)?.sha256;
     const stored: Record<string, unknown> = { ...result };
     if (sha(ArtifactKind.FINAL_MODEL_ONNX)) stored.onnxSha256 = sha(ArtifactKind.FINAL_MODEL_ONNX);

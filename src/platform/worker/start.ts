@@ -4,7 +4,8 @@ import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
 import { LocalArtifactStore } from "../artifacts/store.ts";
 import { shardCacheDir } from "../config/config.ts";
 import type { Db } from "../db/client.ts";
-import { Dispatcher, startStaleJobSweep } from "../dispatch/dispatcher.ts";
+import { Dispatcher } from "../dispatch/dispatcher.ts";
+import { startStaleJobSweep } from "../dispatch/stale-sweep.ts";
 import type { Logger } from "../logger.ts";
 import { openQueue } from "../queue/queue.ts";
 import { DbWorkerBackend } from "./backend.ts";
@@ -52,7 +53,12 @@ export async function startWorker(
     ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
   });
   // Every worker also watches for silent peers, so recovery needs no extra service.
-  const stopSweep = startStaleJobSweep(dispatcher, o.staleAfterMs ?? 30_000, o.logger);
+  const stopSweep = startStaleJobSweep({
+    dispatcher,
+    db: o.db,
+    staleAfterMs: o.staleAfterMs ?? 30_000,
+    logger: o.logger,
+  });
   await worker.start();
   return {
     worker,

@@ -259,13 +259,23 @@ export class TrainingWorker {
     }, this.o.heartbeatMs ?? 5_000);
 
     return new Promise((resolvePromise, reject) => {
-      onJobEvents(child.stdout, (event) => {
-        pending.push(event);
-        sending = sending.then(send).catch((e) => {
-          if (e instanceof JobNotHeldError) kill("taken_over");
-          else logger.warn({ err: e }, "recording events failed");
-        });
-      });
+      onJobEvents(
+        child.stdout,
+        (event) => {
+          pending.push(event);
+          sending = sending.then(send).catch((e) => {
+            if (e instanceof JobNotHeldError) kill("taken_over");
+            else logger.warn({ err: e }, "recording events failed");
+          });
+        },
+        (line, problem) => {
+          // Stray output is the job's business; a line that looked like an event is worth a warning.
+          const fields = { jobId: holder.jobId, line: line.slice(0, 500) };
+          if (problem)
+            logger.warn({ ...fields, problem }, "job printed a line that is not an event; ignored");
+          else logger.debug(fields, "job output");
+        },
+      );
       child.stderr.on("data", (chunk: Buffer) => {
         stderr = (stderr + chunk.toString()).slice(-4000);
       });
