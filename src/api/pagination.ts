@@ -1,7 +1,8 @@
 /**
- * Relay cursor connections over (createdAt, id): `first`/`after` walk forwards, `last`/`before`
- * backwards, keyset conditions (no OFFSET), one row more than asked to learn whether another
- * page exists. Cursors are opaque to clients: base64url of the row's sort key.
+ * Relay cursor connections. `paginate` pages lists ordered by (createdAt, id): `first`/`after`
+ * walk forwards, `last`/`before` backwards, keyset conditions (no OFFSET), one row more than
+ * asked to learn whether another page exists. Cursors are opaque to clients: base64url of the
+ * row's sort key. `toConnection` builds a page's connection for any key (Run.events: `seq`).
  */
 import { GraphQLError } from "graphql";
 
@@ -104,27 +105,51 @@ export async function paginate<T extends Keyed>(
   if (args.after != null) keyset.push(beyond(decodeCursor(args.after, "after"), ascending));
   if (args.before != null) keyset.push(beyond(decodeCursor(args.before, "before"), !ascending));
   const direction: Direction = ascending !== backwards ? "asc" : "desc";
-  let rows = await options.find({
+  const rows = await options.find({
     keyset,
     orderBy: [{ createdAt: direction }, { id: direction }],
     take: size + 1,
   });
-  const more = rows.length > size;
-  if (more) rows = rows.slice(0, size);
-  if (backwards) rows.reverse();
-  const edges = rows.map((node) => ({ cursor: encodeCursor(node), node }));
+  return toConnection(rows, {
+    size,
+    backwards,
+    fromCursor: backwards ? args.before != null : args.after != null,
+    cursorOf: encodeCursor,
+    count: options.count,
+  });
+}
+
+/**
+ * The connection for one page, whatever the sort key: `fetched` holds up to `size + 1` rows in
+ * fetch order (reversed when paging backwards), the extra row saying another page lies beyond.
+ * `fromCursor`: the page starts at a cursor, so rows lie before it (after it, backwards).
+ */
+export function toConnection<T>(
+  fetched: T[],
+  page: {
+    size: number;
+    backwards: boolean;
+    fromCursor: boolean;
+    cursorOf: (row: T) => string;
+    count: () => Promise<number>;
+  },
+): Connection<T> {
+  const more = fetched.length > page.size;
+  const rows = more ? fetched.slice(0, page.size) : fetched;
+  if (page.backwards) rows.reverse();
+  const edges = rows.map((node) => ({ cursor: page.cursorOf(node), node }));
   let total: Promise<number> | undefined;
   return {
     edges,
     nodes: rows,
     pageInfo: {
-      hasNextPage: backwards ? args.before != null : more,
-      hasPreviousPage: backwards ? more : args.after != null,
+      hasNextPage: page.backwards ? page.fromCursor : more,
+      hasPreviousPage: page.backwards ? more : page.fromCursor,
       startCursor: edges[0]?.cursor ?? null,
       endCursor: edges.at(-1)?.cursor ?? null,
     },
     totalCount: () => {
-      total ??= options.count();
+      total ??= page.count();
       return total;
     },
   };

@@ -11,10 +11,10 @@
 import { createHash } from "node:crypto";
 import { type Request, type RequestHandler, type Response, Router } from "express";
 import { DataError } from "../data/errors.ts";
-import { parseDatasetSpec } from "../data/registry.ts";
 import { cachedPacked, packFromSource } from "../data/shard-cache.ts";
 import { SHARD_ROUTE, SHARD_SHA256_HEADER, SHARD_SOURCE_BYTES_HEADER } from "../data/shard-remote.ts";
 import type { Db } from "../platform/db/client.ts";
+import { datasetSpecOf } from "../platform/db/json-columns.ts";
 import type { Logger } from "../platform/logger.ts";
 import { idFromGlobalIdOrUuid } from "./global-id.ts";
 
@@ -67,7 +67,7 @@ async function requestedSpec(req: Request, db: Db) {
   try {
     return {
       name: dataset.name,
-      spec: parseDatasetSpec({ ...(dataset.options as object), split, shard: { count, index, seed } }),
+      spec: datasetSpecOf(dataset, { split, shard: { count, index, seed } }),
     };
   } catch (error) {
     if (error instanceof DataError) throw new BadRequest(400, error.message);

@@ -1,7 +1,7 @@
 /** The whole platform as the environment describes it, for `serve` and `demo`. */
 import type { Config } from "../platform/config/config.ts";
-import { type LocalPlatform, startLocalPlatform } from "../platform/local.ts";
 import type { Logger } from "../platform/logger.ts";
+import { type LocalPlatform, startLocalPlatform } from "./local-platform.ts";
 import { BIN_PATH } from "./paths.ts";
 
 /** DATABASE_URL (or an embedded PostgreSQL), DATA_DIR, PORT and HOST, with `workers` local workers. */

@@ -8,6 +8,7 @@ import { loadWeights, saveWeights } from "../../src/engine/checkpoint/checkpoint
 import { exportVitOnnx } from "../../src/engine/export/onnx-export.ts";
 import { VIT_DEFAULTS, type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
+import { metaModelConfig } from "../../src/platform/meta-model-source.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { SOURCE_VIT, timmVitTensors, writeTimmCheckpoint } from "../helpers/timm-vit.ts";
 import {
@@ -235,11 +236,11 @@ describe("importMetaModel", () => {
         Buffer.from(a.buffer).equals(Buffer.from(source.get(`blocks.${b}.attn.qkv.weight`)!.data.buffer)),
       ).toBe(true);
     }
-    // The row holds the full config and the source record.
+    // The row holds the full config (drop path is a training setting, not stored) and the source.
     const row = await t.db.metaModel.findUniqueOrThrow({
       where: { id: decodeGlobalId("MetaModel", metaModel!.id)! },
     });
-    expect(row.config).toEqual(cfg);
+    expect(metaModelConfig(row)).toEqual({ ...cfg, dropPathRate: 0 });
     expect(row.source).toMatchObject({ kind: "imported", format: "safetensors", blocks: [0, 2, 3, 5] });
     expect(row.datasetId).toBe(decodeGlobalId("Dataset", datasetId));
   });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { fromGlobalId, toGlobalId } from "../../src/api/global-id.ts";
 import type { Prisma } from "../../src/generated/prisma/client.ts";
-import { metaModelConfig, modularSpec, targetConfig } from "../../src/platform/dispatch/plan.ts";
+import { modularSpec } from "../../src/platform/dispatch/plan.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
+import { metaModelConfig } from "../../src/platform/meta-model-source.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent } from "../helpers/events.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
@@ -70,10 +71,22 @@ async function metaModel(
     patchSize: number;
     imageSize: number;
     numModules: number;
+    datasetId: string;
+    sourceRunId: string;
+    checkpointId: string;
   }> = {},
 ) {
   const row = await t.db.metaModel.create({
-    data: { name: unique("meta"), width: 32, heads: 2, patchSize: 4, imageSize: 16, numModules: 4, ...data },
+    data: {
+      name: unique("meta"),
+      width: 32,
+      heads: 2,
+      patchSize: 4,
+      imageSize: 16,
+      numModules: 4,
+      numClasses: 10,
+      ...data,
+    },
   });
   return { row, id: toGlobalId("MetaModel", row.id) };
 }
@@ -429,18 +442,11 @@ describe("lineage", () => {
     const metaWeights = await t.db.artifact.create({
       data: { runId: pretrain.id, kind: "META_WEIGHTS", sha256: "a".repeat(64), sizeBytes: 1234n },
     });
-    const meta = await t.db.metaModel.create({
-      data: {
-        name: unique("meta"),
-        width: 32,
-        heads: 2,
-        patchSize: 4,
-        imageSize: 16,
-        numModules: 3,
-        datasetId: data,
-        sourceRunId: pretrain.id,
-        checkpointId: metaWeights.id,
-      },
+    const { row: meta } = await metaModel({
+      numModules: 3,
+      datasetId: data,
+      sourceRunId: pretrain.id,
+      checkpointId: metaWeights.id,
     });
     const { run } = await startRun({
       kind: "INCUBATION",
@@ -729,7 +735,7 @@ describe("meta models of another width", () => {
       include: { architecture: true, dataset: true, modules: { orderBy: { index: "asc" } }, metaModel: true },
     });
     const ctx = { run: row, architecture: row.architecture, dataset: row.dataset };
-    const metaCfg = metaModelConfig(row.metaModel!, targetConfig(row.architecture));
+    const metaCfg = metaModelConfig(row.metaModel!);
     for (const m of row.modules) {
       await t.db.job.create({
         data: {

@@ -6,7 +6,7 @@
  * for the float32-only lowerings (LayerNormalization, com.microsoft Gelu / FusedMatMul).
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { NONDIFFERENTIABLE, VJP_RULES } from "../../src/engine/autodiff/rules.ts";
+import { VJP_RULES } from "../../src/engine/autodiff/rules.ts";
 import type { GraphBuilder } from "../../src/engine/ir/builder.ts";
 import type { Value } from "../../src/engine/ir/graph.ts";
 import { type CheckInput, coveredOps, gradCheck } from "./gradcheck.ts";
@@ -282,7 +282,7 @@ describe("VJP rules vs finite differences (real ORT sessions)", () => {
 
   afterAll(() => {
     const differentiable = Object.entries(VJP_RULES)
-      .filter(([, rule]) => rule !== NONDIFFERENTIABLE)
+      .filter(([, rule]) => typeof rule === "function")
       .map(([op]) => op);
     const missing = differentiable.filter((op) => !coveredOps.has(op));
     expect(missing, `ops with a VJP rule but no finite-difference check: ${missing.join(", ")}`).toEqual([]);

@@ -3,7 +3,7 @@
  * file's scratch database; `workers: 0` is `serve --workers 0` (worker processes join from outside).
  */
 import pino from "pino";
-import { type LocalPlatform, startLocalPlatform } from "../../src/platform/local.ts";
+import { type LocalPlatform, startLocalPlatform } from "../../src/cli/local-platform.ts";
 import { mintToken } from "./auth.ts";
 import type { TestDatabase } from "./database.ts";
 import { useToken } from "./graphql.ts";

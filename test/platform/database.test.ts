@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -10,6 +10,8 @@ import { useTestDatabase } from "../helpers/database.ts";
 import { createArchitectureAndDataset } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
+/** The migration that moved MetaModel.config into typed columns. */
+const CONFIG_COLUMNS = "20261201172143_meta_model_config_columns";
 
 describe("migrations", () => {
   it("creates every core table and records each migration as Prisma does", async () => {
@@ -67,6 +69,77 @@ describe("migrations", () => {
     const first = readMigrations(dir)[0]!;
     writeFileSync(join(dir, first.name, "migration.sql"), `${first.sql}\n-- edited\n`);
     await expect(migrate(t.url, dir)).rejects.toThrow(/was edited after it was applied/);
+  });
+  it("moves meta model configs into typed columns in a database that already has rows", async () => {
+    // The migrations before this one, rows as they could be then, then the rest.
+    const dir = mkdtempSync(join(tmpdir(), "incubator-migrations-"));
+    cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
+    for (const m of readMigrations(dir))
+      if (m.name >= CONFIG_COLUMNS) rmSync(join(dir, m.name), { recursive: true });
+    const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_upgrade");
+    const client = new pg.Client({ connectionString: scratch.url });
+    await client.connect();
+    try {
+      await migrate(scratch.url, dir);
+      await client.query(`
+        insert into architecture (id, name, image_size, channels, patch_size, width, depth, heads, mlp_ratio, num_classes, module_split)
+        values ('00000000-0000-0000-0000-0000000000a1', 'a1', 16, 1, 4, 64, 4, 4, 2, 7, '{1,1,1,1}'),
+               ('00000000-0000-0000-0000-0000000000a2', 'a2', 16, 3, 4, 64, 4, 4, 4, 9, '{1,1,1,1}');
+        insert into dataset (id, name, format, num_classes, train_size, test_size)
+        values ('00000000-0000-0000-0000-0000000000d1', 'd1', 'synthetic', 5, 10, 0);
+        insert into run (id, kind, architecture_id, dataset_id)
+        values ('00000000-0000-0000-0000-0000000000b1', 'META_PRETRAIN', '00000000-0000-0000-0000-0000000000a1',
+                '00000000-0000-0000-0000-0000000000d1');
+        insert into meta_model (id, name, width, heads, patch_size, image_size, num_modules, dataset_id, source_run_id, config)
+        values ('00000000-0000-0000-0000-000000000001', 'pretrained-here', 32, 4, 4, 16, 4, null, '00000000-0000-0000-0000-0000000000b1', null),
+               ('00000000-0000-0000-0000-000000000002', 'used-by-a-run', 32, 4, 4, 16, 4, null, null, null),
+               ('00000000-0000-0000-0000-000000000003', 'dataset-only', 32, 4, 4, 16, 4, '00000000-0000-0000-0000-0000000000d1', null, null),
+               ('00000000-0000-0000-0000-000000000004', 'nothing-known', 32, 4, 4, 16, 4, null, null, null),
+               ('00000000-0000-0000-0000-000000000005', 'with-config', 32, 4, 4, 16, 4, null, null,
+                '{"imageSize": 16, "channels": 1, "patchSize": 4, "width": 48, "depth": 3, "heads": 4, "mlpRatio": 2.5,
+                  "qkvBias": false, "layerNormEps": 1e-5, "numClasses": 11, "dropPathRate": 0.1}');
+        insert into run (id, kind, architecture_id, dataset_id, meta_model_id, created_at)
+        values ('00000000-0000-0000-0000-0000000000b2', 'INCUBATION', '00000000-0000-0000-0000-0000000000a2',
+                '00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-000000000002', now()),
+               ('00000000-0000-0000-0000-0000000000b3', 'INCUBATION', '00000000-0000-0000-0000-0000000000a2',
+                '00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-000000000001', now());
+      `);
+      const result = await migrate(scratch.url);
+      expect(result.applied).toContain(CONFIG_COLUMNS);
+      const rows = await client.query(
+        `select name, image_size, channels, patch_size, width, num_modules, heads, mlp_ratio, qkv_bias,
+                layer_norm_eps, num_classes from meta_model order by id`,
+      );
+      const shape = { image_size: 16, patch_size: 4, width: 32, num_modules: 4, heads: 4 };
+      const defaults = { channels: 3, mlp_ratio: 4, qkv_bias: true, layer_norm_eps: 1e-6 };
+      expect(rows.rows).toEqual([
+        // its own pre-training run's architecture, not that of a later run that used it
+        { name: "pretrained-here", ...shape, ...defaults, channels: 1, mlp_ratio: 2, num_classes: 7 },
+        { name: "used-by-a-run", ...shape, ...defaults, num_classes: 9 },
+        { name: "dataset-only", ...shape, ...defaults, num_classes: 5 },
+        { name: "nothing-known", ...shape, ...defaults, num_classes: 1000 },
+        {
+          name: "with-config",
+          image_size: 16,
+          channels: 1,
+          patch_size: 4,
+          width: 48,
+          num_modules: 3,
+          heads: 4,
+          mlp_ratio: 2.5,
+          qkv_bias: false,
+          layer_norm_eps: 1e-5,
+          num_classes: 11,
+        },
+      ]);
+      const columns = await client.query(
+        "select column_name from information_schema.columns where table_name = 'meta_model'",
+      );
+      expect(columns.rows.map((c) => c.column_name)).not.toContain("config");
+    } finally {
+      await client.end();
+      await scratch.drop();
+    }
   });
 });
 

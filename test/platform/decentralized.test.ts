@@ -7,8 +7,8 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LocalPlatform } from "../../src/cli/local-platform.ts";
 import { shardCacheDir } from "../../src/platform/config/config.ts";
-import type { LocalPlatform } from "../../src/platform/local.ts";
 import { tempDir, writeIdxSplit } from "../data/helpers.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { EVENT_FIELDS, type SelectedEvent } from "../helpers/events.ts";

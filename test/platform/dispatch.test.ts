@@ -15,6 +15,7 @@ import { Rng } from "../../src/engine/rng.ts";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { Dispatcher } from "../../src/platform/dispatch/dispatcher.ts";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
+import { metaModelConfig } from "../../src/platform/meta-model-source.ts";
 import { openQueue } from "../../src/platform/queue/queue.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
@@ -127,7 +128,8 @@ describe("dispatching an incubation run to two worker processes", () => {
     const meta = await t.db.metaModel.findFirstOrThrow({ where: { sourceRunId: run.id } });
     expect(meta.numModules).toBe(4);
     expect(meta.source).toEqual({ kind: "pretrain-run", runId: run.id });
-    expect(meta.config).toMatchObject({ depth: 4, width: meta.width, heads: meta.heads, mlpRatio: 4 });
+    // the run's target architecture with one block per module
+    expect(metaModelConfig(meta)).toEqual({ ...VIT_DEFAULTS, ...TINY_VIT, depth: 4 });
     const onnx = await t.db.artifact.findFirstOrThrow({ where: { runId: run.id, kind: "FINAL_MODEL_ONNX" } });
     const path = await new LocalArtifactStore(join(dataDir, "artifacts")).getFile(onnx.sha256);
     const session = await ort.InferenceSession.create(path);
@@ -253,6 +255,7 @@ describe("incubating with an existing meta model", () => {
         patchSize: 4,
         imageSize: 8,
         numModules: 4,
+        numClasses: meta.numClasses,
         checkpointId: artifact.id,
       },
     });

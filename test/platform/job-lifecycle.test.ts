@@ -51,6 +51,7 @@ async function modularRun(
       patchSize: 4,
       imageSize: 16,
       numModules: 4,
+      numClasses: 10,
       checkpointId: meta.id,
     },
   });

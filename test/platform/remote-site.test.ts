@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LocalPlatform } from "../../src/platform/local.ts";
+import type { LocalPlatform } from "../../src/cli/local-platform.ts";
 import { writeIdxSplit } from "../data/helpers.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { postGraphQL } from "../helpers/graphql.ts";

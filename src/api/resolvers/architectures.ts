@@ -1,4 +1,5 @@
 /** Target architectures: createArchitecture, the Architecture type, and its queries. */
+
 import {
   countParams,
   VIT_DEFAULTS,
@@ -7,6 +8,7 @@ import {
   vitParamSpecs,
   vitPreset,
 } from "../../engine/models/vit.ts";
+import type { ArchitectureResolvers, MutationResolvers, QueryResolvers } from "../../generated/graphql.ts";
 import type { Architecture } from "../../generated/prisma/client.ts";
 import { moduleRanges, resolveSplit } from "../../incubation/modules.ts";
 import type { ApiContext } from "../context.ts";
@@ -170,4 +172,4 @@ export const architectureResolvers = {
     runs: (a: Architecture, args: PageArgs & { state?: string | null }, ctx: ApiContext) =>
       runsConnection(ctx, args, { architectureId: a.id }),
   },
-};
+} satisfies { Query: QueryResolvers; Mutation: MutationResolvers; Architecture: ArchitectureResolvers };

@@ -1,4 +1,5 @@
 /** Datasets: registerDataset (validate the spec, open it, count), the Dataset type, its queries. */
+
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { GraphQLError } from "graphql";
@@ -11,7 +12,9 @@ import {
   selectRecords,
 } from "../../data/registry.ts";
 import { balancedShards, classCounts } from "../../data/splits.ts";
+import type { DatasetResolvers, MutationResolvers, QueryResolvers } from "../../generated/graphql.ts";
 import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
+import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument, type PageArgs, paginate } from "../pagination.ts";
@@ -79,7 +82,7 @@ export function trainLabels(dataset: Dataset): Promise<Int32Array> {
   const key = `${dataset.id}@${dataset.createdAt.getTime()}`;
   let labels = labelCache.get(key);
   if (!labels) {
-    const spec = datasetSpecSchema.parse({ ...(dataset.options as object), split: "train" });
+    const spec = datasetSpecOf(dataset, { split: "train" });
     labels = (async () => {
       const all = await readDatasetLabels(spec);
       const selected = await selectRecords(spec); // a validation hold-out, when the spec has one
@@ -187,7 +190,7 @@ export const datasetResolvers = {
   },
   Dataset: {
     id: (d: Dataset) => toGlobalId("Dataset", d.id),
-    spec: (d: Dataset) => d.options,
+    spec: (d: Dataset) => readDatasetOptions(d),
     classCounts: async (d: Dataset) => {
       const labels = await readLabels(d);
       return classCounts(labels, [Int32Array.from(labels.keys())], d.numClasses)[0]!;
@@ -208,4 +211,4 @@ export const datasetResolvers = {
     runs: (d: Dataset, args: PageArgs & { state?: string | null }, ctx: ApiContext) =>
       runsConnection(ctx, args, { datasetId: d.id }),
   },
-};
+} satisfies { Query: QueryResolvers; Mutation: MutationResolvers; Dataset: DatasetResolvers };

@@ -1,3 +1,4 @@
+import type { QueryResolvers } from "../../generated/graphql.ts";
 import type { ApiContext } from "../context.ts";
 
 export const healthResolvers = {
@@ -27,4 +28,4 @@ export const healthResolvers = {
       };
     },
   },
-};
+} satisfies { Query: QueryResolvers };

@@ -1,11 +1,24 @@
-/** All resolvers, merged by type. Each file owns one area of schema.graphql. */
+/**
+ * All resolvers, merged by type: the one place that assembles the map schema.ts attaches. Files
+ * by area hold Query/Mutation/Subscription fields (runs.ts, run-mutations.ts, …); a type's field
+ * resolvers live in the file named for it (run.ts, module.ts, job.ts, …). Typed with the
+ * resolver types generated from schema.graphql (codegen.ts).
+ */
 import { GraphQLScalarType, Kind } from "graphql";
+import type { Resolvers } from "../../generated/graphql.ts";
 import { authResolvers } from "../auth/resolvers.ts";
 import { architectureResolvers } from "./architectures.ts";
+import { artifactFields } from "./artifact.ts";
 import { datasetResolvers } from "./datasets.ts";
 import { healthResolvers } from "./health.ts";
+import { jobFields } from "./job.ts";
+import { metaModelFields } from "./meta-model.ts";
+import { metaModelSourceFields } from "./meta-model-source.ts";
 import { metaModelResolvers } from "./meta-models.ts";
+import { moduleFields } from "./module.ts";
+import { moduleLineageFields } from "./module-lineage.ts";
 import { nodeResolvers } from "./node.ts";
+import { runFields } from "./run.ts";
 import { runEventResolvers } from "./run-event.ts";
 import { runEventsResolvers } from "./run-events.ts";
 import { runMutationResolvers } from "./run-mutations.ts";
@@ -27,7 +40,7 @@ const DateTime = new GraphQLScalarType({
   parseLiteral: (ast) => (ast.kind === Kind.STRING ? new Date(ast.value) : null),
 });
 
-export const resolvers = {
+export const resolvers: Resolvers = {
   DateTime,
   JSON: JSONScalar,
   Node: nodeResolvers.Node,
@@ -55,14 +68,14 @@ export const resolvers = {
   },
   Architecture: architectureResolvers.Architecture,
   Dataset: datasetResolvers.Dataset,
-  Run: runResolvers.Run,
-  Module: runResolvers.Module,
-  ModuleLineage: runResolvers.ModuleLineage,
-  Job: runResolvers.Job,
-  Artifact: runResolvers.Artifact,
+  Run: runFields,
+  Module: moduleFields,
+  ModuleLineage: moduleLineageFields,
+  Job: jobFields,
+  Artifact: artifactFields,
   ...runEventResolvers,
-  MetaModel: { ...runResolvers.MetaModel, ...metaModelResolvers.MetaModel },
-  MetaModelSource: metaModelResolvers.MetaModelSource,
+  MetaModel: metaModelFields,
+  MetaModelSource: metaModelSourceFields,
   WorkerToken: workerTokenResolvers.WorkerToken,
   ApiToken: authResolvers.ApiToken,
   Project: authResolvers.Project,

@@ -8,9 +8,8 @@
  *    blocks, its embeddings, norm and head.
  * Either way the weights go into the artifact store so workers anywhere can fetch them, and the
  * row records where they came from (`source`) and the full config.
- *
- * Also the MetaModel fields read from those two columns.
  */
+
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -18,6 +17,7 @@ import { loadWeights } from "../../engine/checkpoint/checkpoint.ts";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import { type VitConfig, vitParamSpecs } from "../../engine/models/vit.ts";
 import { configFromWeights } from "../../engine/models/vit-weights.ts";
+import type { MutationResolvers } from "../../generated/graphql.ts";
 import type { MetaModel } from "../../generated/prisma/client.ts";
 import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import {
@@ -151,26 +151,6 @@ async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Pr
   }
 }
 
-/** Rows written before `source` existed: a pre-training run is still known from sourceRunId. */
-function sourceOf(m: MetaModel): MetaModelSource | null {
-  if (m.source) return m.source as unknown as MetaModelSource;
-  return m.sourceRunId ? { kind: "pretrain-run", runId: m.sourceRunId } : null;
-}
-
-const ORIGIN = { "pretrain-run": "PRETRAIN_RUN", registered: "REGISTERED", imported: "IMPORTED" } as const;
-
-/** An IMPORTED-only field of MetaModelSource: null for the other origins. */
-const importedOnly =
-  <T>(read: (s: Extract<MetaModelSource, { kind: "imported" }>) => T) =>
-  (s: MetaModelSource): T | null =>
-    s.kind === "imported" ? read(s) : null;
-
-/** A config field of the row (null for rows written before `config` existed). */
-const configField =
-  <K extends keyof VitConfig>(key: K) =>
-  (m: MetaModel): VitConfig[K] | null =>
-    (m.config as unknown as VitConfig | null)?.[key] ?? null;
-
 export const metaModelResolvers = {
   Mutation: {
     registerMetaModel: (_: unknown, { input }: { input: RegisterMetaModelInput }, ctx: ApiContext) =>
@@ -178,26 +158,4 @@ export const metaModelResolvers = {
     importMetaModel: (_: unknown, { input }: { input: ImportMetaModelInput }, ctx: ApiContext) =>
       importMetaModel(input, ctx),
   },
-  MetaModel: {
-    source: sourceOf,
-    channels: configField("channels"),
-    numClasses: configField("numClasses"),
-    mlpRatio: configField("mlpRatio"),
-    qkvBias: configField("qkvBias"),
-  },
-  MetaModelSource: {
-    origin: (s: MetaModelSource) => ORIGIN[s.kind],
-    run: (s: MetaModelSource, _: unknown, ctx: ApiContext) =>
-      s.kind === "pretrain-run" ? ctx.loaders.run.load(s.runId) : null,
-    file: (s: MetaModelSource) =>
-      s.kind === "pretrain-run" ? null : { fileName: s.fileName, sha256: s.sha256 },
-    format: (s: MetaModelSource) =>
-      s.kind === "imported" ? s.format.toUpperCase() : s.kind === "registered" ? "SAFETENSORS" : null,
-    externalData: importedOnly((s) => s.externalData ?? []),
-    strippedPrefix: importedOnly((s) => s.strippedPrefix),
-    sourceDepth: importedOnly((s) => s.depth),
-    blocks: importedOnly((s) => s.blocks),
-    sourceNumClasses: importedOnly((s) => s.sourceNumClasses),
-    headReset: importedOnly((s) => s.headReset),
-  },
-};
+} satisfies { Mutation: MutationResolvers };

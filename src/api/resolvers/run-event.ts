@@ -3,12 +3,17 @@
  * (src/platform/events/run-event.ts), so each type's fields are plain properties; only the
  * links (a job) and the enum spellings of nested values need a resolver.
  */
-import type { RunEvent, RunEventOf } from "../../platform/events/run-event.ts";
-import type { ApiContext } from "../context.ts";
+import type {
+  JobStartedResolvers,
+  JobStateChangedResolvers,
+  ResolversTypes,
+  RunEventResolvers,
+} from "../../generated/graphql.ts";
+import type { RunEvent } from "../../platform/events/run-event.ts";
 import { dataStatsOut } from "./data-stats.ts";
 
 /** The GraphQL type of each event type. */
-const TYPE_NAMES: Record<RunEvent["type"], string> = {
+const TYPE_NAMES = {
   RUN_STATE: "RunStateChanged",
   JOB_STATE: "JobStateChanged",
   MODULE_STATE: "ModuleStateChanged",
@@ -17,16 +22,20 @@ const TYPE_NAMES: Record<RunEvent["type"], string> = {
   METRIC: "EvaluationResult",
   ARTIFACT: "ArtifactProduced",
   LOG: "LogMessage",
-};
+} as const satisfies Record<RunEvent["type"], keyof ResolversTypes>;
 
 export const runEventResolvers = {
   RunEvent: {
-    __resolveType: (event: RunEvent) => TYPE_NAMES[event.type],
+    __resolveType: (event) => TYPE_NAMES[event.type],
   },
   JobStateChanged: {
-    job: (event: RunEventOf<"JOB_STATE">, _: unknown, ctx: ApiContext) => ctx.loaders.job.load(event.jobId),
+    job: (event, _, ctx) => ctx.loaders.job.load(event.jobId),
   },
   JobStarted: {
-    dataStats: (event: RunEventOf<"JOB_STARTED">) => dataStatsOut(event.data),
+    dataStats: (event) => dataStatsOut(event.data),
   },
+} satisfies {
+  RunEvent: RunEventResolvers;
+  JobStateChanged: JobStateChangedResolvers;
+  JobStarted: JobStartedResolvers;
 };

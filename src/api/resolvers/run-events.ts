@@ -1,4 +1,6 @@
 import { GraphQLError } from "graphql";
+import type { SubscriptionResolvers } from "../../generated/graphql.ts";
+import type { RunEvent } from "../../platform/events/run-event.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId } from "../global-id.ts";
 
@@ -14,7 +16,7 @@ interface RunEventsArgs {
  * subscriber waiting for the run's next event (forever on a quiet run, and on shutdown until
  * the hub fails it, as an unhandled rejection). This forwards `return()` at once.
  */
-function asPayloads(events: AsyncIterableIterator<unknown>): AsyncIterableIterator<{ runEvents: unknown }> {
+function asPayloads(events: AsyncIterableIterator<RunEvent>): AsyncIterableIterator<{ runEvents: RunEvent }> {
   const done = { value: undefined, done: true } as const;
   return {
     async next() {
@@ -53,4 +55,4 @@ export const runEventsResolvers = {
       },
     },
   },
-};
+} satisfies { Subscription: SubscriptionResolvers };

@@ -2,12 +2,15 @@
  * startRun, cancelRun, retryModule: validate, write the rows, then hand over to the scheduler
  * (`ctx.dispatcher`). Mistakes in the input come back as userErrors naming the field.
  */
+
 import { GraphQLError } from "graphql";
+import type { MutationResolvers } from "../../generated/graphql.ts";
 import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../generated/prisma/client.ts";
 import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
-import { metaModelConfig, targetConfig } from "../../platform/dispatch/plan.ts";
+import { targetConfig } from "../../platform/dispatch/plan.ts";
+import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
 import { IllegalTransition } from "../../platform/state/machine.ts";
 import type { ApiContext } from "../context.ts";
@@ -77,7 +80,7 @@ function checkRecipe(input: StartRunInput, errors: UserError[]): void {
  */
 function checkMetaModel(meta: MetaModel, arch: Architecture, errors: UserError[]): void {
   const target = targetConfig(arch);
-  for (const reason of metaIncompatibility(target, metaModelConfig(meta, target), arch.moduleSplit.length)) {
+  for (const reason of metaIncompatibility(target, metaModelConfig(meta), arch.moduleSplit.length)) {
     errors.push(
       userError(
         ["input", "metaModelId"],
@@ -257,4 +260,4 @@ export const runMutationResolvers = {
       return { module: await ctx.db.module.findUnique({ where: { id: module.id } }), userErrors: [] };
     },
   },
-};
+} satisfies { Mutation: MutationResolvers };

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { GraphQLError } from "graphql";
+import type { SubscriptionResolvers } from "../../generated/graphql.ts";
 
 const MIN_INTERVAL_MS = 10;
 
@@ -29,4 +30,4 @@ export const serverTimeResolvers = {
       },
     },
   },
-};
+} satisfies { Subscription: SubscriptionResolvers };

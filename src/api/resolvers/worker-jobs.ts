@@ -7,9 +7,11 @@
  * the worker passes back with every call about the job; a token can only use leases of its own
  * workers.
  */
-import type { WorkerToken } from "../../generated/prisma/client.ts";
+import type { JobArtifactInput, MutationResolvers, WorkerCommand } from "../../generated/graphql.ts";
+import type { Job, WorkerToken } from "../../generated/prisma/client.ts";
 import type { JobResult } from "../../incubation/job.ts";
 import {
+  type HeartbeatAnswer,
   type Holder,
   JobNotHeldError,
   PRODUCED_ARTIFACT_KINDS,
@@ -22,6 +24,12 @@ import { type UserError, userError } from "../user-errors.ts";
 import { requireWorker } from "../worker-auth.ts";
 
 const SHA256 = /^[0-9a-f]{64}$/;
+
+const COMMAND = {
+  continue: "CONTINUE",
+  cancel: "CANCEL",
+  taken_over: "TAKEN_OVER",
+} as const satisfies Record<HeartbeatAnswer, WorkerCommand>;
 
 function encodeLease(h: Holder): string {
   return Buffer.from(JSON.stringify([toGlobalId("Job", h.jobId), h.attempt, h.workerId])).toString(
@@ -137,7 +145,7 @@ export const workerJobResolvers = {
       if (!claimed) return { claimed: null, userErrors: [] };
       return {
         claimed: {
-          job: await ctx.db.job.findUnique({ where: { id: claimed.jobId } }),
+          job: await ctx.db.job.findUniqueOrThrow({ where: { id: claimed.jobId } }),
           lease: encodeLease({ jobId: claimed.jobId, workerId, attempt: claimed.attempt }),
           attempt: claimed.attempt,
           spec: claimed.spec,
@@ -150,8 +158,8 @@ export const workerJobResolvers = {
     },
 
     heartbeatJob: (_: unknown, { input }: { input: { lease: string } }, ctx: ApiContext) =>
-      withLease(ctx, input.lease, { command: null as string | null }, async (holder, lifecycle) => ({
-        command: (await lifecycle.heartbeat(holder)).toUpperCase(),
+      withLease(ctx, input.lease, { command: null as WorkerCommand | null }, async (holder, lifecycle) => ({
+        command: COMMAND[await lifecycle.heartbeat(holder)],
       })),
 
     recordJobEvents: (
@@ -187,13 +195,13 @@ export const workerJobResolvers = {
 
     completeJob: (
       _: unknown,
-      { input }: { input: { lease: string; result: unknown; artifacts: ProducedArtifact[] } },
+      { input }: { input: { lease: string; result: unknown; artifacts: JobArtifactInput[] } },
       ctx: ApiContext,
     ) => {
       const check = async () => {
         const errors: UserError[] = [];
         for (const [i, a] of input.artifacts.entries()) {
-          if (!PRODUCED_ARTIFACT_KINDS.includes(a.kind)) {
+          if (!(PRODUCED_ARTIFACT_KINDS as readonly string[]).includes(a.kind)) {
             errors.push(
               userError(
                 ["input", "artifacts", String(i), "kind"],
@@ -211,9 +219,11 @@ export const workerJobResolvers = {
       return withLease(
         ctx,
         input.lease,
-        { job: null as unknown },
+        { job: null as Job | null },
         async (holder, lifecycle) => {
-          await lifecycle.complete(holder, input.result as JobResult, input.artifacts);
+          // check() accepted only PRODUCED_ARTIFACT_KINDS
+          const artifacts = input.artifacts as ProducedArtifact[];
+          await lifecycle.complete(holder, input.result as JobResult, artifacts);
           return { job: await ctx.db.job.findUnique({ where: { id: holder.jobId } }) };
         },
         check,
@@ -229,4 +239,4 @@ export const workerJobResolvers = {
         lifecycle.fail(holder, input.message, input.permanent),
       ),
   },
-};
+} satisfies { Mutation: MutationResolvers };

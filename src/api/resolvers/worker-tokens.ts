@@ -1,4 +1,5 @@
 /** Worker tokens: create (secret shown once), revoke, list; and the token a worker call carries. */
+import type { MutationResolvers, QueryResolvers, WorkerTokenResolvers } from "../../generated/graphql.ts";
 import type { WorkerToken } from "../../generated/prisma/client.ts";
 import { createWorkerToken, workerTokenInputProblem } from "../../platform/auth/worker-tokens.ts";
 import type { ApiContext } from "../context.ts";
@@ -75,4 +76,4 @@ export const workerTokenResolvers = {
   WorkerToken: {
     id: (t: WorkerToken) => toGlobalId("WorkerToken", t.id),
   },
-};
+} satisfies { Query: QueryResolvers; Mutation: MutationResolvers; WorkerToken: WorkerTokenResolvers };

@@ -6,13 +6,19 @@
  * everything else — frozen parameters, data preprocessing, branches the loss does not see — gets
  * no backward work. A frozen parameter simply isn't in `wrt`: it receives no gradient, yet
  * gradients flow *through* the ops that use it to whatever earlier trainable values feed them.
+ *
+ * A gradient the engine cannot compute is an error, never a silent zero: an op on such a path
+ * whose table entry is `noRule(…)` (or that has no entry), or a rule that returns nothing for an
+ * input that needs a gradient, throws, naming the op and the values. Ops marked `ZERO_GRADIENT`
+ * (comparisons, argMax, sign, dimSize, stopGradient) stop gradients as they should, and inputs
+ * that are not float (indices, labels, conditions) never need one.
  */
 import type { GraphBuilder } from "../ir/builder.ts";
 import { isFloatDType } from "../ir/dtype.ts";
 import type { Node, Value } from "../ir/graph.ts";
 import type { OpName } from "../ir/ops.ts";
 import { formatShape, shapesEqual } from "../ir/shape.ts";
-import { NONDIFFERENTIABLE, VJP_RULES, type VjpRule } from "./rules.ts";
+import { VJP_RULES, type VjpEntry, type VjpRule, ZERO_GRADIENT } from "./rules.ts";
 
 export interface GradientOptions {
   /** Gradient of the final objective w.r.t. `loss` (default: 1, which requires a scalar loss). */
@@ -46,12 +52,15 @@ export function gradients(
     if (!needs) continue;
     const dy = node.outputs.map((v) => grads.get(v));
     if (dy.every((g) => g === undefined)) continue;
-    const rule = VJP_RULES[node.op] as VjpRule<OpName>;
+    const rule = entryOf(node) as VjpRule<OpName>; // activeNodes let only rules through
     const dx = rule({ b, node, x: node.inputs, y: node.outputs, dy, needs });
     node.inputs.forEach((input, j) => {
       if (!needs[j]) return;
       const g = dx[j];
-      if (!g) return;
+      if (!g)
+        throw new Error(
+          `gradients: the VJP rule of ${node.op} gave no gradient for its input ${j} ${input}, which needs one`,
+        );
       checkGradient(node, j, input, g);
       const prev = grads.get(input);
       grads.set(input, prev ? b.add(prev, g) : g);
@@ -68,7 +77,7 @@ export function gradients(
 function activeNodes(nodes: readonly Node[], loss: Value, wrt: readonly Value[]): Map<Node, boolean[]> {
   const dependsOnWrt = new Set<Value>(wrt);
   for (const n of nodes) {
-    if (VJP_RULES[n.op] === NONDIFFERENTIABLE) continue;
+    if (entryOf(n) === ZERO_GRADIENT) continue;
     if (n.inputs.some((v) => dependsOnWrt.has(v)))
       for (const out of n.outputs) if (isFloatDType(out.dtype)) dependsOnWrt.add(out);
   }
@@ -76,15 +85,29 @@ function activeNodes(nodes: readonly Node[], loss: Value, wrt: readonly Value[])
   const active = new Map<Node, boolean[]>();
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
-    if (!n.outputs.some((v) => feedsLoss.has(v)) || VJP_RULES[n.op] === NONDIFFERENTIABLE) continue;
+    const entry = entryOf(n);
+    if (!n.outputs.some((v) => feedsLoss.has(v)) || entry === ZERO_GRADIENT) continue;
     const needs = n.inputs.map((v) => dependsOnWrt.has(v));
     if (!needs.some(Boolean)) continue;
+    if (typeof entry !== "function") {
+      const out = n.outputs.find((v) => feedsLoss.has(v))!;
+      const input = n.inputs[needs.indexOf(true)]!;
+      throw new Error(
+        `gradients: cannot differentiate through ${n.op} (output ${out}, which the loss depends on, ` +
+          `from input ${input}): ${entry?.noRule ?? "no VJP rule for this op"}`,
+      );
+    }
     active.set(n, needs);
     n.inputs.forEach((v, j) => {
       if (needs[j]) feedsLoss.add(v);
     });
   }
   return active;
+}
+
+/** The table entry of a node's op; undefined only for an op missing from the table. */
+function entryOf(n: Node): VjpEntry<OpName> | undefined {
+  return VJP_RULES[n.op] as VjpEntry<OpName> | undefined;
 }
 
 function checkGradient(node: Node, index: number, input: Value, g: Value): void {

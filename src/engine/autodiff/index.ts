@@ -1,3 +1,3 @@
 export { keepDimsShape, sumToShape, unreduce } from "./broadcast.ts";
 export { type GradientOptions, gradients } from "./gradients.ts";
-export { NONDIFFERENTIABLE, VJP_RULES, type VjpArgs, type VjpRule } from "./rules.ts";
+export { type NoRule, VJP_RULES, type VjpArgs, type VjpEntry, type VjpRule, ZERO_GRADIENT } from "./rules.ts";

@@ -29,8 +29,26 @@ export interface VjpArgs<K extends OpName> {
 
 export type VjpRule<K extends OpName> = (args: VjpArgs<K>) => (Value | undefined)[];
 
-/** Ops whose outputs carry no gradient (piecewise constant, integer-valued, or by definition). */
-export const NONDIFFERENTIABLE = "nondifferentiable" as const;
+/**
+ * Ops whose outputs rightly carry no gradient: comparisons and argMax (bool / int outputs),
+ * dimSize and full (no dependence on input data), sign (zero wherever defined), stopGradient (by
+ * definition). Gradients stop there and the traversal goes on.
+ */
+export const ZERO_GRADIENT = "zero-gradient" as const;
+
+/**
+ * An op that has a derivative the engine does not compute. Differentiating through it — a path
+ * from a differentiated value through the op to the loss — throws (gradients.ts), naming the op
+ * and the values, instead of leaving the gradient silently zero.
+ */
+export interface NoRule {
+  readonly noRule: string;
+}
+
+const noRule = (reason: string): NoRule => ({ noRule: reason });
+
+/** One entry of the table. */
+export type VjpEntry<K extends OpName> = VjpRule<K> | typeof ZERO_GRADIENT | NoRule;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
@@ -45,7 +63,7 @@ function when(need: boolean | undefined, f: () => Value): Value | undefined {
   return need ? f() : undefined;
 }
 
-export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE } = {
+export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
   // ---- elementwise binary (broadcast gradients are summed back to the operand's shape) ------
   add: ({ b, x: [a, c], dy: [g], needs }) => [
     when(needs[0], () => sumToShape(b, g!, a!.shape)),
@@ -84,9 +102,9 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
       when(needs[1], () => sumToShape(b, b.where(cWins, g!, 0), c!.shape)),
     ];
   },
-  equal: NONDIFFERENTIABLE,
-  less: NONDIFFERENTIABLE,
-  greater: NONDIFFERENTIABLE,
+  equal: ZERO_GRADIENT,
+  less: ZERO_GRADIENT,
+  greater: ZERO_GRADIENT,
 
   // ---- elementwise unary -------------------------------------------------------------------
   neg: ({ b, dy: [g] }) => [b.neg(g!)],
@@ -99,7 +117,7 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
   relu: ({ b, y: [y], dy: [g] }) => [b.where(b.greater(y!, 0), g!, 0)],
   sigmoid: ({ b, y: [y], dy: [g] }) => [b.mul(g!, b.mul(y!, b.sub(1, y!)))],
   abs: ({ b, x: [x], dy: [g] }) => [b.mul(g!, b.sign(x!))],
-  sign: NONDIFFERENTIABLE,
+  sign: ZERO_GRADIENT,
   // GELU(x) = x·Φ(x):  d/dx = Φ(x) + x·φ(x),  Φ = ½(1 + erf(x/√2)),  φ = e^{−x²/2}/√(2π).
   // With u = x/√2:  Φ + x·φ = ½·(1 + erf(u) + √(2/π)·x/e^{u²}) — ten elementwise passes, one
   // fewer than the textbook form (x/e^{u²} → 0 correctly when e^{u²} overflows).
@@ -109,7 +127,7 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
     return [b.mul(b.mul(g!, b.add(b.add(b.erf(u), xPdf), 1)), 0.5)];
   },
   identity: ({ dy: [g] }) => [g],
-  stopGradient: NONDIFFERENTIABLE,
+  stopGradient: ZERO_GRADIENT,
   where: ({ b, x: [c, a, e], dy: [g], needs }) => [
     undefined,
     when(needs[1], () => sumToShape(b, b.where(c!, g!, 0), a!.shape)),
@@ -216,7 +234,7 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
   reduceSumSquare: ({ b, node, x: [x], dy: [g] }) => [
     b.mul(b.mul(x!, 2), unreduce(b, g!, x!.shape, node.attrs.axes)),
   ],
-  argMax: NONDIFFERENTIABLE,
+  argMax: ZERO_GRADIENT,
   cumSum: ({ b, node, dy: [g] }) => [b.cumSum(g!, node.attrs.axis, !node.attrs.reverse)],
 
   // ---- layout ------------------------------------------------------------------------------
@@ -286,8 +304,8 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
     when(needs[2], () => b.gather(g!, idx!, node.attrs.axis)),
   ],
   expand: ({ b, x: [x], dy: [g] }) => [sumToShape(b, g!, x!.shape)],
-  full: NONDIFFERENTIABLE,
-  dimSize: NONDIFFERENTIABLE,
+  full: ZERO_GRADIENT,
+  dimSize: ZERO_GRADIENT,
 
   // ---- losses ------------------------------------------------------------------------------
   // d/dlogits = (softmax − target)·g/B with target = (1−ε)·onehot + ε/C
@@ -330,5 +348,7 @@ export const VJP_RULES: { [K in OpName]: VjpRule<K> | typeof NONDIFFERENTIABLE }
     ];
   },
 
-  loop: NONDIFFERENTIABLE,
+  loop: noRule(
+    "gradients through a Loop are not implemented (differentiate inside the body, as compileTrainLoop does)",
+  ),
 };

@@ -89,7 +89,7 @@ export class GraphBuilder {
    * Apply an op: checks arity and types with the op table, creates the node, returns its outputs.
    * Values from enclosing graphs are captured automatically (loop bodies read outer tensors).
    */
-  apply<K extends OpName>(op: K, inputs: readonly Value[], attrs: OpAttrs[K]): Value[] {
+  apply<K extends OpName>(op: K, inputs: readonly Value[], attrs: OpAttrs<Graph>[K]): Value[] {
     const def = OPS[op];
     const ins = inputs.map((v) => this.local(v));
     const describe = () => ins.map((v) => `${v.dtype}${formatShape(v.shape)}`).join(", ");
@@ -111,7 +111,7 @@ export class GraphBuilder {
     return node.outputs;
   }
 
-  private one<K extends OpName>(op: K, inputs: readonly Value[], attrs: OpAttrs[K]): Value {
+  private one<K extends OpName>(op: K, inputs: readonly Value[], attrs: OpAttrs<Graph>[K]): Value {
     return this.apply(op, inputs, attrs)[0]!;
   }
 

@@ -8,7 +8,7 @@
  * and are serialised by referring to the outer value's name, as ONNX subgraphs do.
  */
 import type { DType, TensorData } from "./dtype.ts";
-import type { OpAttrs, OpName } from "./ops.ts";
+import type { OpAttrs, OpName } from "./ops.ts"; // ops.ts does not import this file
 import type { Shape } from "./shape.ts";
 
 export type ValueKind = "input" | "constant" | "node" | "capture";
@@ -46,7 +46,7 @@ export class Node<K extends OpName = OpName> {
     readonly id: number,
     readonly op: K,
     readonly inputs: readonly Value[],
-    readonly attrs: OpAttrs[K],
+    readonly attrs: OpAttrs<Graph>[K],
   ) {}
 }
 

@@ -11,7 +11,6 @@
  * and a builder method. The type checker refuses a table that misses one of them.
  */
 import { type DType, isFloatDType } from "./dtype.ts";
-import type { Graph } from "./graph.ts";
 import {
   broadcastShapes,
   type Dim,
@@ -34,7 +33,17 @@ interface ReduceAttrs {
   keepDims: boolean;
 }
 
-export interface OpAttrs {
+/**
+ * What shape inference needs of a loop body. A body is a `Graph` (graph.ts), which has this
+ * shape; nodes carry `OpAttrs<Graph>`. Structural on purpose: graph.ts imports this file for the
+ * attribute table, so this file does not import graph.ts.
+ */
+export interface LoopBody {
+  readonly inputs: readonly TensorType[];
+  readonly outputs: readonly { readonly value: TensorType }[];
+}
+
+export interface OpAttrs<Body extends LoopBody = LoopBody> {
   // elementwise binary, numpy broadcasting, same dtype (pow: float only)
   add: NoAttrs;
   sub: NoAttrs;
@@ -107,7 +116,7 @@ export interface OpAttrs {
   bceWithLogits: NoAttrs;
   // control flow
   /** runs `body` `steps` times; inputs are the initial loop-carried values */
-  loop: { steps: number; body: Graph };
+  loop: { steps: number; body: Body };
 }
 
 export type OpName = keyof OpAttrs;
@@ -481,9 +490,11 @@ export const OPS: { [K in OpName]: OpDef<K> } = {
         if (
           t.dtype !== b.dtype ||
           !t.shape.every((d, j) => dimsEqual(d, b.shape[j]!)) ||
-          t.shape.length !== b.rank
+          t.shape.length !== b.shape.length
         )
-          fail(`carried value ${i}: initial ${t.dtype}${formatShape(t.shape)} vs body ${b}`);
+          fail(
+            `carried value ${i}: initial ${t.dtype}${formatShape(t.shape)} vs body ${b.dtype}${formatShape(b.shape)}`,
+          );
       });
       const outs = body.outputs.slice(1).map((o) => o.value);
       return outs.map((v, i) =>

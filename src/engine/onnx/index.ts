@@ -1,10 +1,4 @@
 export { LOWERINGS } from "./lower.ts";
+export { type LowerContext, MS_DOMAIN } from "./lower-context.ts";
 export { ONNX_DTYPE, onnx } from "./proto.ts";
-export {
-  IR_VERSION,
-  type LowerContext,
-  MS_DOMAIN,
-  OPSET,
-  type SerializeOptions,
-  toOnnxModel,
-} from "./serialize.ts";
+export { IR_VERSION, OPSET, type SerializeOptions, toOnnxModel } from "./serialize.ts";

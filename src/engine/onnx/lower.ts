@@ -15,11 +15,11 @@
  */
 
 import { type DType, isFloatDType } from "../ir/dtype.ts";
-import type { Graph, Node } from "../ir/graph.ts";
+import type { Node } from "../ir/graph.ts";
 import type { OpName } from "../ir/ops.ts";
 import { isStaticDim, normAxis } from "../ir/shape.ts";
+import { type LowerContext, MS_DOMAIN } from "./lower-context.ts";
 import { attr, ONNX_DTYPE, tensorProto } from "./proto.ts";
-import { type LowerContext, MS_DOMAIN } from "./serialize.ts";
 
 type Lowering<K extends OpName> = (ctx: LowerContext, node: Node<K>, ins: string[], outs: string[]) => void;
 
@@ -312,7 +312,7 @@ export const LOWERINGS: { [K in OpName]: Lowering<K> } = {
       );
   },
   loop: (ctx, n, ins, outs) => {
-    const body = ctx.subgraph(n.attrs.body as Graph);
+    const body = ctx.subgraph(n.attrs.body);
     const trip = ctx.constInt64([n.attrs.steps], true);
     const cond = ctx.constScalar(1, "bool");
     ctx.emit("Loop", [trip, cond, ...ins], outs, [attr.graph("body", body)]);

@@ -14,6 +14,7 @@ import { allocData } from "../ir/dtype.ts";
 import type { Graph, Node, Value } from "../ir/graph.ts";
 import { type Dim, formatShape, isStaticDim, parseDim, type Shape } from "../ir/shape.ts";
 import { LOWERINGS } from "./lower.ts";
+import { type LowerContext, MS_DOMAIN } from "./lower-context.ts";
 import {
   type AttributeProto,
   attr,
@@ -29,7 +30,6 @@ import {
 
 export const OPSET = 17;
 export const IR_VERSION = 8;
-export const MS_DOMAIN = "com.microsoft";
 
 export interface SerializeOptions {
   /** Allow com.microsoft contrib ops (Gelu, FusedMatMul) in float32 lowerings. Default true. */
@@ -60,29 +60,6 @@ export function toOnnxModel(graph: Graph, opts: SerializeOptions = {}): Uint8Arr
   const opsets = [{ domain: "", version: OPSET }];
   if (ctx.usedMsDomain()) opsets.push({ domain: MS_DOMAIN, version: 1 });
   return encodeModel(proto, opsets, IR_VERSION);
-}
-
-/** What a lowering sees: names of IR values, and helpers that emit ONNX nodes and constants. */
-export interface LowerContext {
-  readonly contribOps: boolean;
-  name(v: Value): string;
-  /** Emit one ONNX node; returns its output names (fresh temporaries when `outputs` is a count). */
-  emit(
-    opType: string,
-    inputs: string[],
-    outputs: string[] | number,
-    attrs?: AttributeProto[],
-    domain?: string,
-  ): string[];
-  /** Shorthand for a single-output node. */
-  op(opType: string, inputs: string[], attrs?: AttributeProto[], domain?: string): string;
-  constInt64(values: readonly number[], scalar?: boolean): string;
-  constScalar(x: number, dtype: DType): string;
-  /** A 1-D int64 tensor holding `shape`, resolving symbolic dims at run time. */
-  shapeTensor(shape: Shape): string;
-  /** A Reshape target: -1 stands for a single symbolic dim (cheaper than reading shapes). */
-  reshapeTarget(shape: Shape): string;
-  subgraph(g: Graph): GraphProto;
 }
 
 class GraphLowering implements LowerContext {

@@ -7,9 +7,10 @@
  */
 import type { DatasetSpec } from "../../data/registry.ts";
 import { VIT_DEFAULTS, type VitConfig, validateVitConfig } from "../../engine/models/vit.ts";
-import type { Architecture, Dataset, MetaModel, Run } from "../../generated/prisma/client.ts";
+import type { Architecture, Dataset, Run } from "../../generated/prisma/client.ts";
 import type { JobSpec } from "../../incubation/job.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
+import { datasetSpecOf } from "../db/json-columns.ts";
 
 export const ARTIFACT_REF = "artifact:";
 export const artifactRef = (sha256: string) => `${ARTIFACT_REF}${sha256}`;
@@ -38,30 +39,9 @@ export function targetConfig(arch: Architecture): VitConfig {
   });
 }
 
-/**
- * A meta model's architecture, as the jobs that read it need it: the row's stored config, or
- * for rows from before that column, the row's width, heads, patch, image size and K blocks on the
- * target's remaining fields. Its width (and MLP ratio) may differ from the target's; the rest is
- * checked by `metaIncompatibility`.
- */
-export function metaModelConfig(meta: MetaModel, target: VitConfig): VitConfig {
-  const stored = meta.config as Partial<VitConfig> | null;
-  return {
-    ...target,
-    width: meta.width,
-    heads: meta.heads,
-    patchSize: meta.patchSize,
-    imageSize: meta.imageSize,
-    depth: meta.numModules,
-    ...(stored ?? {}),
-    dropPathRate: 0,
-  };
-}
-
 function datasetSpecs(dataset: Dataset): { train: DatasetSpec; eval?: DatasetSpec } {
-  const spec = dataset.options as unknown as DatasetSpec;
-  const train = { ...spec, split: "train" } as DatasetSpec;
-  if (dataset.testSize > 0) return { train, eval: { ...spec, split: "test" } as DatasetSpec };
+  const train = datasetSpecOf(dataset, { split: "train" });
+  if (dataset.testSize > 0) return { train, eval: datasetSpecOf(dataset, { split: "test" }) };
   return { train };
 }
 

@@ -12,7 +12,6 @@
  */
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
-import type { Dispatcher } from "./dispatcher.ts";
 
 /** `now() - staleAfterMs` on the database's clock: heartbeats older than this are stale. */
 export async function staleCutoff(db: Db, staleAfterMs: number): Promise<Date> {
@@ -22,7 +21,8 @@ export async function staleCutoff(db: Db, staleAfterMs: number): Promise<Date> {
 }
 
 export interface StaleJobSweepOptions {
-  dispatcher: Pick<Dispatcher, "failStaleJobs">;
+  /** `Dispatcher` (named structurally: dispatcher.ts imports this file for `staleCutoff`). */
+  dispatcher: { failStaleJobs(staleAfterMs: number): Promise<string[]> };
   /** For the connectivity probe that opens each sweep. */
   db: Db;
   staleAfterMs: number;

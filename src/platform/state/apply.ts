@@ -15,7 +15,6 @@ import type { Db } from "../db/client.ts";
 import {
   e2eSpec,
   finetuneSpec,
-  metaModelConfig,
   modularSpec,
   pretrainSpec,
   type RunContext,
@@ -24,7 +23,7 @@ import {
 } from "../dispatch/plan.ts";
 import { appendRunEventsInTx } from "../events/event-log.ts";
 import type { Logger } from "../logger.ts";
-import { metaModelColumns } from "../meta-model-source.ts";
+import { metaModelColumns, metaModelConfig } from "../meta-model-source.ts";
 import { placementOfJob, queueOfJob } from "../queue/placement.ts";
 import { ensureTrainQueue, type TrainMessage } from "../queue/queue.ts";
 import { type NewJob, type Occurrence, type RunSnapshot, type Transition, transition } from "./machine.ts";
@@ -267,7 +266,7 @@ async function metaWeightsOf(tx: Tx, ctx: LoadedRun): Promise<{ sha256: string; 
       include: { checkpoint: true },
     });
     if (!meta.checkpoint) throw new Error(`meta model ${meta.name} has no weights artifact`);
-    return { sha256: meta.checkpoint.sha256, config: metaModelConfig(meta, targetConfig(ctx.architecture)) };
+    return { sha256: meta.checkpoint.sha256, config: metaModelConfig(meta) };
   }
   const pretrain = ctx.jobRows.findLast((j) => j.stage === "PRETRAIN" && j.state === JobState.SUCCEEDED);
   // The PRETRAIN job may have succeeded in this very transaction: look it up afresh.

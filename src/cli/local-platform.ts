@@ -2,18 +2,21 @@
  * The whole platform in one process, as `npm start` / `incubator serve` / `incubator demo` run
  * it: database (external or embedded) and migrations, the job queue and dispatcher, the GraphQL
  * API, and local training workers (each job still runs in its own child process).
+ *
+ * It composes the platform with the API server, so it lives here at the top of the layering
+ * (engine ← data ← incubation ← platform ← api ← cli), not in src/platform.
  */
 import { join, resolve } from "node:path";
 import { type ApiServer, type ApiServerOptions, startApiServer } from "../api/server.ts";
-import { LocalArtifactStore } from "./artifacts/store.ts";
-import { shardCacheDir } from "./config/config.ts";
-import { Dispatcher } from "./dispatch/dispatcher.ts";
-import { startStaleJobSweep } from "./dispatch/stale-sweep.ts";
-import type { Logger } from "./logger.ts";
-import { openPlatform, type Platform } from "./platform.ts";
-import { openQueue } from "./queue/queue.ts";
-import { JobLifecycle } from "./worker/job-lifecycle.ts";
-import { startWorker } from "./worker/start.ts";
+import { LocalArtifactStore } from "../platform/artifacts/store.ts";
+import { shardCacheDir } from "../platform/config/config.ts";
+import { Dispatcher } from "../platform/dispatch/dispatcher.ts";
+import { startStaleJobSweep } from "../platform/dispatch/stale-sweep.ts";
+import type { Logger } from "../platform/logger.ts";
+import { openPlatform, type Platform } from "../platform/platform.ts";
+import { openQueue } from "../platform/queue/queue.ts";
+import { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
+import { startWorker } from "../platform/worker/start.ts";
 
 export interface LocalPlatformOptions {
   databaseUrl?: string | undefined;
