@@ -7,10 +7,22 @@
 import type { CodegenConfig } from "@graphql-codegen/cli";
 
 /** Object types whose resolvers get a Prisma row of the same name. */
-const ROWS = ["Architecture", "Artifact", "Dataset", "Job", "MetaModel", "Module", "Run", "WorkerToken"];
+const ROWS = [
+  "Architecture",
+  "Artifact",
+  "Dataset",
+  "Job",
+  "MetaModel",
+  "Module",
+  "Project",
+  "Run",
+  "WorkerToken",
+];
 
 /** Other object types whose resolvers get something else than the GraphQL shape (src/api/parents.ts). */
 const PARENTS = [
+  "ApiToken",
+  "ApiTokenConnection",
   "ArchitectureConnection",
   "ArtifactProduced",
   "DatasetConnection",

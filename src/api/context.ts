@@ -4,6 +4,7 @@ import type { Db } from "../platform/db/client.ts";
 import type { RunEventHub } from "../platform/events/event-hub.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
+import type { Principal } from "./auth/principal.ts";
 import type { Loaders } from "./loaders.ts";
 
 /**
@@ -28,6 +29,7 @@ export const noopDispatcher: RunDispatcher = {
 };
 
 export interface ApiContext {
+  /** The database, limited to the caller's projects (auth/scope.ts). */
   db: Db;
   /** This request's id (`x-request-id`; per operation over WebSocket), in logs and masked errors. */
   requestId: string;
@@ -35,6 +37,8 @@ export interface ApiContext {
   dataRoots: readonly string[];
   /** Total parameters an architecture may have (MAX_PARAMETERS). */
   maxParameters: number;
+  /** Who is calling (auth/principal.ts); root fields are already checked against auth/policy.ts. */
+  principal: Principal;
   /** Fans run events out to subscriptions (one LISTEN connection per process). */
   events: RunEventHub;
   logger: Logger;

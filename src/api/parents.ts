@@ -6,6 +6,7 @@
  * (src/generated/graphql.ts) check resolvers against what they really get.
  */
 import type * as Row from "../generated/prisma/client.ts";
+import type { ApiTokenWithProjects } from "../platform/auth/api-tokens.ts";
 import type { RunEvent, RunEventOf } from "../platform/events/run-event.ts";
 import type { Connection } from "./pagination.ts";
 
@@ -21,6 +22,8 @@ export type MetaModelConnection = Connection<Row.MetaModel>;
 export type RunConnection = Connection<Row.Run>;
 export type RunEventConnection = Connection<RunEvent>;
 export type WorkerTokenConnection = Connection<Row.WorkerToken>;
+export type { ApiTokenWithProjects as ApiToken } from "../platform/auth/api-tokens.ts";
+export type ApiTokenConnection = Connection<ApiTokenWithProjects>;
 
 export type RunStateChanged = RunEventOf<"RUN_STATE">;
 export type JobStateChanged = RunEventOf<"JOB_STATE">;

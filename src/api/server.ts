@@ -19,6 +19,7 @@ import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
 import { artifactUploadHandler } from "./artifact-upload.ts";
+import { type AuthSetting, type Principal, principalOf, setUpAuth } from "./auth/index.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
 import {
   clientError,
@@ -67,6 +68,12 @@ export interface ApiServerOptions {
   introspection?: boolean;
   /** Serves the worker API (claimJob, heartbeatJob, …) when given. */
   lifecycle?: JobLifecycle;
+  /** `tokens` (default), `local` (loopback only, no token) or `auto` (local on loopback): auth/auth-mode.ts. */
+  auth?: AuthSetting;
+  /** Browser origins allowed besides the server's own (ALLOWED_ORIGINS). */
+  allowedOrigins?: readonly string[];
+  /** How often open subscriptions re-check their token (default 5 s). */
+  authRecheckMs?: number;
 }
 
 export interface ApiServer {
@@ -74,13 +81,23 @@ export interface ApiServer {
   url: string;
   wsUrl: string;
   httpServer: Server;
+  /** `local` (loopback, no token needed) or `tokens`. */
+  authMode: "local" | "tokens";
   /** Stop accepting, close WebSockets, drain in-flight requests. */
   close(): Promise<void>;
 }
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { db, logger } = options;
-  const schema = buildSchema();
+  const auth = await setUpAuth({
+    db,
+    logger,
+    host: options.host ?? "0.0.0.0",
+    setting: options.auth ?? "tokens",
+    ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+    ...(options.authRecheckMs ? { recheckMs: options.authRecheckMs } : {}),
+  });
+  const schema = auth.protect(buildSchema());
   const startedAt = new Date();
   const version = packageVersion();
   const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
@@ -89,22 +106,26 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...options.limits };
   const dataRoots = options.dataRoots ?? [];
   const introspection = options.introspection ?? true;
-  // A fresh context — and so fresh DataLoaders — per HTTP request and per WebSocket operation.
-  const context = (requestId: string, authorization?: unknown): ApiContext => ({
-    db,
-    requestId,
-    dataRoots,
-    maxParameters: limits.maxParameters,
-    ...(typeof authorization === "string" ? { authorization } : {}),
-    ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
-    ...(options.artifacts ? { artifacts: options.artifacts } : {}),
-    events,
-    logger,
-    startedAt,
-    version,
-    dispatcher,
-    loaders: createLoaders(db),
-  });
+  // A fresh context — and so fresh DataLoaders — per HTTP request and per WebSocket operation,
+  // with the database client limited to the caller's projects (auth/scope.ts).
+  const context = (requestId: string, authorization: unknown, principal: Principal): ApiContext => {
+    const scoped = auth.forPrincipal(principal);
+    return {
+      ...scoped,
+      requestId,
+      dataRoots,
+      maxParameters: limits.maxParameters,
+      ...(typeof authorization === "string" ? { authorization } : {}),
+      ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
+      ...(options.artifacts ? { artifacts: options.artifacts } : {}),
+      events,
+      logger,
+      startedAt,
+      version,
+      dispatcher,
+      loaders: createLoaders(scoped.db),
+    };
+  };
   const validationRules = limitRules(limits, { introspection });
 
   const app = express();
@@ -117,6 +138,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     server: httpServer,
     path: GRAPHQL_PATH,
     maxPayload: limits.maxWsPayloadBytes,
+    verifyClient: auth.verifyClient,
   });
   // Each WebSocket operation gets its own request id; errors are masked like Apollo's (errors.ts).
   const wsRequestIds = new WeakMap<object, Map<string, string>>();
@@ -130,6 +152,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const wsCleanup = useServer(
     {
       schema,
+      onConnect: auth.onConnect,
       onSubscribe: (ctx, id, payload) => {
         const running = Object.keys(ctx.subscriptions).length; // this one included
         if (running > limits.maxSubscriptionsPerConnection) {
@@ -150,7 +173,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           document: checked,
           operationName: payload.operationName ?? null,
           variableValues: payload.variables ?? null,
-          contextValue: context(wsRequestId(ctx, id), authorization),
+          contextValue: context(wsRequestId(ctx, id), authorization, auth.connectionPrincipal(ctx)),
         };
       },
       onNext: (ctx, id, _payload, _args, result) =>
@@ -226,6 +249,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   await apollo.start();
 
   app.use(requestIdMiddleware());
+  app.use(auth.guard);
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });
@@ -251,7 +275,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
     jsonErrorBodies(),
     expressMiddleware(apollo, {
-      context: async ({ req }) => context(requestIdOf(req), req.headers.authorization),
+      context: async ({ req, res }) => context(requestIdOf(req), req.headers.authorization, principalOf(res)),
     }),
   );
   const store = options.artifacts;
@@ -287,6 +311,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     );
     app.all("/artifacts/:sha256", methodNotAllowed(["GET", "PUT"]));
   }
+  auth.checkRoutes(app); // every route has a policy (auth/policy.ts), or the server does not start
   app.use(notFound());
   app.use(errorHandler(logger, limits));
 
@@ -304,6 +329,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     url: `http://${host}:${port}${GRAPHQL_PATH}`,
     wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`,
     httpServer,
+    authMode: auth.mode,
     close: () => {
       closing ??= apollo.stop();
       return closing;

@@ -5,11 +5,13 @@
  * follows it over the runEvents subscription with a progress bar per job, and ends with the
  * accuracy, where the ONNX model is, and queries to explore the lineage.
  */
+import { randomBytes } from "node:crypto";
 import cliProgress from "cli-progress";
 import { Command } from "commander";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { RUN_PRESETS } from "../incubation/config.ts";
+import { createApiToken } from "../platform/auth/api-tokens.ts";
 import { createLogger } from "../platform/logger.ts";
 import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { startConfiguredPlatform } from "./platform.ts";
@@ -20,10 +22,14 @@ interface GraphQLResult<T> {
   errors?: { message: string }[];
 }
 
+/** The API token the demo sends when the platform needs one (AUTH_MODE=tokens); local mode needs none. */
+let token: string | undefined;
+const authorization = (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+
 async function gql<T>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
   const res = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...authorization() },
     body: JSON.stringify({ query, variables }),
   });
   const body = (await res.json()) as GraphQLResult<T>;
@@ -105,7 +111,7 @@ const EVENTS_SUBSCRIPTION = `subscription ($runId: ID!) { runEvents(runId: $runI
 
 /** Follow a run's events with a bar per job until its final state; returns that state. */
 function follow(wsUrl: string, runId: string, label: string, json: boolean): Promise<string> {
-  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket });
+  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: authorization });
   const bars = json
     ? null
     : new cliProgress.MultiBar(
@@ -205,6 +211,12 @@ export function demoCommand(): Command {
       const local = await startConfiguredPlatform(config, logger, 1).catch((error) => exitWithError(error));
       onShutdownSignal(logger, () => local.close());
       const { url, wsUrl } = local.api;
+      if (local.api.authMode === "tokens") {
+        // Made by the same code as `incubator token create`; it expires with the day.
+        const name = `demo-${randomBytes(4).toString("hex")}`;
+        const expiresAt = new Date(Date.now() + 86_400_000);
+        token = (await createApiToken(local.platform.db, { name, role: "OPERATOR", expiresAt })).secret;
+      }
       say(
         `incubator platform up: ${url} (${local.platform.database.embedded ? "embedded PostgreSQL" : "DATABASE_URL"})`,
       );

@@ -36,6 +36,8 @@ export interface LocalPlatformOptions {
    * introspection switch (default on).
    */
   api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection">;
+  /** AUTH_MODE (default `tokens`), ALLOWED_ORIGINS and the subscription re-check period: api/auth/. */
+  auth?: Pick<ApiServerOptions, "auth" | "allowedOrigins" | "authRecheckMs">;
 }
 
 export interface LocalPlatform {
@@ -78,6 +80,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
       dataRoots: [dataDir, ...DEFAULT_EXTRA_DATA_ROOTS],
       ...o.api,
+      ...o.auth,
     });
     closers.push(() => api.close());
     for (let i = 0; i < o.workers; i++) {

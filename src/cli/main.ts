@@ -11,6 +11,7 @@ import { exitWithError } from "./errors.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { metaCommand } from "./meta.ts";
 import { serveCommand } from "./serve.ts";
+import { projectCommand, tokenCommand } from "./token.ts";
 import { workerCommand } from "./worker.ts";
 import { workerTokenCommand } from "./worker-token.ts";
 
@@ -24,6 +25,8 @@ program.addCommand(serveCommand());
 program.addCommand(demoCommand());
 program.addCommand(workerCommand());
 program.addCommand(workerTokenCommand());
+program.addCommand(tokenCommand());
+program.addCommand(projectCommand());
 program.addCommand(incubateCommand());
 program.addCommand(trainCommand());
 program.addCommand(jobCommand(), { hidden: true });

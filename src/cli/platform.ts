@@ -31,5 +31,6 @@ export function startConfiguredPlatform(
       dataRoots: dataRootsFromConfig(config),
       introspection: introspectionFromConfig(config),
     },
+    auth: { auth: config.AUTH_MODE, allowedOrigins: config.ALLOWED_ORIGINS },
   });
 }

@@ -10,12 +10,12 @@ import { openPlatform, type Platform } from "../platform/platform.ts";
 import { parseLabels } from "../platform/queue/placement.ts";
 import { exitWithError, loadConfigOrExit } from "./errors.ts";
 
-async function withPlatform(work: (platform: Platform) => Promise<void>): Promise<void> {
+export async function withPlatform(work: (platform: Platform) => Promise<void>): Promise<void> {
   const config = loadConfigOrExit();
   const platform = await openPlatform({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATA_DIR,
-    logger: createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, "worker-token"),
+    logger: createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, "cli"),
   });
   try {
     await work(platform);

@@ -10,9 +10,10 @@ import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { PrismaClient } from "../../src/generated/prisma/client.ts";
 import type { Db } from "../../src/platform/db/client.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
+import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent } from "../helpers/events.ts";
-import { postGraphQL } from "../helpers/graphql.ts";
+import { postGraphQL, useToken } from "../helpers/graphql.ts";
 import { START_RUN, unique } from "./support.ts";
 
 const t = useTestDatabase();
@@ -39,7 +40,13 @@ beforeAll(async () => {
   db.$on("query", (event) => {
     queries.push(event.query);
   });
-  const common = { databaseUrl: t.url, logger: pino({ level: "silent" }), port: 0, host: "127.0.0.1" };
+  const common = {
+    databaseUrl: t.url,
+    logger: pino({ level: "silent" }),
+    port: 0,
+    host: "127.0.0.1",
+    auth: "tokens" as const,
+  };
   server = await startApiServer({ ...common, db: db as unknown as Db });
   failing = await startApiServer({
     ...common,
@@ -52,6 +59,9 @@ beforeAll(async () => {
       retryModule: async () => {},
     },
   });
+  const token = await mintToken(t.db, "OPERATOR");
+  useToken(server.url, token);
+  useToken(failing.url, token);
 });
 afterAll(async () => {
   await server?.close();
@@ -120,7 +130,10 @@ describe("DataLoader per request", () => {
     expect(reads("job")).toHaveLength(1);
     expect(queries.filter((q) => /run_event/.test(q))).toHaveLength(1);
     expect(reads("run")).toHaveLength(1); // the page itself; module.run comes from the loader's batch
-    expect(queries.length).toBeLessThanOrEqual(8);
+    // The rest is the token check (auth/principal.ts): the token with its projects, and lastUsedAt.
+    const auth = queries.filter((q) => /"api_token"|"_ApiTokenToProject"/.test(q));
+    expect(auth.length).toBeLessThanOrEqual(3);
+    expect(queries.length - auth.length).toBeLessThanOrEqual(8);
   });
 });
 

@@ -3,16 +3,25 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/api/global-id.ts";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { appendRunEvents, readRunEvents } from "../../src/platform/events/event-log.ts";
+import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent, runFinished } from "../helpers/events.ts";
-import { collectSubscription, wsClient } from "../helpers/graphql.ts";
+import { collectSubscription, useToken, wsClient } from "../helpers/graphql.ts";
 import { createRunRows } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
 let server: ApiServer;
 
 beforeAll(async () => {
-  server = await startApiServer({ db: t.db, databaseUrl: t.url, logger: pino({ level: "silent" }), port: 0 });
+  server = await startApiServer({
+    db: t.db,
+    databaseUrl: t.url,
+    logger: pino({ level: "silent" }),
+    port: 0,
+    host: "127.0.0.1",
+    auth: "tokens",
+  });
+  useToken(server.url, await mintToken(t.db, "VIEWER"));
 });
 afterAll(async () => {
   await server?.close();

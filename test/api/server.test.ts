@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import { readMigrations } from "../../src/platform/db/migrate.ts";
 import { packageVersion } from "../../src/platform/version.ts";
+import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
-import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
+import { collectSubscription, postGraphQL, useToken, wsClient } from "../helpers/graphql.ts";
 
 const t = useTestDatabase();
 let server: ApiServer;
@@ -16,7 +17,9 @@ beforeAll(async () => {
     logger: pino({ level: "silent" }),
     port: 0,
     host: "127.0.0.1",
+    auth: "tokens",
   });
+  useToken(server.url, await mintToken(t.db, "VIEWER"));
 });
 afterAll(async () => {
   await server?.close();

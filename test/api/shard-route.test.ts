@@ -28,11 +28,25 @@ const t = useTestDatabase();
 const api = useApiServer(t, { shardCacheDir: join(root, "server-shards") });
 
 const baseUrl = () => api.server.url.replace(/\/graphql$/, "");
-/** Shards are for workers: every request carries a worker token. */
+/** Shards are for workers: every request carries a worker token, whose worker holds a job on the shard. */
 let token = "";
+const site = unique("site");
 beforeAll(async () => {
-  token = (await createWorkerToken(t.db, { name: unique("site"), labels: [] })).secret;
+  token = (await createWorkerToken(t.db, { name: site, labels: [] })).secret;
 });
+/** A RUNNING job held by the token's worker that reads `shard` of the dataset `uuid`. */
+async function holdShard(uuid: string, shard = { count: K, index: 1, seed: 7 }) {
+  const { run } = await createRunRows(t.db);
+  await t.db.job.create({
+    data: {
+      runId: run.id,
+      stage: "MODULAR",
+      state: "RUNNING",
+      workerId: `${site}/w1`,
+      spec: { datasetId: uuid, dataset: { format: "idx", shard } },
+    },
+  });
+}
 const get = (path: string) => fetch(`${baseUrl()}${path}`, { headers: { authorization: `Bearer ${token}` } });
 const shardSpec = (index: number, more: object = {}) => ({
   format: "idx",
@@ -56,6 +70,11 @@ async function registerDataset(): Promise<{ id: string; uuid: string }> {
 describe("GET /datasets/<id>/shards/<count>/<index>", () => {
   it("builds the shard from only its records, caches it, and sends it with its sha256", async () => {
     const { id, uuid } = await registerDataset();
+    // Only a worker holding a running job on that dataset and shard gets it.
+    expect((await get(`/datasets/${id}/shards/${K}/1?seed=7`)).status).toBe(403);
+    await holdShard(uuid);
+    expect((await get(`/datasets/${id}/shards/${K}/2?seed=7`)).status).toBe(403);
+    expect((await get(`/datasets/${id}/shards/1/0?seed=0`)).status).toBe(403); // the whole train split
     const first = await get(`/datasets/${id}/shards/${K}/1?seed=7`);
     expect(first.status).toBe(200);
     const body = new Uint8Array(await first.arrayBuffer());
@@ -75,17 +94,19 @@ describe("GET /datasets/<id>/shards/<count>/<index>", () => {
   });
 
   it("refuses bad requests with the parameter and the fix", async () => {
-    const { id } = await registerDataset();
+    const { id, uuid } = await registerDataset();
+    await holdShard(uuid, { count: 4, index: 0, seed: 0 });
     const anonymous = await fetch(`${baseUrl()}/datasets/${id}/shards/4/0`);
     expect(anonymous.status).toBe(401);
     expect(((await anonymous.json()) as { code: string }).code).toBe("UNAUTHENTICATED");
     const cases: [string, number, RegExp][] = [
-      [`/datasets/nope/shards/4/0`, 400, /dataset: neither a Dataset ID nor a dataset uuid/],
-      [`/datasets/00000000-0000-4000-8000-000000000000/shards/4/0`, 404, /no such dataset; registerDataset/],
-      [`/datasets/${id}/shards/0/0`, 400, /count: must be at least 1/],
-      [`/datasets/${id}/shards/4/4`, 400, /index: must be a whole number between 0 and 3$/],
-      [`/datasets/${id}/shards/${N + 1}/0`, 400, /count: must be a whole number between 0 and 400/],
-      [`/datasets/${id}/shards/4/0?seed=-1`, 400, /seed: must be a whole number/],
+      // What no job of this worker reads is refused before it is looked at.
+      [`/datasets/nope/shards/4/0`, 403, /only the shards of the running jobs its workers hold/],
+      [`/datasets/00000000-0000-4000-8000-000000000000/shards/4/0`, 403, /running jobs its workers hold/],
+      [`/datasets/${id}/shards/0/0`, 403, /running jobs its workers hold/],
+      [`/datasets/${id}/shards/4/4`, 403, /running jobs its workers hold/],
+      [`/datasets/${id}/shards/${N + 1}/0`, 403, /running jobs its workers hold/],
+      [`/datasets/${id}/shards/4/0?seed=-1`, 403, /running jobs its workers hold/],
       [`/datasets/${id}/shards/4/0?split=val`, 400, /split: must be "train" or "test"/],
       [`/datasets/${id}/shards/4/0?split=test`, 404, /has no test split/],
     ];
@@ -99,7 +120,9 @@ describe("GET /datasets/<id>/shards/<count>/<index>", () => {
 
 describe("a worker that cannot read the dataset's files", () => {
   it("downloads its shard, verifies and caches it, and trains on the same batches as a local read", async () => {
-    const { id } = await registerDataset();
+    const { id, uuid } = await registerDataset();
+    await holdShard(uuid, { count: K, index: 2, seed: 7 });
+    await holdShard(uuid, { count: K, index: 3, seed: 7 });
     const remote = { baseUrl: api.server.url, datasetId: id, token };
     const cache = { dir: join(root, "worker-shards"), remote };
     const local = await openDataset(shardSpec(2));

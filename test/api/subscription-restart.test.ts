@@ -12,6 +12,7 @@ import { toGlobalId } from "../../src/api/global-id.ts";
 import { type ApiServer, SERVICE_RESTART, startApiServer } from "../../src/api/server.ts";
 import { RunEventHub } from "../../src/platform/events/event-hub.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
+import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent, runFinished } from "../helpers/events.ts";
 import { createRunRows } from "../helpers/rows.ts";
@@ -24,7 +25,7 @@ afterAll(async () => {
 });
 
 const start = (port: number) =>
-  startApiServer({ db: t.db, databaseUrl: t.url, logger, port, host: "127.0.0.1" });
+  startApiServer({ db: t.db, databaseUrl: t.url, logger, port, host: "127.0.0.1", auth: "tokens" });
 const progress = (step: number) => progressEvent(0, step);
 const finished = runFinished;
 
@@ -44,8 +45,10 @@ describe("runEvents across an API restart", () => {
     const port = Number(new URL(server.url).port);
 
     const closeCodes: number[] = [];
+    const token = await mintToken(t.db, "VIEWER");
     const client = createClient({
       url: server.wsUrl,
+      connectionParams: { authorization: `Bearer ${token}` },
       webSocketImpl: WebSocket,
       retryAttempts: 50,
       retryWait: () => new Promise((r) => setTimeout(r, 100)),

@@ -7,8 +7,9 @@ import { type ApiServer, startApiServer } from "../../src/api/server.ts";
 import type { ArtifactStore } from "../../src/platform/artifacts/store.ts";
 import type { Db } from "../../src/platform/db/client.ts";
 import type { RequestLimits } from "../../src/platform/limits.ts";
+import { mintToken } from "../helpers/auth.ts";
 import type { TestDatabase } from "../helpers/database.ts";
-import { postGraphQL } from "../helpers/graphql.ts";
+import { postGraphQL, useToken } from "../helpers/graphql.ts";
 
 export interface RecordingDispatcher extends RunDispatcher {
   calls: { method: keyof RunDispatcher; id: string }[];
@@ -45,11 +46,14 @@ export function useApiServer(
   } = {},
 ): {
   server: ApiServer;
+  /** An admin API token for every project, sent by the helpers by default. */
+  token: string;
   gql: <T = Record<string, unknown>>(query: string, variables?: object) => Promise<T>;
 } {
   const handle = {} as ReturnType<typeof useApiServer>;
   beforeAll(async () => {
     handle.server = await startApiServer({
+      auth: "tokens",
       db: options.db?.() ?? t.db,
       databaseUrl: t.url,
       logger: pino({ level: "silent" }),
@@ -61,6 +65,8 @@ export function useApiServer(
       dataRoots: options.dataRoots ?? [tmpdir()],
       ...(options.limits ? { limits: options.limits } : {}),
     });
+    handle.token = await mintToken(t.db, "ADMIN");
+    useToken(handle.server.url, handle.token);
     handle.gql = async <T>(query: string, variables?: object) => {
       const res = await postGraphQL<T>(handle.server.url, query, variables as Record<string, unknown>);
       expect(res.errors).toBeUndefined();

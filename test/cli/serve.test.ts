@@ -44,7 +44,12 @@ describe("incubator serve", () => {
   it("serves on DATABASE_URL and stops cleanly on SIGTERM", async () => {
     const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_serve");
     try {
-      const proc = spawnIncubator(["serve"], { PORT: "0", HOST: "127.0.0.1", DATABASE_URL: scratch.url });
+      const proc = spawnIncubator(["serve"], {
+        PORT: "0",
+        HOST: "127.0.0.1",
+        AUTH_MODE: "tokens", // local mode is tested on its own (auth.test.ts)
+        DATABASE_URL: scratch.url,
+      });
       const url = (await proc.waitFor(READY))[1]!;
       const res = await postGraphQL<{ health: { ok: boolean } }>(url, "{ health { ok } }");
       expect(res.data?.health.ok).toBe(true);
@@ -60,6 +65,7 @@ describe("incubator serve", () => {
     const proc = spawnIncubator(["serve"], {
       PORT: "0",
       HOST: "127.0.0.1",
+      AUTH_MODE: "tokens",
       DATABASE_URL: "",
       DATA_DIR: dataDir,
     });

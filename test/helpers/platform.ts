@@ -5,15 +5,18 @@
 import { tmpdir } from "node:os";
 import pino from "pino";
 import { type LocalPlatform, startLocalPlatform } from "../../src/cli/local-platform.ts";
+import { mintToken } from "./auth.ts";
 import type { TestDatabase } from "./database.ts";
+import { useToken } from "./graphql.ts";
 import { BIN } from "./process.ts";
 
-export function startTestPlatform(
+/** With auth on: `token` is a real admin API token, which the GraphQL helpers send by default. */
+export async function startTestPlatform(
   t: TestDatabase,
   dataDir: string,
   o: { workers: number; threads?: number; staleAfterMs?: number },
-): Promise<LocalPlatform> {
-  return startLocalPlatform({
+): Promise<LocalPlatform & { token: string }> {
+  const local = await startLocalPlatform({
     databaseUrl: t.url,
     dataDir,
     port: 0,
@@ -22,6 +25,10 @@ export function startTestPlatform(
     bin: BIN,
     // Tests write their datasets under the OS temp folder.
     api: { dataRoots: [dataDir, tmpdir()] },
+    auth: { auth: "tokens" },
     ...o,
   });
+  const token = await mintToken(t.db, "ADMIN");
+  useToken(local.api.url, token);
+  return Object.assign(local, { token });
 }

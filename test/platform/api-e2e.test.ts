@@ -12,7 +12,7 @@ import type { LocalPlatform } from "../../src/cli/local-platform.ts";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { EVENT_FIELDS, type SelectedEvent } from "../helpers/events.ts";
-import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
+import { authHeaders, collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
 import { createTinyArchitectureAndDataset, tinyOverrides } from "../helpers/tiny-run.ts";
@@ -147,7 +147,9 @@ describe("an incubation run through the API with two workers", () => {
     expect(run.finalModel.kind).toBe("FINAL_MODEL_ONNX");
 
     // The final model downloads over HTTP and predicts in a fresh ONNX Runtime session.
-    const download = await fetch(new URL(run.finalModel.downloadUrl, local.api.url));
+    const downloadUrl = new URL(run.finalModel.downloadUrl, local.api.url);
+    expect((await fetch(downloadUrl)).status).toBe(401); // artifacts need a token of their project
+    const download = await fetch(downloadUrl, { headers: authHeaders(downloadUrl) });
     expect(download.status).toBe(200);
     const path = join(dataDir, "downloaded.onnx");
     writeFileSync(path, Buffer.from(await download.arrayBuffer()));

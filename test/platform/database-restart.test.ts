@@ -18,7 +18,7 @@ import { freePort } from "../../src/platform/db/database.ts";
 import { migrate } from "../../src/platform/db/migrate.ts";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
 import { EVENT_FIELDS, type SelectedEvent } from "../helpers/events.ts";
-import { postGraphQL } from "../helpers/graphql.ts";
+import { authHeaders, postGraphQL } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
 import { type Spawned, spawnIncubator } from "../helpers/process.ts";
 import { createTinyArchitectureAndDataset, tinyOverrides } from "../helpers/tiny-run.ts";
@@ -88,6 +88,7 @@ describe("a PostgreSQL restart in the middle of a run", () => {
     const client = createClient({
       url: local.api.wsUrl,
       webSocketImpl: WebSocket,
+      connectionParams: authHeaders(local.api.url), // the test platform's admin token
       retryAttempts: 1000,
       shouldRetry: () => true,
       retryWait: () => new Promise((r) => setTimeout(r, 300)),

@@ -6,6 +6,7 @@
  */
 import { GraphQLScalarType, Kind } from "graphql";
 import type { Resolvers } from "../../generated/graphql.ts";
+import { authResolvers } from "../auth/resolvers.ts";
 import { architectureResolvers } from "./architectures.ts";
 import { artifactFields } from "./artifact.ts";
 import { datasetResolvers } from "./datasets.ts";
@@ -50,6 +51,7 @@ export const resolvers: Resolvers = {
     ...datasetResolvers.Query,
     ...runResolvers.Query,
     ...workerTokenResolvers.Query,
+    ...authResolvers.Query,
   },
   Mutation: {
     ...architectureResolvers.Mutation,
@@ -58,6 +60,7 @@ export const resolvers: Resolvers = {
     ...metaModelResolvers.Mutation,
     ...workerTokenResolvers.Mutation,
     ...workerJobResolvers.Mutation,
+    ...authResolvers.Mutation,
   },
   Subscription: {
     ...serverTimeResolvers.Subscription,
@@ -74,4 +77,6 @@ export const resolvers: Resolvers = {
   MetaModel: metaModelFields,
   MetaModelSource: metaModelSourceFields,
   WorkerToken: workerTokenResolvers.WorkerToken,
+  ApiToken: authResolvers.ApiToken,
+  Project: authResolvers.Project,
 };

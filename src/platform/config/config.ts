@@ -4,6 +4,7 @@
  */
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { AUTH_SETTINGS } from "../auth/auth-settings.ts";
 import { DEFAULT_REQUEST_LIMITS as D, type RequestLimits } from "../limits.ts";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -27,7 +28,8 @@ const schema = z.object({
     .min(0, "must be between 0 and 65535")
     .max(65535, "must be between 0 and 65535")
     .default(4000),
-  HOST: z.string().min(1).default("0.0.0.0"),
+  // Loopback by default: `npm start` then runs tokenless in local mode (src/api/auth/auth-mode.ts).
+  HOST: z.string().min(1).default("127.0.0.1"),
   DATABASE_URL: z
     .string()
     .refine((value) => /^postgres(ql)?:\/\//.test(value), "must be a postgresql:// URL")
@@ -61,6 +63,22 @@ const schema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: count(D.headersTimeoutMs, 1000),
   HTTP_REQUEST_TIMEOUT_MS: count(D.requestTimeoutMs, 1000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: count(D.keepAliveTimeoutMs, 0),
+  /** auto: no token on loopback, tokens elsewhere; tokens: always; local: no token, loopback only. */
+  AUTH_MODE: z.enum(AUTH_SETTINGS, { error: `must be one of ${AUTH_SETTINGS.join(", ")}` }).default("auto"),
+  /** Browser origins (scheme://host:port, comma-separated) that may call the API besides its own. */
+  ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (list) => list.every((o) => /^https?:\/\/[^/\s]+$/.test(o)),
+      "must be origins like https://dash.example.com",
+    ),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -145,6 +145,7 @@ export class StateWriter {
           },
         ),
         datasetId: ctx.run.datasetId,
+        projectId: ctx.run.projectId,
         sourceRunId: ctx.run.id,
         checkpointId: weights.id,
       },

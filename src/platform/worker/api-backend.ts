@@ -220,7 +220,9 @@ export class ApiWorkerBackend implements WorkerBackend {
         if (!(error instanceof ArtifactIntegrityError)) throw error;
       }
     }
-    const response = await fetch(this.artifactUrl(sha256));
+    const response = await fetch(this.artifactUrl(sha256), {
+      headers: { authorization: `Bearer ${this.o.token}` },
+    });
     if (!response.ok || !response.body) {
       await response.body?.cancel();
       throw new Error(`downloading artifact ${sha256} failed: HTTP ${response.status}`);

@@ -1,0 +1,146 @@
+/**
+ * The policy table applied to the schema: every root field's resolver (and a subscription's
+ * `subscribe`) is wrapped with its entry in policy.ts, in one place. A root field without an
+ * entry, or an entry without a field, stops start-up. Subscriptions re-check their token while
+ * they are open: one whose token is revoked or expires ends with an error (FORBIDDEN or
+ * UNAUTHENTICATED), not a quiet `complete`.
+ */
+import {
+  defaultFieldResolver,
+  GraphQLError,
+  type GraphQLFieldResolver,
+  type GraphQLObjectType,
+  type GraphQLSchema,
+} from "graphql";
+import type { ApiContext } from "../context.ts";
+import { decide, FIELD_POLICIES, type Policy, type RootType, TYPE_POLICIES } from "./policy.ts";
+import { type Refusal, recheck } from "./principal.ts";
+
+/** How often an open subscription re-checks its token (tests shorten it). */
+export const DEFAULT_RECHECK_MS = 5_000;
+
+export const refusalError = (refusal: Refusal) =>
+  new GraphQLError(refusal.message, {
+    extensions: { code: refusal.code, http: { status: refusal.code === "FORBIDDEN" ? 403 : 401 } },
+  });
+
+function enforce(policy: Policy, ctx: ApiContext, what: string): void {
+  const refusal = decide(policy, ctx.principal, what);
+  if (refusal) throw refusalError(refusal);
+}
+
+/** The root types' fields that have no policy, and policies that name no field (both must be empty). */
+export function policyGaps(schema: GraphQLSchema, table = FIELD_POLICIES): string[] {
+  const gaps: string[] = [];
+  for (const rootName of ["Query", "Mutation", "Subscription"] as const) {
+    const type = rootType(schema, rootName);
+    const fields = Object.keys(type?.getFields() ?? {});
+    for (const field of fields)
+      if (!table[rootName][field]) gaps.push(`${rootName}.${field} has no policy in src/api/auth/policy.ts`);
+    for (const field of Object.keys(table[rootName]))
+      if (!fields.includes(field))
+        gaps.push(`src/api/auth/policy.ts names ${rootName}.${field}, which schema.graphql lacks`);
+  }
+  return gaps;
+}
+
+function rootType(schema: GraphQLSchema, name: RootType): GraphQLObjectType | null | undefined {
+  if (name === "Query") return schema.getQueryType();
+  if (name === "Mutation") return schema.getMutationType();
+  return schema.getSubscriptionType();
+}
+
+export function applyFieldPolicies(
+  schema: GraphQLSchema,
+  options: { recheckMs?: number } = {},
+): GraphQLSchema {
+  const gaps = policyGaps(schema);
+  if (gaps.length) throw new Error(`authorization: ${gaps.join("; ")}`);
+  const recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
+  for (const rootName of ["Query", "Mutation", "Subscription"] as const) {
+    for (const [name, field] of Object.entries(rootType(schema, rootName)?.getFields() ?? {})) {
+      const policy = FIELD_POLICIES[rootName][name]!;
+      const what = `${rootName}.${name}`;
+      if (rootName === "Subscription") {
+        const subscribe = field.subscribe ?? defaultFieldResolver;
+        field.subscribe = async (source, args, ctx: ApiContext, info) => {
+          enforce(policy, ctx, what);
+          const stream = await subscribe(source, args, ctx, info);
+          if (!isAsyncIterable(stream)) return stream;
+          return whileAuthorized(stream, () => recheck(ctx.db, ctx.principal), recheckMs);
+        };
+        continue;
+      }
+      const resolve: GraphQLFieldResolver<unknown, ApiContext> = field.resolve ?? defaultFieldResolver;
+      field.resolve = (source, args, ctx: ApiContext, info) => {
+        enforce(policy, ctx, what);
+        return resolve(source, args, ctx, info);
+      };
+    }
+  }
+  for (const [typeName, policy] of Object.entries(TYPE_POLICIES)) {
+    const type = schema.getType(typeName) as GraphQLObjectType | undefined;
+    if (!type)
+      throw new Error(
+        `authorization: src/api/auth/policy.ts names type ${typeName}, which schema.graphql lacks`,
+      );
+    for (const [name, field] of Object.entries(type.getFields())) {
+      const resolve: GraphQLFieldResolver<unknown, ApiContext> = field.resolve ?? defaultFieldResolver;
+      field.resolve = (source, args, ctx: ApiContext, info) => {
+        enforce(policy, ctx, `${typeName}.${name}`);
+        return resolve(source, args, ctx, info);
+      };
+    }
+  }
+  return schema;
+}
+
+const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
+  typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+
+/**
+ * `stream`'s items for as long as `check` finds nothing wrong (checked every `everyMs`); then
+ * the iteration throws the refusal, which graphql-ws sends as the subscription's `error`.
+ */
+export function whileAuthorized<T>(
+  stream: AsyncIterable<T>,
+  check: () => Promise<Refusal | null>,
+  everyMs: number,
+): AsyncGenerator<T> {
+  const source = stream[Symbol.asyncIterator]();
+  let refuse: ((error: GraphQLError) => void) | undefined;
+  const refused = new Promise<never>((_, reject) => {
+    refuse = reject;
+  });
+  refused.catch(() => {});
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    check()
+      .then((refusal) => {
+        if (refusal) refuse?.(refusalError(refusal));
+      })
+      .catch(() => {}) // a database hiccup is not a revocation; the next tick checks again
+      .finally(() => {
+        checking = false;
+      });
+  }, everyMs);
+  timer.unref();
+  const stop = () => {
+    clearInterval(timer);
+    // Not awaited: a generator suspended in next() would only return once that settles.
+    void Promise.resolve(source.return?.()).catch(() => {});
+  };
+  return (async function* () {
+    try {
+      while (true) {
+        const next = await Promise.race([source.next(), refused]);
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      stop();
+    }
+  })();
+}

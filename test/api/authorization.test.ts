@@ -1,0 +1,492 @@
+/**
+ * The authorization matrix, generated from schema.graphql and the server's own routes: every root
+ * Query, Mutation and Subscription field and every HTTP route must have a policy (src/api/auth/
+ * policy.ts), and each is called by every kind of caller — no token, viewer, operator and admin
+ * of project A, an admin of every project, an admin of another project (B), a revoked and an
+ * expired token, a worker token holding a job of A and a revoked worker token — over real HTTP
+ * and graphql-ws with real tokens. The answer must be refused (UNAUTHENTICATED / FORBIDDEN, or
+ * for another project's rows: not found and nothing of A in the answer) or allowed, as the
+ * policy says. The expectation below is written from the policy's meaning, not from its code.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Express } from "express";
+import {
+  buildSchema as buildSdl,
+  type GraphQLArgument,
+  GraphQLEnumType,
+  type GraphQLField,
+  GraphQLInputObjectType,
+  type GraphQLInputType,
+  type GraphQLInterfaceType,
+  GraphQLList,
+  GraphQLNonNull,
+  type GraphQLObjectType,
+  type GraphQLOutputType,
+  GraphQLScalarType,
+  GraphQLUnionType,
+} from "graphql";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listRoutes } from "../../src/api/auth/http-guard.ts";
+import { FIELD_POLICIES, type Policy, ROUTE_POLICIES, type RootType } from "../../src/api/auth/policy.ts";
+import { toGlobalId } from "../../src/api/global-id.ts";
+import { SCHEMA_PATH } from "../../src/api/schema.ts";
+import { type ApiServer, startApiServer } from "../../src/api/server.ts";
+import type { Role } from "../../src/generated/prisma/client.ts";
+import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
+import { revokeApiToken } from "../../src/platform/auth/api-tokens.ts";
+import { createWorkerToken } from "../../src/platform/auth/worker-tokens.ts";
+import { appendRunEvents } from "../../src/platform/events/event-log.ts";
+import { tempDir } from "../data/helpers.ts";
+import { mintToken } from "../helpers/auth.ts";
+import { useTestDatabase } from "../helpers/database.ts";
+import { progressEvent } from "../helpers/events.ts";
+import { postGraphQL, wsClient } from "../helpers/graphql.ts";
+import { createRunRows } from "../helpers/rows.ts";
+
+const t = useTestDatabase();
+const root = tempDir("authz");
+let server: ApiServer;
+
+interface Caller {
+  name: string;
+  token: string | null;
+  /** What the caller is, for the expectation. */
+  kind: "none" | "api" | "worker" | "revoked" | "expired" | "revoked-worker";
+  role?: Role;
+  /** Limited to projects (true) or every project (false). */
+  limited?: boolean;
+  /** Its projects do not include A, where every fixture row lives. */
+  otherProject?: boolean;
+}
+
+const callers: Caller[] = [];
+/** Rows of project A; a caller of project B must see none of these in any answer. */
+const a = { runId: "", moduleId: "", architectureId: "", datasetId: "", names: [] as string[], sha256: "" };
+
+beforeAll(async () => {
+  const store = new LocalArtifactStore(join(root, "artifacts"));
+  server = await startApiServer({
+    db: t.db,
+    databaseUrl: t.url,
+    logger: pino({ level: "silent" }),
+    port: 0,
+    host: "127.0.0.1",
+    auth: "tokens",
+    authRecheckMs: 100,
+    artifacts: store,
+    shardCacheDir: join(root, "shards"),
+  });
+  const [projectA, projectB] = await Promise.all(
+    ["authz-a", "authz-b"].map((name) => t.db.project.create({ data: { name } })),
+  );
+  // Project A's rows: a run with modules, an artifact in the store, a job a worker holds.
+  const { run, architecture, dataset } = await createRunRows(t.db, {
+    modules: true,
+    architecture: { project: { connect: { id: projectA!.id } } },
+    dataset: { project: { connect: { id: projectA!.id } } },
+    run: { projectId: projectA!.id },
+  });
+  const file = join(root, "checkpoint.bin");
+  writeFileSync(file, "project A's checkpoint");
+  const stored = await store.putFile(file);
+  await t.db.artifact.create({
+    data: { runId: run.id, kind: "CHECKPOINT", sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
+  });
+  const module = await t.db.module.findFirstOrThrow({ where: { runId: run.id } });
+  const worker = await createWorkerToken(t.db, { name: "authz-site", labels: [] });
+  await t.db.job.create({
+    data: {
+      runId: run.id,
+      moduleId: module.id,
+      stage: "MODULAR",
+      state: "RUNNING",
+      workerId: "authz-site/w1",
+      spec: { datasetId: dataset.id, metaWeights: `artifact:${stored.sha256}` },
+    },
+  });
+  await appendRunEvents(t.db, run.id, [progressEvent(0, 1)]);
+  Object.assign(a, {
+    runId: run.id,
+    moduleId: module.id,
+    architectureId: architecture.id,
+    datasetId: dataset.id,
+    names: [architecture.name, dataset.name],
+    sha256: stored.sha256,
+  });
+
+  const inA = { projects: [projectA!.id] };
+  const revoked = await mintToken(t.db, "ADMIN", { name: "authz-revoked" });
+  const revokedRow = await t.db.apiToken.findUniqueOrThrow({ where: { name: "authz-revoked" } });
+  await revokeApiToken(t.db, revokedRow.id);
+  const revokedWorker = await createWorkerToken(t.db, { name: "authz-gone", labels: [] });
+  await t.db.workerToken.update({ where: { id: revokedWorker.token.id }, data: { revokedAt: new Date() } });
+  callers.push(
+    { name: "no token", token: null, kind: "none" },
+    {
+      name: "viewer of A",
+      token: await mintToken(t.db, "VIEWER", inA),
+      kind: "api",
+      role: "VIEWER",
+      limited: true,
+    },
+    {
+      name: "operator of A",
+      token: await mintToken(t.db, "OPERATOR", inA),
+      kind: "api",
+      role: "OPERATOR",
+      limited: true,
+    },
+    {
+      name: "admin of A",
+      token: await mintToken(t.db, "ADMIN", inA),
+      kind: "api",
+      role: "ADMIN",
+      limited: true,
+    },
+    {
+      name: "admin of every project",
+      token: await mintToken(t.db, "ADMIN"),
+      kind: "api",
+      role: "ADMIN",
+      limited: false,
+    },
+    {
+      name: "admin of project B",
+      token: await mintToken(t.db, "ADMIN", { projects: [projectB!.id] }),
+      kind: "api",
+      role: "ADMIN",
+      limited: true,
+      otherProject: true,
+    },
+    { name: "revoked token", token: revoked, kind: "revoked" },
+    {
+      name: "expired token",
+      token: await mintToken(t.db, "ADMIN", { expiresAt: new Date(Date.now() - 1000) }),
+      kind: "expired",
+    },
+    { name: "worker token", token: worker.secret, kind: "worker" },
+    { name: "revoked worker token", token: revokedWorker.secret, kind: "revoked-worker" },
+  );
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+const RANK: Record<Role, number> = { VIEWER: 0, OPERATOR: 1, ADMIN: 2 };
+
+/** The code the policy says this caller gets, or null when it is allowed. */
+function expected(policy: Policy, caller: Caller): "UNAUTHENTICATED" | "FORBIDDEN" | null {
+  if (caller.kind === "revoked" || caller.kind === "revoked-worker") return "FORBIDDEN";
+  if (caller.kind === "expired") return "UNAUTHENTICATED";
+  if (policy.public) return null;
+  if (caller.kind === "none") return "UNAUTHENTICATED";
+  if (caller.kind === "worker") return policy.worker ? null : "FORBIDDEN";
+  if (!policy.role || RANK[caller.role!] < RANK[policy.role]) return "FORBIDDEN";
+  if (policy.allProjects && caller.limited) return "FORBIDDEN";
+  return null;
+}
+
+// ---- operations generated from the schema -------------------------------------------------
+
+const schema = buildSdl(readFileSync(SCHEMA_PATH, "utf8"));
+const unwrap = (type: GraphQLOutputType | GraphQLInputType): GraphQLOutputType | GraphQLInputType =>
+  type instanceof GraphQLNonNull || type instanceof GraphQLList ? unwrap(type.ofType) : type;
+
+/** A global ID for an argument or input field, from its name: A's rows where one fits. */
+function idFor(name: string, field: string): string {
+  const byName: Record<string, string> = {
+    runId: toGlobalId("Run", a.runId),
+    moduleId: toGlobalId("Module", a.moduleId),
+    architectureId: toGlobalId("Architecture", a.architectureId),
+    datasetId: toGlobalId("Dataset", a.datasetId),
+  };
+  const byField: Record<string, string> = {
+    run: byName.runId!,
+    node: byName.runId!,
+    nodes: byName.runId!,
+    architecture: byName.architectureId!,
+    dataset: byName.datasetId!,
+  };
+  return byName[name] ?? byField[field] ?? toGlobalId("Run", "00000000-0000-4000-8000-000000000000");
+}
+
+let counter = 0;
+/** A value of `type` that passes GraphQL validation (semantics do not matter: auth comes first). */
+function valueFor(type: GraphQLInputType, name: string, field: string): unknown {
+  if (type instanceof GraphQLNonNull) return valueFor(type.ofType, name, field);
+  if (type instanceof GraphQLList) return name === "ids" ? [valueFor(type.ofType, name, field)] : [];
+  if (type instanceof GraphQLEnumType) return type.getValues()[0]!.value;
+  if (type instanceof GraphQLInputObjectType) {
+    const out: Record<string, unknown> = {};
+    for (const f of Object.values(type.getFields()))
+      if (f.type instanceof GraphQLNonNull || f.name.endsWith("Id"))
+        out[f.name] = valueFor(f.type, f.name, field);
+    return out;
+  }
+  switch ((type as GraphQLScalarType).name) {
+    case "ID":
+      return idFor(name, field);
+    case "Int":
+      return 1;
+    case "Float":
+      return 1;
+    case "Boolean":
+      return false;
+    case "JSON":
+      return {};
+    default:
+      return `authz-${++counter}`;
+  }
+}
+
+/** Scalars (and the ids of nested objects) two levels deep: enough to see what an answer leaks. */
+function selection(type: GraphQLOutputType, depth: number): string {
+  const named = unwrap(type);
+  if (named instanceof GraphQLScalarType || named instanceof GraphQLEnumType) return "";
+  if (named instanceof GraphQLUnionType) return "{ __typename }";
+  const fields = (named as GraphQLObjectType | GraphQLInterfaceType).getFields();
+  const parts = ["__typename"];
+  for (const f of Object.values(fields)) {
+    if (f.args.some((arg) => arg.type instanceof GraphQLNonNull)) continue;
+    const inner = unwrap(f.type);
+    if (inner instanceof GraphQLScalarType || inner instanceof GraphQLEnumType) parts.push(f.name);
+    else if (depth > 0) parts.push(`${f.name} ${selection(f.type, depth - 1)}`);
+  }
+  return `{ ${parts.join(" ")} }`;
+}
+
+function operation(root: RootType, field: GraphQLField<unknown, unknown>) {
+  const args = field.args.filter(
+    (arg: GraphQLArgument) => arg.type instanceof GraphQLNonNull || arg.name.endsWith("Id"),
+  );
+  const variables = Object.fromEntries(
+    args.map((arg) => [arg.name, valueFor(arg.type, arg.name, field.name)]),
+  );
+  const decl = args.length ? `(${args.map((arg) => `$${arg.name}: ${arg.type.toString()}`).join(", ")})` : "";
+  const use = args.length ? `(${args.map((arg) => `${arg.name}: $${arg.name}`).join(", ")})` : "";
+  const keyword = root === "Query" ? "query" : root === "Mutation" ? "mutation" : "subscription";
+  return { query: `${keyword}${decl} { ${field.name}${use} ${selection(field.type, 2)} }`, variables };
+}
+
+const rootFields = (root: RootType) => {
+  const type =
+    root === "Query"
+      ? schema.getQueryType()
+      : root === "Mutation"
+        ? schema.getMutationType()
+        : schema.getSubscriptionType();
+  return Object.values(type?.getFields() ?? {});
+};
+
+/** What one call answered: an auth code, or allowed with its body. */
+interface Outcome {
+  code: string | null;
+  body: string;
+}
+
+const AUTH_CODES = new Set(["UNAUTHENTICATED", "FORBIDDEN"]);
+const authCode = (errors: readonly unknown[] | undefined): string | null =>
+  (errors ?? [])
+    .map((e) => (e as { extensions?: { code?: string } }).extensions?.code ?? "")
+    .find((c) => AUTH_CODES.has(c)) ?? null;
+
+async function callHttp(
+  root: RootType,
+  field: GraphQLField<unknown, unknown>,
+  caller: Caller,
+): Promise<Outcome> {
+  const { query, variables } = operation(root, field);
+  const res = await postGraphQL(server.url, query, variables, { token: caller.token });
+  return { code: authCode(res.errors), body: JSON.stringify(res) };
+}
+
+/** A subscription's first answer: its first event, its error, or the connection closing (4401/4403). */
+async function callWs(field: GraphQLField<unknown, unknown>, caller: Caller): Promise<Outcome> {
+  const { query, variables } = operation("Subscription", field);
+  const client = wsClient(server.wsUrl, { token: caller.token });
+  try {
+    return await new Promise<Outcome>((resolve) => {
+      const timer = setTimeout(() => resolve({ code: "TIMEOUT", body: "" }), 5000);
+      const done = (o: Outcome) => {
+        clearTimeout(timer);
+        resolve(o);
+      };
+      client.subscribe(
+        { query, variables },
+        {
+          // A refusal at subscribe time arrives as one result with errors.
+          next: (value) => done({ code: authCode(value.errors), body: JSON.stringify(value) }),
+          error: (error) => {
+            const close = error as { code?: number; reason?: string };
+            if (typeof close.code === "number") {
+              const code =
+                close.code === 4401
+                  ? "UNAUTHENTICATED"
+                  : close.code === 4403
+                    ? "FORBIDDEN"
+                    : `CLOSE_${close.code}`;
+              return done({ code, body: String(close.reason) });
+            }
+            done({ code: authCode(error as readonly unknown[]), body: JSON.stringify(error) });
+          },
+          complete: () => done({ code: null, body: "" }),
+        },
+      );
+    });
+  } finally {
+    await client.dispose();
+  }
+}
+
+/** Project A's ids and names in an answer, besides the ids the caller sent (error messages echo them). */
+function leaks(body: string, sent: string): string[] {
+  const marks = [
+    toGlobalId("Run", a.runId),
+    toGlobalId("Module", a.moduleId),
+    toGlobalId("Architecture", a.architectureId),
+    toGlobalId("Dataset", a.datasetId),
+    a.runId,
+    ...a.names,
+  ];
+  return marks.filter((m) => body.includes(m) && !sent.includes(m));
+}
+
+describe("every root field has a policy", () => {
+  it("lists no field without one and no policy without a field", () => {
+    for (const root of ["Query", "Mutation", "Subscription"] as const) {
+      const fields = rootFields(root).map((f) => f.name);
+      expect(
+        fields.filter((f) => !FIELD_POLICIES[root][f]),
+        root,
+      ).toEqual([]);
+      expect(
+        Object.keys(FIELD_POLICIES[root]).filter((f) => !fields.includes(f)),
+        root,
+      ).toEqual([]);
+    }
+  });
+});
+
+describe("the matrix: every root field × every caller", () => {
+  let cases = 0;
+  for (const root of ["Query", "Mutation", "Subscription"] as const) {
+    for (const field of rootFields(root)) {
+      it(`${root}.${field.name}`, async () => {
+        const policy = FIELD_POLICIES[root][field.name]!;
+        for (const caller of callers) {
+          const outcome =
+            root === "Subscription" ? await callWs(field, caller) : await callHttp(root, field, caller);
+          const want = expected(policy, caller);
+          expect(outcome.code, `${root}.${field.name} as ${caller.name}: ${outcome.body.slice(0, 300)}`).toBe(
+            want,
+          );
+          if (want === null && caller.otherProject) {
+            const sent = JSON.stringify(operation(root, field).variables);
+            const shown = `${root}.${field.name} as ${caller.name} shows project A: ${outcome.body.slice(0, 300)}`;
+            expect(leaks(outcome.body, sent), shown).toEqual([]);
+          }
+          cases++;
+        }
+      });
+    }
+  }
+  afterAll(() => {
+    console.log(`authorization matrix: ${cases} field × caller cases`);
+  });
+});
+
+describe("every HTTP route has a policy and is checked for every caller", () => {
+  const app = () => server.httpServer.listeners("request")[0] as unknown as Express;
+
+  it("lists no route without a policy", () => {
+    const routes = listRoutes(app());
+    expect(routes.length).toBeGreaterThanOrEqual(5);
+    const keys = Object.keys(ROUTE_POLICIES);
+    const unlisted = routes.filter((r) =>
+      r.startsWith("* ") ? !keys.some((k) => k.endsWith(r.slice(1))) : !keys.includes(r),
+    );
+    expect(unlisted).toEqual([]);
+  });
+
+  /** One request per policy entry; the answer's status tells refused from allowed. */
+  const request = (key: string, caller: Caller): [string, RequestInit] => {
+    const base = server.url.replace(/\/graphql$/, "");
+    const headers: Record<string, string> = caller.token ? { authorization: `Bearer ${caller.token}` } : {};
+    switch (key) {
+      case "POST /graphql":
+        return [
+          `${base}/graphql`,
+          {
+            method: "POST",
+            headers: { ...headers, "content-type": "application/json" },
+            body: JSON.stringify({ query: "{ health { ok } }" }),
+          },
+        ];
+      case "GET /graphql":
+        return [
+          `${base}/graphql?query=${encodeURIComponent("{ health { ok } }")}`,
+          { headers: { ...headers, "apollo-require-preflight": "1" } },
+        ];
+      case "GET /healthz":
+        return [`${base}/healthz`, { headers }];
+      case "GET /artifacts/:sha256":
+        return [`${base}/artifacts/${a.sha256}`, { headers }];
+      case "PUT /artifacts/:sha256":
+        return [`${base}/artifacts/${a.sha256}`, { method: "PUT", headers, body: "project A's checkpoint" }];
+      case "GET /datasets/:dataset/shards/:count/:index":
+        return [`${base}/datasets/${a.datasetId}/shards/1/0`, { headers }];
+      default:
+        throw new Error(`the matrix has no request for route ${key}: add one`);
+    }
+  };
+
+  for (const key of Object.keys(ROUTE_POLICIES)) {
+    it(key, async () => {
+      const policy = ROUTE_POLICIES[key]!;
+      for (const caller of callers) {
+        const [url, init] = request(key, caller);
+        const response = await fetch(url, init);
+        const text = await response.text();
+        let want = expected(policy, caller);
+        let code: string | null = null;
+        if (key.endsWith(" /graphql")) {
+          // GraphQL answers 200 with the field's error code.
+          const body = JSON.parse(text) as { errors?: { extensions?: { code?: string } }[] };
+          code = body.errors?.[0]?.extensions?.code ?? null;
+        } else if ([401, 403, 404].includes(response.status)) {
+          code = (JSON.parse(text) as { code?: string }).code ?? `HTTP_${response.status}`;
+        }
+        // A's artifact to a caller of another project: as if it did not exist.
+        if (want === null && caller.otherProject && policy.resource === "artifact")
+          want = "NOT_FOUND" as never;
+        expect(code, `${key} as ${caller.name}: ${response.status} ${text.slice(0, 200)}`).toBe(want);
+      }
+    });
+  }
+});
+
+describe("an open subscription", () => {
+  it("ends with FORBIDDEN once its token is revoked", async () => {
+    const secret = await mintToken(t.db, "VIEWER", { name: "authz-watcher" });
+    const client = wsClient(server.wsUrl, { token: secret });
+    const seen: unknown[] = [];
+    const ended = new Promise<unknown>((resolve) => {
+      client.subscribe(
+        {
+          query: `subscription ($id: ID!) { runEvents(runId: $id) { seq } }`,
+          variables: { id: toGlobalId("Run", a.runId) },
+        },
+        { next: (v) => seen.push(v), error: resolve, complete: () => resolve("complete") },
+      );
+    });
+    await expect.poll(() => seen.length).toBe(1);
+    const row = await t.db.apiToken.findUniqueOrThrow({ where: { name: "authz-watcher" } });
+    await revokeApiToken(t.db, row.id);
+    const error = (await ended) as { extensions?: { code?: string } }[];
+    expect(error).not.toBe("complete");
+    expect(error[0]?.extensions?.code).toBe("FORBIDDEN");
+    await client.dispose();
+  });
+});
