@@ -24,7 +24,7 @@ async function* limited(req: Request, maxBytes: number) {
   }
 }
 
-/** Mount after `requireWorkerToken` (worker-auth.ts): only workers upload. */
+/** Mount behind auth.guard: workers and operators upload (auth/policy.ts). */
 export function artifactUploadHandler(store: ArtifactStore, logger: Logger, limits: { maxBytes: number }) {
   return async (req: Request, res: Response) => {
     const sha256 = String(req.params.sha256);

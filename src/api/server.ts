@@ -253,7 +253,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });
-  app.all("/healthz", methodNotAllowed(["GET"]));
   app.use(
     GRAPHQL_PATH,
     (req, res, next) => {
@@ -306,12 +305,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   if (store) {
     app.put(
       "/artifacts/:sha256",
-      requireWorkerToken(db),
+      // Who may upload is auth.guard's (auth/policy.ts): worker tokens, and operators' API tokens.
       artifactUploadHandler(store, logger, { maxBytes: limits.maxUploadBytes }),
     );
-    app.all("/artifacts/:sha256", methodNotAllowed(["GET", "PUT"]));
   }
   auth.checkRoutes(app); // every route has a policy (auth/policy.ts), or the server does not start
+  // Answers only — refusals of methods a route does not take, and of unknown paths — after the check.
+  app.all("/healthz", methodNotAllowed(["GET"]));
+  if (store) app.all("/artifacts/:sha256", methodNotAllowed(["GET", "PUT"]));
   app.use(notFound());
   app.use(errorHandler(logger, limits));
 

@@ -454,6 +454,8 @@ async function sendHttp(req: Req): Promise<void> {
       ...(r.contentType ? { "content-type": r.contentType } : {}),
       // Apollo's CSRF prevention wants this on GETs that are not preflighted.
       "apollo-require-preflight": "1",
+      // An admin's token: the hostile input must reach the resolvers, not stop at the auth check.
+      authorization: `Bearer ${api.token}`,
     },
     ...(withBody ? { body: r.body } : {}),
   });
@@ -517,7 +519,11 @@ class WsConnection {
       this.waiting.clear();
     });
     return new Promise<void>((resolveIt, reject) => {
-      socket.once("open", () => socket.send(JSON.stringify({ type: "connection_init" })));
+      socket.once("open", () =>
+        socket.send(
+          JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${api.token}` } }),
+        ),
+      );
       socket.on("message", (data) => {
         if ((JSON.parse(String(data)) as { type: string }).type === "connection_ack") resolveIt();
       });
@@ -577,7 +583,9 @@ async function garbageFrames(frames: string[]): Promise<void> {
     const socket = new WebSocket(api.server.wsUrl, "graphql-transport-ws");
     await new Promise((r) => socket.once("open", r));
     const closed = new Promise<number>((r) => socket.once("close", r));
-    socket.send(JSON.stringify({ type: "connection_init" }));
+    socket.send(
+      JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${api.token}` } }),
+    );
     socket.send(frame);
     const timer = setTimeout(() => socket.close(), 500);
     const code = await closed;

@@ -9,7 +9,9 @@ import { exportVitOnnx } from "../../src/engine/export/onnx-export.ts";
 import { VIT_DEFAULTS, type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { metaModelConfig } from "../../src/platform/meta-model-source.ts";
+import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
+import { postGraphQL } from "../helpers/graphql.ts";
 import { SOURCE_VIT, timmVitTensors, writeTimmCheckpoint } from "../helpers/timm-vit.ts";
 import {
   CREATE_ARCHITECTURE,
@@ -354,5 +356,96 @@ describe("importMetaModel", () => {
     expect((await importMeta({ path: sourcePath, datasetId: "nonsense" })).userErrors).toMatchObject([
       { field: ["input", "datasetId"], code: "NOT_FOUND" },
     ]);
+  });
+});
+
+describe("meta model weights without server paths", () => {
+  it("an operator uploads the file with PUT /artifacts and registers it by its sha256; a viewer may not upload", async () => {
+    const path = writeMeta(META, "uploaded.safetensors");
+    const bytes = readFileSync(path);
+    const sha = sha256(path);
+    const base = api.server.url.replace(/\/graphql$/, "");
+    const put = (token: string) =>
+      fetch(`${base}/artifacts/${sha}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream" },
+        body: bytes,
+      });
+    const viewer = await mintToken(t.db, "VIEWER");
+    expect((await put(viewer)).status).toBe(403);
+    const operator = await mintToken(t.db, "OPERATOR");
+    expect((await put(operator)).status).toBeLessThan(300);
+
+    const missing = await postGraphQL<Registered>(
+      api.server.url,
+      REGISTER,
+      { input: { name: unique("meta"), weightsSha256: "f".repeat(64), heads: 2 } },
+      { token: operator },
+    );
+    expect(missing.data!.registerMetaModel.userErrors).toMatchObject([
+      { field: ["input", "weightsSha256"], code: "NOT_FOUND" },
+    ]);
+    const both = await postGraphQL<Registered>(
+      api.server.url,
+      REGISTER,
+      { input: { name: unique("meta"), weightsSha256: sha, weightsPath: path, heads: 2 } },
+      { token: operator },
+    );
+    expect(both.data!.registerMetaModel.userErrors).toMatchObject([{ code: "REQUIRED" }]);
+
+    const ok = await postGraphQL<Registered>(
+      api.server.url,
+      REGISTER,
+      { input: { name: unique("meta"), weightsSha256: sha, heads: 2 } },
+      { token: operator },
+    );
+    expect(ok.data!.registerMetaModel.userErrors).toEqual([]);
+    expect(ok.data!.registerMetaModel.metaModel).toMatchObject({
+      width: 32,
+      numModules: 4,
+      checkpoint: { kind: "META_WEIGHTS", sha256: sha },
+    });
+  });
+
+  it("artifact metadata and a dataset's path show server paths to admins only", async () => {
+    const path = writeMeta(META, "where.safetensors");
+    const { registerMetaModel } = await api.gql<Registered>(REGISTER, {
+      input: { name: unique("meta"), weightsPath: path, heads: 2 },
+    });
+    const id = registerMetaModel.metaModel!.id;
+    const query = `query ($id: ID!) { metaModel(id: $id) { checkpoint { metadata } } }`;
+    const asViewer = await postGraphQL<{ metaModel: { checkpoint: { metadata: unknown } } }>(
+      api.server.url,
+      query,
+      { id },
+      { token: await mintToken(t.db, "VIEWER") },
+    );
+    expect(JSON.stringify(asViewer.data)).not.toContain(dir);
+    expect(asViewer.data!.metaModel.checkpoint.metadata).toEqual({ source: "where.safetensors" });
+
+    const dataDir = mkdtempSync(join(tmpdir(), "incubator-paths-"));
+    writeFileSync(join(dataDir, "x"), "");
+    const { registerDataset } = await api.gql<{ registerDataset: { dataset: { id: string } | null } }>(
+      `mutation ($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id } } }`,
+      { input: { name: unique("synthetic"), spec: { format: "synthetic", numClasses: 2, length: 10 } } },
+    );
+    expect(registerDataset.dataset).not.toBeNull();
+    const datasetQuery = `query ($id: ID!) { dataset(id: $id) { path spec } }`;
+    // A dataset with files: the path as admins and as viewers see it.
+    const row = await t.db.dataset.update({
+      where: { id: decodeGlobalId("Dataset", registerDataset.dataset!.id)! },
+      data: { path: join(dataDir, "x") },
+    });
+    const admin = await api.gql<{ dataset: { path: string } }>(datasetQuery, {
+      id: registerDataset.dataset!.id,
+    });
+    expect(admin.dataset.path).toBe(row.path);
+    const viewer = await postGraphQL<{ dataset: { path: string } }>(
+      api.server.url,
+      datasetQuery,
+      { id: registerDataset.dataset!.id },
+      { token: await mintToken(t.db, "VIEWER") },
+    );
+    expect(viewer.data!.dataset.path).toBe("x");
   });
 });

@@ -102,7 +102,8 @@ export const ROUTE_POLICIES: Record<string, RoutePolicy> = {
   "GET /graphql": PUBLIC, // Apollo's GET queries (no mutations); fields checked as above
   "GET /healthz": PUBLIC,
   "GET /artifacts/:sha256": { role: "VIEWER", worker: true, resource: "artifact" },
-  "PUT /artifacts/:sha256": WORKER,
+  // Workers upload what their jobs produce; operators upload weights to register (registerMetaModel).
+  "PUT /artifacts/:sha256": { role: "OPERATOR", worker: true },
   "GET /datasets/:dataset/shards/:count/:index": { worker: true, resource: "shard" },
 };
 

@@ -16,6 +16,7 @@ import type { DatasetResolvers, MutationResolvers, QueryResolvers } from "../../
 import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
 import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
 import { DATASET_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
+import { serverPath, withServerPaths } from "../auth/server-paths.ts";
 import type { ApiContext } from "../context.ts";
 import { checkDataPaths, fileProblem } from "../data-roots.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
@@ -232,7 +233,9 @@ export const datasetResolvers = {
   },
   Dataset: {
     id: (d: Dataset) => toGlobalId("Dataset", d.id),
-    spec: (d: Dataset) => readDatasetOptions(d),
+    // Server paths are for admins; others see file and folder names (auth/server-paths.ts).
+    path: (d: Dataset, _: unknown, ctx: ApiContext) => serverPath(d.path, ctx.principal),
+    spec: (d: Dataset, _: unknown, ctx: ApiContext) => withServerPaths(readDatasetOptions(d), ctx.principal),
     classCounts: async (d: Dataset, _: unknown, ctx: ApiContext) => {
       const labels = await readLabels(d, ctx);
       return classCounts(labels, [Int32Array.from(labels.keys())], d.numClasses)[0]!;

@@ -33,7 +33,8 @@ import { lookup } from "./run-mutations.ts";
 
 interface RegisterMetaModelInput {
   name: string;
-  weightsPath: string;
+  weightsPath?: string | null;
+  weightsSha256?: string | null;
   heads: number;
   datasetId?: string | null;
 }
@@ -93,6 +94,8 @@ async function checkCommonInput(
   ctx: ApiContext,
   input: { name: string; datasetId?: string | null; heads: number },
   file: { field: string; path: string },
+  /** The file is an upload in the artifact store, not a client-named server path. */
+  inStore = false,
 ): Promise<{ name: string; datasetId: string | null; realPath: string } | UserError[]> {
   if (!ctx.artifacts) throw new Error("this server has no artifact store configured");
   const errors: UserError[] = numberBounds(input);
@@ -103,7 +106,7 @@ async function checkCommonInput(
   else if (await ctx.db.metaModel.findUnique({ where: { name }, select: { id: true } }))
     errors.push(userError(["input", "name"], `a meta model named "${name}" already exists`, "TAKEN"));
   // Before any byte of the file is read: it must lie inside the data roots.
-  const realPath = await insideDataRoots(file.path, ctx.dataRoots);
+  const realPath = inStore ? file.path : await insideDataRoots(file.path, ctx.dataRoots);
   if (realPath === null)
     errors.push(userError(["input", file.field], outsideRootsMessage(file.field), "NOT_FOUND"));
   const dataset = input.datasetId
@@ -126,7 +129,8 @@ async function createMetaModel(
       kind: ArtifactKind.META_WEIGHTS,
       sha256: stored.sha256,
       sizeBytes: BigInt(stored.sizeBytes),
-      metadata: { source: given.path },
+      // The file's name only: where it lay on the server is not for every reader.
+      metadata: { source: basename(given.path) },
     },
   });
   const metaModel = await ctx.db.metaModel.create({
@@ -140,8 +144,35 @@ async function createMetaModel(
   return { metaModel, userErrors: [] };
 }
 
+/**
+ * The weights file registerMetaModel reads: a server path inside the data roots, or an upload
+ * already in the artifact store (its sha256). Exactly one of the two.
+ */
+async function weightsFile(
+  ctx: ApiContext,
+  input: RegisterMetaModelInput,
+): Promise<{ field: string; path: string; fileName: string } | UserError> {
+  const { weightsPath, weightsSha256 } = input;
+  if ((weightsPath == null) === (weightsSha256 == null))
+    return userError(["input", "weightsPath"], "give weightsPath or weightsSha256 (one of them)", "REQUIRED");
+  if (weightsPath != null)
+    return { field: "weightsPath", path: weightsPath, fileName: basename(weightsPath) };
+  const sha = weightsSha256!;
+  if (!/^[0-9a-f]{64}$/.test(sha) || !(await ctx.artifacts!.has(sha)))
+    return userError(
+      ["input", "weightsSha256"],
+      "no uploaded file with this sha256 (64 lowercase hex digits); upload it first with PUT /artifacts/<sha256>",
+      "NOT_FOUND",
+    );
+  return { field: "weightsSha256", path: await ctx.artifacts!.getFile(sha), fileName: `${sha}.safetensors` };
+}
+
 async function registerMetaModel(input: RegisterMetaModelInput, ctx: ApiContext): Promise<Payload> {
-  const checked = await checkCommonInput(ctx, input, { field: "weightsPath", path: input.weightsPath });
+  if (!ctx.artifacts) throw new Error("this server has no artifact store configured");
+  const file = await weightsFile(ctx, input);
+  if (!("path" in file)) return fail([file]);
+  const uploaded = file.field === "weightsSha256";
+  const checked = await checkCommonInput(ctx, input, file, uploaded);
   if (Array.isArray(checked)) return fail(checked);
   const weightsPath = checked.realPath;
   let cfg: VitConfig;
@@ -153,16 +184,14 @@ async function registerMetaModel(input: RegisterMetaModelInput, ctx: ApiContext)
     // validateVitConfig's messages about heads name numbers, not the file's bytes.
     if (/^heads |by heads \(/.test(message)) return fail([userError(["input", "heads"], message, "INVALID")]);
     const expected = "a safetensors checkpoint of a ViT (timm names, one block per module)";
-    return fail([
-      fileProblem(ctx.logger, ctx.requestId, ["input", "weightsPath"], expected, error, "INVALID"),
-    ]);
+    return fail([fileProblem(ctx.logger, ctx.requestId, ["input", file.field], expected, error, "INVALID")]);
   }
   const source: MetaModelSource = {
     kind: "registered",
-    fileName: basename(input.weightsPath),
+    fileName: file.fileName,
     sha256: await sha256File(weightsPath),
   };
-  const paths = { path: input.weightsPath, weightsPath };
+  const paths = { path: file.fileName, weightsPath };
   return createMetaModel(ctx, checked, paths, cfg, source);
 }
 

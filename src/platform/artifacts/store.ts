@@ -87,12 +87,27 @@ export class LocalArtifactStore implements ArtifactStore {
     return join(this.root, sha256.slice(0, 2), sha256.slice(2));
   }
 
+  /**
+   * Both reads go through one open file descriptor: a job that renames its next checkpoint over
+   * `path` meanwhile changes the name, not the file we are reading, so what is stored is exactly
+   * what was hashed (reading by name twice refused such files, and the worker lost the batch).
+   */
   async putFile(path: string): Promise<StoredArtifact> {
-    const sha256 = await sha256File(path);
-    const sizeBytes = (await stat(path)).size;
-    if (await this.has(sha256, { sizeBytes })) return { sha256, sizeBytes };
-    // Hashed again while copying: a source that changed in between is refused, not stored.
-    return this.putStream(createReadStream(path), { sha256, sizeBytes });
+    const file = await open(path, "r");
+    try {
+      const read = () => file.createReadStream({ start: 0, autoClose: false });
+      const hash = createHash("sha256");
+      let sizeBytes = 0;
+      for await (const chunk of read()) {
+        hash.update(chunk as Buffer);
+        sizeBytes += (chunk as Buffer).length;
+      }
+      const sha256 = hash.digest("hex");
+      if (await this.has(sha256, { sizeBytes })) return { sha256, sizeBytes };
+      return await this.putStream(read(), { sha256, sizeBytes });
+    } finally {
+      await file.close();
+    }
   }
 
   /**

@@ -148,6 +148,20 @@ export class TrainingWorker {
     }
   }
 
+  /**
+   * Upload a checkpoint before its event is recorded. One that cannot be uploaded (other than an
+   * outage, which is waited out) is skipped, not allowed to take the batch's other events — or
+   * the job's result — down with it: the job saves another, and its last one at the end.
+   */
+  private async uploadCheckpoint(path: string, step: number) {
+    try {
+      return await this.untilAnswered("uploading a checkpoint", () => this.o.backend.putArtifact(path));
+    } catch (error) {
+      this.o.logger.warn({ err: error, step }, "a checkpoint could not be uploaded; skipped it");
+      return null;
+    }
+  }
+
   /** A call to the platform, retried through a database or API outage (transient.ts). */
   private untilAnswered<T>(what: string, call: () => Promise<T>): Promise<T> {
     return untilAnswered(call, {
@@ -228,9 +242,10 @@ export class TrainingWorker {
         const batch: WorkerEvent[] = [];
         for (const event of pending.splice(0)) {
           if (event.type === "done") result = event.result;
-          else if (event.type === "checkpoint")
-            batch.push({ type: "checkpoint", step: event.step, ...(await backend.putArtifact(event.path)) });
-          else batch.push(event);
+          else if (event.type === "checkpoint") {
+            const uploaded = await this.uploadCheckpoint(event.path, event.step);
+            if (uploaded) batch.push({ type: "checkpoint", step: event.step, ...uploaded });
+          } else batch.push(event);
         }
         if (batch.length)
           await this.untilAnswered("recording events", () => backend.recordEvents(holder, batch));
