@@ -35,7 +35,7 @@ import {
   type JobSpec,
   type ModuleWeights,
   type RunJobOptions,
-} from "./job.ts";
+} from "./job-spec.ts";
 import { metaConfigFor, moduleParamSpecs } from "./modules.ts";
 import { learningRate, type PhaseSettings } from "./recipe.ts";
 
