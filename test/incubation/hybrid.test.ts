@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { INPUT, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
-import { type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
+import { vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import { f32 } from "../../src/engine/runtime/tensor.ts";
 import { type Batch, compileTrainer, Trainer } from "../../src/engine/train/trainer.ts";
