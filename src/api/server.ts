@@ -310,9 +310,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     );
   }
   auth.checkRoutes(app); // every route has a policy (auth/policy.ts), or the server does not start
-  // Answers only — refusals of methods a route does not take, and of unknown paths — after the check.
-  app.all("/healthz", methodNotAllowed(["GET"]));
-  if (store) app.all("/artifacts/:sha256", methodNotAllowed(["GET", "PUT"]));
+  // Refusals only, as middleware rather than routes (routes are what the policy table lists):
+  // a method a known path does not take is 405 with Allow, anything else 404.
+  app.use((req, res, next) => {
+    if (req.path === "/healthz") methodNotAllowed(["GET"])(req, res, next);
+    else if (store && /^\/artifacts\/[^/]+$/.test(req.path)) methodNotAllowed(["GET", "PUT"])(req, res, next);
+    else next();
+  });
   app.use(notFound());
   app.use(errorHandler(logger, limits));
 
