@@ -35,6 +35,7 @@ import {
 } from "./errors.ts";
 import { createLoaders } from "./loaders.ts";
 import { checkOperation, isTokenLimit, limitError, limitRules, parseFailure } from "./operation-limits.ts";
+import { ConnectionCounter, callerKey, RateLimiter, rateLimitError } from "./rate-limit.ts";
 import { buildSchema } from "./schema.ts";
 import { shardRoute } from "./shard-route.ts";
 import { requireWorkerToken } from "./worker-auth.ts";
@@ -89,6 +90,9 @@ export interface ApiServer {
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { db, logger } = options;
+  const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...options.limits };
+  // Per caller, in this process only (rate-limit.ts): HTTP requests and WebSocket operations share a bucket.
+  const rateLimiter = new RateLimiter(limits.rateLimitPerSecond, limits.rateLimitBurst);
   const auth = await setUpAuth({
     db,
     logger,
@@ -96,6 +100,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     setting: options.auth ?? "tokens",
     ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
     ...(options.authRecheckMs ? { recheckMs: options.authRecheckMs } : {}),
+    rateLimiter,
+    wsConnections: new ConnectionCounter(limits.maxWsConnectionsPerToken),
   });
   const schema = auth.protect(buildSchema());
   const startedAt = new Date();
@@ -103,7 +109,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
   await events.start();
   const dispatcher = options.dispatcher ?? noopDispatcher;
-  const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...options.limits };
   const dataRoots = options.dataRoots ?? [];
   const introspection = options.introspection ?? true;
   // A fresh context — and so fresh DataLoaders — per HTTP request and per WebSocket operation,
@@ -154,6 +159,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       schema,
       onConnect: auth.onConnect,
       onSubscribe: (ctx, id, payload) => {
+        const remote = (ctx.extra as { request: { socket: { remoteAddress?: string } } }).request.socket;
+        const taken = rateLimiter.take(callerKey(auth.connectionPrincipal(ctx), remote.remoteAddress));
+        if (!taken.ok) return [rateLimitError(taken)];
         const running = Object.keys(ctx.subscriptions).length; // this one included
         if (running > limits.maxSubscriptionsPerConnection) {
           return [

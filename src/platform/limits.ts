@@ -37,6 +37,12 @@ export interface RequestLimits {
   keepAliveTimeoutMs: number;
   /** Total parameters of an architecture. */
   maxParameters: number;
+  /** Per caller (src/api/rate-limit.ts): requests (HTTP) and operations (WebSocket) per second, sustained. */
+  rateLimitPerSecond: number;
+  /** Per caller: the bucket's size, the burst allowed above the sustained rate. */
+  rateLimitBurst: number;
+  /** Per caller: WebSocket connections open at once. */
+  maxWsConnectionsPerToken: number;
 }
 
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
@@ -53,6 +59,9 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
   requestTimeoutMs: 300_000,
   keepAliveTimeoutMs: 5_000,
   maxParameters: 2_000_000_000,
+  rateLimitPerSecond: 20,
+  rateLimitBurst: 100,
+  maxWsConnectionsPerToken: 50,
 };
 
 /**

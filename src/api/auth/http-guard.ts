@@ -5,12 +5,15 @@
  *   themselves, so a web page cannot borrow an operator's local mode); in local mode the `Host`
  *   must be a loopback name too (DNS rebinding);
  * - resolves the caller (principal.ts) once, for the route and for GraphQL's context;
+ * - takes one request from the caller's rate-limit bucket (../rate-limit.ts): over it, 429;
  * - applies the route's entry in ROUTE_POLICIES, then its resource check (artifact, shard).
  * `routeGaps` lists registered routes that have no policy; the server refuses to start on any.
  */
 import type { Express, NextFunction, Request, RequestHandler, Response } from "express";
 import type { Db } from "../../platform/db/client.ts";
+import { sendError } from "../errors.ts";
 import { idFromGlobalIdOrUuid } from "../global-id.ts";
+import { callerKey, RATE_LIMITED, type RateLimiter } from "../rate-limit.ts";
 import { decide, ROUTE_POLICIES, type RoutePolicy } from "./policy.ts";
 import {
   type AuthMode,
@@ -27,6 +30,8 @@ export interface GuardOptions {
   mode: AuthMode;
   /** Origins (scheme://host[:port]) allowed besides the server's own. */
   allowedOrigins: readonly string[];
+  /** Per-caller request rate; absent: none. */
+  rateLimiter?: RateLimiter;
 }
 
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
@@ -87,6 +92,11 @@ export function guardRoutes(o: GuardOptions): RequestHandler {
       if (problem) return void send(res, 403, "FORBIDDEN", problem);
       const principal = await authenticate(o.db, req.headers.authorization, o.mode);
       res.locals.principal = principal;
+      const taken = o.rateLimiter?.take(callerKey(principal, req.socket.remoteAddress));
+      if (taken && !taken.ok) {
+        res.setHeader("retry-after", String(taken.retryAfterSeconds));
+        return void sendError(req, res, 429, RATE_LIMITED, taken.message);
+      }
       const route = matchRoute(req);
       if (!route) return next(); // no such route: Express answers 404
       if (route.key.endsWith(" /graphql")) return next(); // every field has its own policy

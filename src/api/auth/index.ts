@@ -9,6 +9,12 @@ import type { Context as WsContext } from "graphql-ws";
 import type { ServerOptions as WsServerOptions } from "ws";
 import type { Db } from "../../platform/db/client.ts";
 import type { Logger } from "../../platform/logger.ts";
+import {
+  type ConnectionCounter,
+  callerKey,
+  type RateLimiter,
+  WS_TOO_MANY_CONNECTIONS,
+} from "../rate-limit.ts";
 import { applyFieldPolicies } from "./apply-policies.ts";
 import { type AuthSetting, resolveAuthMode } from "./auth-mode.ts";
 import { guardRoutes, originProblem, routeGaps } from "./http-guard.ts";
@@ -29,6 +35,10 @@ export interface AuthOptions {
   allowedOrigins?: readonly string[];
   /** How often open subscriptions re-check their token. */
   recheckMs?: number;
+  /** Per-caller request rate (HTTP requests here; graphql-ws operations in the server). */
+  rateLimiter?: RateLimiter;
+  /** Per-caller open WebSocket connections. */
+  wsConnections?: ConnectionCounter;
 }
 
 export interface ApiAuth {
@@ -49,6 +59,12 @@ export interface ApiAuth {
 
 const WS_CLOSE = { UNAUTHENTICATED: 4401, FORBIDDEN: 4403 } as const;
 
+/** graphql-ws's `extra` on the ws server: the socket and its upgrade request. */
+interface WsExtra {
+  socket: { close(code: number, reason: string): void; once(event: "close", listener: () => void): void };
+  request: { socket: { remoteAddress?: string | undefined } };
+}
+
 export async function setUpAuth(o: AuthOptions): Promise<ApiAuth> {
   const mode = await resolveAuthMode({
     db: o.db,
@@ -62,7 +78,12 @@ export async function setUpAuth(o: AuthOptions): Promise<ApiAuth> {
     mode,
     protect: (schema) =>
       applyFieldPolicies(schema, o.recheckMs === undefined ? {} : { recheckMs: o.recheckMs }),
-    guard: guardRoutes({ db: o.db, mode, allowedOrigins }),
+    guard: guardRoutes({
+      db: o.db,
+      mode,
+      allowedOrigins,
+      ...(o.rateLimiter ? { rateLimiter: o.rateLimiter } : {}),
+    }),
     checkRoutes(app) {
       const gaps = routeGaps(app);
       if (gaps.length)
@@ -79,6 +100,7 @@ export async function setUpAuth(o: AuthOptions): Promise<ApiAuth> {
     async onConnect(ctx) {
       const params = ctx.connectionParams ?? {};
       const principal = await authenticate(o.db, params.authorization ?? params.Authorization, mode);
+      const { socket, request } = ctx.extra as WsExtra;
       if (principal.kind === "none") {
         const refusal = principal.refusal ?? {
           code: "UNAUTHENTICATED" as const,
@@ -86,11 +108,18 @@ export async function setUpAuth(o: AuthOptions): Promise<ApiAuth> {
         };
         // A close reason is at most 123 bytes: the code and the start of the message.
         const reason = `${refusal.code}: ${refusal.message}`.slice(0, 120);
-        (ctx.extra as { socket: { close(code: number, reason: string): void } }).socket.close(
-          WS_CLOSE[refusal.code],
-          reason,
-        );
+        socket.close(WS_CLOSE[refusal.code], reason);
         return false;
+      }
+      if (o.wsConnections) {
+        const counter = o.wsConnections;
+        const key = callerKey(principal, request.socket.remoteAddress);
+        const over = counter.acquire(key);
+        if (over) {
+          socket.close(WS_TOO_MANY_CONNECTIONS, over.slice(0, 120));
+          return false;
+        }
+        socket.once("close", () => counter.release(key));
       }
       principals.set(ctx, principal);
       return true;

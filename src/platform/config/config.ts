@@ -63,6 +63,9 @@ const schema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: count(D.headersTimeoutMs, 1000),
   HTTP_REQUEST_TIMEOUT_MS: count(D.requestTimeoutMs, 1000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: count(D.keepAliveTimeoutMs, 0),
+  RATE_LIMIT_PER_SECOND: count(D.rateLimitPerSecond),
+  RATE_LIMIT_BURST: count(D.rateLimitBurst),
+  WS_MAX_CONNECTIONS_PER_TOKEN: count(D.maxWsConnectionsPerToken),
   /** auto: no token on loopback, tokens elsewhere; tokens: always; local: no token, loopback only. */
   AUTH_MODE: z.enum(AUTH_SETTINGS, { error: `must be one of ${AUTH_SETTINGS.join(", ")}` }).default("auto"),
   /** Browser origins (scheme://host:port, comma-separated) that may call the API besides its own. */
@@ -102,6 +105,9 @@ export function limitsFromConfig(c: Config): RequestLimits {
     headersTimeoutMs: c.HTTP_HEADERS_TIMEOUT_MS,
     requestTimeoutMs: c.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: c.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    rateLimitPerSecond: c.RATE_LIMIT_PER_SECOND,
+    rateLimitBurst: c.RATE_LIMIT_BURST,
+    maxWsConnectionsPerToken: c.WS_MAX_CONNECTIONS_PER_TOKEN,
   };
 }
 
