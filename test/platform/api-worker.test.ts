@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { LocalPlatform } from "../../src/cli/local-platform.ts";
 import { readRunEvents } from "../../src/platform/events/event-log.ts";
+import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { authHeaders, postGraphQL } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
@@ -157,8 +158,10 @@ describe("worker tokens", () => {
     // Uploads need the token too, and only bytes that match their address are stored.
     const url = new URL(`/artifacts/${"0".repeat(64)}`, local.api.url);
     expect((await fetch(url, { method: "PUT", body: "x" })).status).toBe(401);
-    // An API token, even an admin's, does not upload: that is for workers.
-    expect((await fetch(url, { method: "PUT", body: "x", headers: authHeaders(url) })).status).toBe(403);
+    // A viewer's API token does not upload; operators may (weights to register), workers do.
+    const viewer = { authorization: `Bearer ${await mintToken(t.db, "VIEWER")}` };
+    expect((await fetch(url, { method: "PUT", body: "x", headers: viewer })).status).toBe(403);
+    expect((await fetch(url, { method: "PUT", body: "x", headers: authHeaders(url) })).status).toBe(422);
     const wrong = await fetch(url, {
       method: "PUT",
       body: "x",
