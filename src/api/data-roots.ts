@@ -9,7 +9,7 @@
  * readers' messages can carry bytes of the file (a header length) or a folder's listing.
  */
 import { realpath } from "node:fs/promises";
-import { isAbsolute, resolve, sep } from "node:path";
+import { resolve, sep } from "node:path";
 import { INPUT_LIMITS } from "../platform/limits.ts";
 import type { Logger } from "../platform/logger.ts";
 import { type UserError, type UserErrorCode, userError } from "./user-errors.ts";
@@ -37,10 +37,12 @@ async function realRoots(roots: readonly string[]): Promise<string[]> {
 /** The real path of `path` when it lies inside one of `roots`; null otherwise (or when it does not exist). */
 export async function insideDataRoots(path: unknown, roots: readonly string[]): Promise<string | null> {
   if (typeof path !== "string" || path.length === 0 || path.length > INPUT_LIMITS.pathLength) return null;
-  if (path.includes("\0") || !isAbsolute(path)) return null;
+  if (path.includes("\0")) return null;
   let real: string;
   try {
-    real = await realpath(path);
+    // A relative path is the server's (its working directory), as the data layer reads it; the
+    // root check below is on the real path either way.
+    real = await realpath(resolve(path));
   } catch {
     return null;
   }

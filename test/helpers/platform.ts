@@ -14,7 +14,7 @@ import { BIN } from "./process.ts";
 export async function startTestPlatform(
   t: TestDatabase,
   dataDir: string,
-  o: { workers: number; threads?: number; staleAfterMs?: number },
+  o: { workers: number; threads?: number; staleAfterMs?: number; dataRoots?: string[] },
 ): Promise<LocalPlatform & { token: string }> {
   const local = await startLocalPlatform({
     databaseUrl: t.url,
@@ -23,10 +23,12 @@ export async function startTestPlatform(
     host: "127.0.0.1",
     logger: pino({ level: "silent" }),
     bin: BIN,
-    // Tests write their datasets under the OS temp folder.
-    api: { dataRoots: [dataDir, tmpdir()] },
+    // Tests write their datasets under the OS temp folder (or name their own roots).
+    api: { dataRoots: o.dataRoots ?? [dataDir, tmpdir()] },
     auth: { auth: "tokens" },
-    ...o,
+    workers: o.workers,
+    ...(o.threads ? { threads: o.threads } : {}),
+    ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
   });
   const token = await mintToken(t.db, "ADMIN");
   useToken(local.api.url, token);

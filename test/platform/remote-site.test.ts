@@ -109,7 +109,13 @@ async function stageData(runId: string, stage: "PRETRAIN" | "FINETUNE") {
 }
 
 beforeAll(async () => {
-  local = await startTestPlatform(t, dataDir, { workers: 1, threads: 1 });
+  // DATA is relative to the server's working directory (a site worker elsewhere cannot read it),
+  // so that directory's .tmp is one of the server's data roots.
+  local = await startTestPlatform(t, dataDir, {
+    workers: 1,
+    threads: 1,
+    dataRoots: [dataDir, resolve(".tmp")],
+  });
   const arch = await mutate<{ architecture: { id: string } }>(
     `mutation ($input: CreateArchitectureInput!) { createArchitecture(input: $input) { architecture { id } userErrors { message } } }`,
     {
