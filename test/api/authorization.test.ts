@@ -26,19 +26,19 @@ import {
   GraphQLScalarType,
   GraphQLUnionType,
 } from "graphql";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listRoutes } from "../../src/api/auth/http-guard.ts";
 import { FIELD_POLICIES, type Policy, ROUTE_POLICIES, type RootType } from "../../src/api/auth/policy.ts";
 import { toGlobalId } from "../../src/api/global-id.ts";
 import { SCHEMA_PATH } from "../../src/api/schema.ts";
-import { type ApiServer, startApiServer } from "../../src/api/server.ts";
+import type { ApiServer } from "../../src/api/server.ts";
 import type { Role } from "../../src/generated/prisma/client.ts";
 import { LocalArtifactStore } from "../../src/platform/artifacts/store.ts";
 import { revokeApiToken } from "../../src/platform/auth/api-tokens.ts";
 import { createWorkerToken } from "../../src/platform/auth/worker-tokens.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
 import { tempDir } from "../data/helpers.ts";
+import { startTestApiServer } from "../helpers/api-server.ts";
 import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent } from "../helpers/events.ts";
@@ -67,13 +67,7 @@ const a = { runId: "", moduleId: "", architectureId: "", datasetId: "", names: [
 
 beforeAll(async () => {
   const store = new LocalArtifactStore(join(root, "artifacts"));
-  server = await startApiServer({
-    db: t.db,
-    databaseUrl: t.url,
-    logger: pino({ level: "silent" }),
-    port: 0,
-    host: "127.0.0.1",
-    auth: "tokens",
+  server = await startTestApiServer(t, {
     authRecheckMs: 100,
     artifacts: store,
     shardCacheDir: join(root, "shards"),

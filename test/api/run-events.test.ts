@@ -1,8 +1,8 @@
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/api/global-id.ts";
-import { type ApiServer, startApiServer } from "../../src/api/server.ts";
+import type { ApiServer } from "../../src/api/server.ts";
 import { appendRunEvents, readRunEvents } from "../../src/platform/events/event-log.ts";
+import { startTestApiServer } from "../helpers/api-server.ts";
 import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent, runFinished } from "../helpers/events.ts";
@@ -13,14 +13,7 @@ const t = useTestDatabase();
 let server: ApiServer;
 
 beforeAll(async () => {
-  server = await startApiServer({
-    db: t.db,
-    databaseUrl: t.url,
-    logger: pino({ level: "silent" }),
-    port: 0,
-    host: "127.0.0.1",
-    auth: "tokens",
-  });
+  server = await startTestApiServer(t);
   useToken(server.url, await mintToken(t.db, "VIEWER"));
 });
 afterAll(async () => {

@@ -1,12 +1,12 @@
 /** Shared set-up for the API tests: a server on the file's scratch database, and GraphQL helpers. */
 import { tmpdir } from "node:os";
-import pino from "pino";
 import { afterAll, beforeAll, expect } from "vitest";
 import type { RunDispatcher } from "../../src/api/context.ts";
-import { type ApiServer, startApiServer } from "../../src/api/server.ts";
+import type { ApiServer } from "../../src/api/server.ts";
 import type { ArtifactStore } from "../../src/platform/artifacts/store.ts";
 import type { Db } from "../../src/platform/db/client.ts";
 import type { RequestLimits } from "../../src/platform/limits.ts";
+import { startTestApiServer } from "../helpers/api-server.ts";
 import { mintToken } from "../helpers/auth.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 import { postGraphQL, useToken } from "../helpers/graphql.ts";
@@ -52,13 +52,8 @@ export function useApiServer(
 } {
   const handle = {} as ReturnType<typeof useApiServer>;
   beforeAll(async () => {
-    handle.server = await startApiServer({
-      auth: "tokens",
+    handle.server = await startTestApiServer(t, {
       db: options.db?.() ?? t.db,
-      databaseUrl: t.url,
-      logger: pino({ level: "silent" }),
-      port: 0,
-      host: "127.0.0.1",
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
       ...(options.artifacts ? { artifacts: options.artifacts } : {}),
       ...(options.shardCacheDir ? { shardCacheDir: options.shardCacheDir } : {}),
