@@ -1,10 +1,7 @@
 import { join, resolve } from "node:path";
 import { Command } from "commander";
-import {
-  assertProviderAvailable,
-  EXECUTION_PROVIDERS,
-  type ExecutionProvider,
-} from "../engine/runtime/providers.ts";
+import { chooseDevice, DEVICE_REQUESTS, type DeviceRequest } from "../engine/runtime/device.ts";
+import type { ExecutionProvider } from "../engine/runtime/providers.ts";
 import { type Config, shardCacheDir } from "../platform/config/config.ts";
 import { createLogger, type Logger } from "../platform/logger.ts";
 import { openPlatform } from "../platform/platform.ts";
@@ -40,7 +37,7 @@ export function workerCommand(): Command {
     .option("--threads <n>", "intra-op threads per job (default: ONNX Runtime's choice)")
     .option(
       "--device <provider>",
-      `ONNX Runtime execution provider: ${EXECUTION_PROVIDERS.join(", ")}`,
+      `ONNX Runtime execution provider: ${DEVICE_REQUESTS.join(", ")} (auto: cuda when it loads, else cpu, and the log says which)`,
       "cpu",
     )
     .option("--concurrency <n>", "jobs this process runs at once (each in its own child process)", "1")
@@ -61,17 +58,18 @@ export function workerCommand(): Command {
         shards?: string;
       }) => {
         const config = loadConfigOrExit();
-        if (!EXECUTION_PROVIDERS.includes(opts.device as ExecutionProvider)) {
+        if (!DEVICE_REQUESTS.includes(opts.device as DeviceRequest)) {
           exitWithError(
-            new Error(`--device must be one of ${EXECUTION_PROVIDERS.join(", ")}, got "${opts.device}"`),
+            new Error(`--device must be one of ${DEVICE_REQUESTS.join(", ")}, got "${opts.device}"`),
           );
         }
-        // Fail at start-up, not in the first job, when the provider cannot load here.
-        try {
-          assertProviderAvailable(opts.device as ExecutionProvider);
-        } catch (error) {
-          exitWithError(error);
-        }
+        // Fail at start-up, not in the first job, when the provider cannot load here; `auto`
+        // resolves to one provider now, so every job of this worker runs on the same one.
+        const device = await chooseDevice(opts.device as DeviceRequest).catch((error) =>
+          exitWithError(error),
+        );
+        const logger = createLogger(config.LOG_LEVEL, "worker");
+        logger.info({ device: device.provider, requested: opts.device }, device.note);
         const concurrency = Number(opts.concurrency);
         if (!Number.isInteger(concurrency) || concurrency < 1) {
           exitWithError(new Error(`--concurrency must be a whole number ≥ 1, got "${opts.concurrency}"`));
@@ -91,7 +89,17 @@ export function workerCommand(): Command {
               : opts.id
             : `${defaultWorkerId()}${concurrency > 1 ? `-${i + 1}` : ""}`;
         if (opts.api) {
-          await startApiWorkers({ ...opts, api: opts.api, config, labels, shards, concurrency, idOf });
+          await startApiWorkers({
+            ...opts,
+            api: opts.api,
+            device: device.provider,
+            config,
+            logger,
+            labels,
+            shards,
+            concurrency,
+            idOf,
+          });
           return;
         }
         if (!config.DATABASE_URL) {
@@ -101,7 +109,6 @@ export function workerCommand(): Command {
             ),
           );
         }
-        const logger = createLogger(config.LOG_LEVEL, "worker");
         const platform = await openPlatform({
           databaseUrl: config.DATABASE_URL,
           dataDir: config.DATA_DIR,
@@ -116,7 +123,7 @@ export function workerCommand(): Command {
               dataDir: resolve(config.DATA_DIR),
               logger,
               bin: BIN_PATH,
-              device: opts.device as ExecutionProvider,
+              device: device.provider,
               ...(opts.threads ? { threads: Number(opts.threads) } : {}),
               workerId: idOf(i),
               labels,
@@ -142,13 +149,14 @@ async function startApiWorkers(o: {
   api: string;
   token?: string;
   config: Config;
+  logger: Logger;
   labels: string[];
   shards: number[];
   concurrency: number;
   idOf: (i: number) => string;
   threads?: string;
   heartbeatMs: string;
-  device: string;
+  device: ExecutionProvider;
 }): Promise<void> {
   const token = o.token ?? process.env.INCUBATOR_WORKER_TOKEN;
   if (!token) {
@@ -167,7 +175,7 @@ async function startApiWorkers(o: {
       ),
     );
   }
-  const logger: Logger = createLogger(o.config.LOG_LEVEL, "worker");
+  const { logger } = o;
   const dataDir = resolve(o.config.DATA_DIR);
   const workers: TrainingWorker[] = [];
   const stopAll = async () => {
@@ -197,7 +205,7 @@ async function startApiWorkers(o: {
       dataServer: { baseUrl: o.api, token },
       bin: BIN_PATH,
       workerId,
-      device: o.device as ExecutionProvider,
+      device: o.device,
       heartbeatMs: Number(o.heartbeatMs),
       ...(o.threads ? { threads: Number(o.threads) } : {}),
       onFatal: (error) => {

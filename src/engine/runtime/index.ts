@@ -1,4 +1,11 @@
 export {
+  chooseDevice,
+  DEVICE_REQUESTS,
+  type DeviceChoice,
+  type DeviceRequest,
+  probeProvider,
+} from "./device.ts";
+export {
   assertProviderAvailable,
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
