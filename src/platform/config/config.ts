@@ -86,6 +86,9 @@ const schema = z.object({
 
 export type Config = z.infer<typeof schema>;
 
+/** Every environment variable the configuration reads (deployment files are checked against it). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 /** Packed dataset shards under DATA_DIR, shared by the API server and the workers of a machine. */
 export const shardCacheDir = (dataDir: string) => join(dataDir, "shards");
 
