@@ -176,21 +176,29 @@ export function incubatorInvocations(): Found<string[]>[] {
   return out;
 }
 
+/** A command line in the docs: the program's argv and the variables assigned in front of it. */
+interface DocCommand {
+  argv: string[];
+  env: string[];
+}
+
 /**
- * Command lines in a Markdown file's code blocks that run the program: `npx incubator …`,
- * `incubator …` at the start of a command, `… exec <service> incubator …`, `kubectl … -- incubator …`,
- * `docker compose … run --rm api …` (the image's entrypoint is incubator), `docker run … incubator:<tag> …`.
+ * Command lines in a Markdown file's code blocks that run the program: `npx incubator …` or
+ * `incubator …` at the start of a command (after `VAR=value` assignments or `sudo`),
+ * `… exec <service> incubator …`, `kubectl … -- incubator …`, `docker compose … run --rm <service> …`
+ * (the image's entrypoint is incubator), `docker run … incubator:<tag> …`.
  */
-export function docInvocations(path: string): Found<string[]>[] {
+function docCommands(path: string): Found<DocCommand>[] {
   const text = read(path);
-  const out: Found<string[]>[] = [];
+  const out: Found<DocCommand>[] = [];
   const blocks = [...text.matchAll(/```[^\n]*\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const assignments = "((?:[A-Z_][A-Z0-9_]*=\\S* )*)";
   const patterns = [
-    /(?:^|[;&|(]\s*|\bsudo(?: -\w+(?: \S+)?)* )(?:npx )?incubator ([^#\n]*)/,
-    /\bexec(?: -T)? [\w-]+ incubator ([^#\n]*)/,
-    / -- incubator ([^#\n]*)/,
-    /\bcompose\b[^#\n]* run --rm [\w-]+ ([^#\n]*)/,
-    /\bdocker run\b[^#\n]* (?:[\w.-]+\/)*incubator(?:-cuda)?:\S+ ([^#\n]*)/,
+    new RegExp(`(?:^|[;&|(]\\s*|\\bsudo(?: -\\w+(?: \\S+)?)* )${assignments}(?:npx )?incubator ([^#\\n]*)`),
+    /\bexec(?: -T)? [\w-]+ ()incubator ([^#\n]*)/,
+    / -- ()incubator ([^#\n]*)/,
+    /\bcompose\b[^#\n]* run --rm ()[\w-]+ ([^#\n]*)/,
+    /\bdocker run\b[^#\n]* ()(?:[\w.-]+\/)*incubator(?:-cuda)?:\S+ ([^#\n]*)/,
   ];
   for (const block of blocks) {
     for (const line of logicalLines(block)) {
@@ -199,13 +207,24 @@ export function docInvocations(path: string): Found<string[]>[] {
         const m = command.match(pattern);
         if (!m) continue;
         // The program's part ends where the shell's starts (pipe, redirect, next command).
-        const args = m[1]!.split(/\s(?:\||>|2>|&&|;)\s?/)[0]!;
-        out.push({ source: rel(path), value: shellWords(args.trim()) });
+        const args = m[2]!.split(/\s(?:\||>|2>|&&|;)\s?/)[0]!;
+        const env = m[1]!.trim()
+          ? m[1]!
+              .trim()
+              .split(/\s+/)
+              .map((a) => a.split("=")[0]!)
+          : [];
+        out.push({ source: rel(path), value: { argv: shellWords(args.trim()), env } });
         break;
       }
     }
   }
   return out;
+}
+
+/** The argv of every command line a Markdown file's code blocks run. */
+export function docInvocations(path: string): Found<string[]>[] {
+  return docCommands(path).map(({ source, value }) => ({ source, value: value.argv }));
 }
 
 /** Names of variables each file sets for the program. */
@@ -257,6 +276,10 @@ export function programEnvironment(): Found<string>[] {
   for (const name of Object.keys(envFile(WORKER_ENV_EXAMPLE))) {
     if (!execStart.includes(`\${${name}}`)) out.push({ source: rel(WORKER_ENV_EXAMPLE), value: name });
   }
+  // Docs: variables assigned in front of an incubator command line.
+  for (const file of DOC_FILES)
+    for (const { source, value } of docCommands(file))
+      for (const name of value.env) out.push({ source, value: name });
   const seen = new Set<string>();
   return out.filter((f) => {
     const key = `${f.source}\0${f.value}`;

@@ -29,6 +29,9 @@ const THIRD_PARTY: Record<string, string> = {
 
 /** The command an argv names, or why it does not; checks its options and values too. */
 function problemWith(argv: string[]): string | null {
+  // commander's own flags, on the program and on every command.
+  const builtIn = (word: string) => ["--help", "-h", "--version", "-V"].includes(word);
+  if (argv.length === 1 && builtIn(argv[0]!)) return null;
   let command: Command = buildProgram();
   let i = 0;
   for (; i < argv.length; i++) {
@@ -46,6 +49,7 @@ function problemWith(argv: string[]): string | null {
       positional.push(word);
       continue;
     }
+    if (builtIn(word)) continue;
     const [flag, inline] = word.split("=", 2) as [string, string | undefined];
     const option = command.options.find((o: Option) => o.long === flag || o.short === flag);
     if (!option) return `"${command.name()}" has no option ${flag}`;
