@@ -66,6 +66,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from twins import make_twins  # noqa: E402  (the method stage by stage; see twins.py)
+
 torch.set_num_threads(2)
 
 # ----------------------------------------------------------------------------- safetensors
@@ -588,6 +591,7 @@ def main():
     make_training(out, "vit_tiny_adamw20", "adamw", 20, 1e-3, None, 3003)
     make_training(out, "vit_tiny_adamw20_clip", "adamw", 20, 5e-3, 1.0, 3003)
     make_training(out, "vit_tiny_lamb", "lamb", 5, 1e-2, None, 3003)
+    make_twins(out, write_safetensors)
 
     # self-check: the files read back bit-exactly
     total = 0

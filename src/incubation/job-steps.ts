@@ -18,7 +18,7 @@ import {
   saveWeights,
 } from "../engine/checkpoint/checkpoint.ts";
 import { exportVitOnnx } from "../engine/export/onnx-export.ts";
-import { dropPathMasks, INPUT, vitClassifierSpec } from "../engine/models/classifier.ts";
+import { dropMaskShape, dropPathMasks, INPUT, vitClassifierSpec } from "../engine/models/classifier.ts";
 import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
 import { Rng } from "../engine/rng.ts";
 import { f32 } from "../engine/runtime/tensor.ts";
@@ -311,7 +311,7 @@ export async function trainLoop(
     );
     if (settings.dropPath > 0) {
       batch[INPUT.dropMask] = f32(
-        [model.depth, settings.batchSize],
+        dropMaskShape(model.depth, settings.batchSize),
         dropPathMasks(state.dropRng, settings.dropPath, model.depth, settings.batchSize),
       );
     }

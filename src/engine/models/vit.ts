@@ -239,9 +239,15 @@ function dropPath(b: GraphBuilder, branch: Value, mask: Value | undefined, t: To
   return b.reshape(b.mul(perSample, b.reshape(mask, [-1, 1])), [-1, d]);
 }
 
+/** A block's drop-path masks [B], one per residual branch (timm draws each branch apart). */
+export interface BlockDropMasks {
+  attn: Value;
+  mlp: Value;
+}
+
 export interface BlockOptions {
-  /** Drop-path mask [B] for this block (training only). */
-  dropMask?: Value;
+  /** Drop-path masks for this block (training only). */
+  dropMask?: BlockDropMasks;
   /**
    * Compute only the class token's output (tokens → [B, D], `tokens: 1`). For the last block
    * before the head, which reads nothing else: keys and values still come from every token, but
@@ -289,12 +295,12 @@ export function block(
   const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
   const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, d]);
   const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
-  const x1 = b.add(t.x, dropPath(b, attnOut, opts.dropMask, t, d));
+  const x1 = b.add(t.x, dropPath(b, attnOut, opts.dropMask?.attn, t, d));
 
   // MLP.
   const hidden = b.gelu(linear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
-  return { ...t, x: b.add(x1, dropPath(b, mlpOut, opts.dropMask, { ...t, x: x1 }, d)) };
+  return { ...t, x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, { ...t, x: x1 }, d)) };
 }
 
 /** Rows of the class token: tokens [B·T, D] → [B, D]. */
@@ -331,10 +337,10 @@ function clsBlock(
   const mixed = b.reshape(b.matmul(attn, v), [-1, d]); // [B,H,1,hd] is [B,1,H,hd] in memory
   const one: Tokens = { x: mixed, batch, tokens: 1 };
   const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
-  const x1 = b.add(classRows(b, t.x, t, d), dropPath(b, attnOut, opts.dropMask, one, d));
+  const x1 = b.add(classRows(b, t.x, t, d), dropPath(b, attnOut, opts.dropMask?.attn, one, d));
   const hidden = b.gelu(linear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
-  return { x: b.add(x1, dropPath(b, mlpOut, opts.dropMask, one, d)), batch, tokens: 1 };
+  return { x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, one, d)), batch, tokens: 1 };
 }
 
 /** Final norm on the class token and the classifier: tokens → logits [B, classes]. */
@@ -382,14 +388,14 @@ export function vitPlan(cfg: VitConfig, prefix = ""): ForwardPlan {
   };
 }
 
-/** images → logits along `plan`; `dropMasks[i]` is the i-th block's mask (training only). */
+/** images → logits along `plan`; `dropMasks[i]` are the i-th block's masks (training only). */
 export function forwardPlan(
   b: GraphBuilder,
   cfg: VitConfig,
   param: ParamReader,
   images: Value,
   plan: ForwardPlan,
-  dropMasks?: readonly (Value | undefined)[],
+  dropMasks?: readonly (BlockDropMasks | undefined)[],
 ): Value {
   const widths = plan.widths;
   const adapt = (t: Tokens, before: number): Tokens => {
@@ -411,13 +417,13 @@ export function forwardPlan(
   return head(b, widths?.head ?? cfg, param, t, plan.headPrefix);
 }
 
-/** The whole model: images → logits. `dropMasks[i]` is block i's mask (training only). */
+/** The whole model: images → logits. `dropMasks[i]` are block i's masks (training only). */
 export function vitForward(
   b: GraphBuilder,
   cfg: VitConfig,
   param: ParamReader,
   images: Value,
-  dropMasks?: readonly (Value | undefined)[],
+  dropMasks?: readonly (BlockDropMasks | undefined)[],
   prefix = "",
 ): Value {
   return forwardPlan(b, cfg, param, images, vitPlan(cfg, prefix), dropMasks);
