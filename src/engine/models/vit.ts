@@ -120,12 +120,20 @@ const TRUNC = { kind: "truncNormal", std: 0.02 } as const;
 const ZEROS = { kind: "zeros" } as const;
 const ONES = { kind: "ones" } as const;
 
-/** Embedding parameters (module 0 of a split). cls/pos embeddings take no weight decay. */
+/**
+ * Embedding parameters (module 0 of a split). cls/pos embeddings take no weight decay.
+ *
+ * Initialisation as timm's VisionTransformer (the version the official Deep Incubation code
+ * ships) leaves it: cls_token and pos_embed trunc_normal(.02); its init touches only Linear and
+ * LayerNorm modules, so the patch Conv2d keeps PyTorch's default — kaiming_uniform_(a=√5) on the
+ * weight and U(±1/√fan_in) on the bias, both U(±1/√fan_in) with fan_in = C·p·p.
+ */
 export function embedParamSpecs(cfg: VitConfig, prefix = ""): ParamSpec[] {
   const { width: d, channels: c, patchSize: p } = cfg;
+  const conv = { kind: "uniform", bound: 1 / Math.sqrt(c * p * p) } as const;
   return [
-    { name: `${prefix}patch_embed.proj.weight`, shape: [d, c, p, p], init: TRUNC },
-    { name: `${prefix}patch_embed.proj.bias`, shape: [d], init: ZEROS },
+    { name: `${prefix}patch_embed.proj.weight`, shape: [d, c, p, p], init: conv },
+    { name: `${prefix}patch_embed.proj.bias`, shape: [d], init: conv },
     { name: `${prefix}cls_token`, shape: [1, 1, d], init: TRUNC, decay: false },
     { name: `${prefix}pos_embed`, shape: [1, numTokens(cfg), d], init: TRUNC, decay: false },
   ];
