@@ -67,6 +67,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from data_parity import make_data_parity  # noqa: E402  (torchvision crop and normalisation)
 from twins import make_twins  # noqa: E402  (the method stage by stage; see twins.py)
 
 torch.set_num_threads(2)
@@ -592,6 +593,7 @@ def main():
     make_training(out, "vit_tiny_adamw20_clip", "adamw", 20, 5e-3, 1.0, 3003)
     make_training(out, "vit_tiny_lamb", "lamb", 5, 1e-2, None, 3003)
     make_twins(out, write_safetensors)
+    make_data_parity(out, write_safetensors)
 
     # self-check: the files read back bit-exactly
     total = 0
