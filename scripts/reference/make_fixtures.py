@@ -11,6 +11,8 @@ How to run (from the repository root):
         /usr/bin/python3 scripts/reference/make_fixtures.py [--out test/fixtures]
 
 Use /usr/bin/python3 (Debian's), not a pyenv python: only the former sees python3-torch.
+twins.py (the method stage by stage) and data_parity.py (torchvision's RandomCrop/Normalize; needs
+python3-torchvision) write twins.* and data_parity.*; see their docstrings and test/fixtures/README.md.
 No timm, no pip: the ViT below is plain torch with timm's parameter names and math.
 
 Model (timm VisionTransformer semantics, class token, pre-norm, no dropout/drop-path):
