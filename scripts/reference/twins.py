@@ -41,7 +41,9 @@ RECIPE = dict(
     baseLr=0.256,  # peak 0.256 * 4 / 512 = 2e-3
     minLr=1e-5,
     warmupFraction=0.2,  # 4 warmup steps (FT: none)
-    weightDecay=0.05,
+    # 10x the recipe's 0.05 so that a tensor put in the wrong group shows over 20 steps (at 0.05 a
+    # decayed cls_token moves < 6e-5, below what fp32 can tell apart from the Adam step).
+    weightDecay=0.5,
     batchSize=BATCH,
     labelSmoothing=0.1,
     mixup=0,
@@ -196,14 +198,15 @@ def param_groups(named):
 
 
 def train(net, trainable, phase, images, labels):
-    """20 steps of the recipe's phase; returns losses, drop-path draws [S, depth, 2, B], per-step norms."""
+    """20 steps of the recipe's phase: losses, lrs, drop-path draws [S, depth, 2, B], per-step parameter
+    norms and (with clipping) the gradient norms before clipping."""
     steps = RECIPE["steps"][phase]
     peak = RECIPE["baseLr"] * RECIPE["batchSize"] / 512
     warmup = 0 if phase == "finetune" else round(RECIPE["warmupFraction"] * steps)
     clip = RECIPE["clipGradNorm"][phase]
     opt = torch.optim.AdamW(param_groups(trainable), lr=peak, betas=(0.9, 0.999), eps=1e-8, foreach=False)
     net.train()
-    losses, draws, lrs, norms = [], [], [], []
+    losses, draws, lrs, norms, grad_norms = [], [], [], [], []
     log = net.seq[0].drop_path1.log
     for k in range(steps):
         lr = lr_at(k, steps, warmup, peak, RECIPE["minLr"])
@@ -216,12 +219,14 @@ def train(net, trainable, phase, images, labels):
         loss = F.cross_entropy(net(images[k].to(dtype)), labels[k], label_smoothing=RECIPE["labelSmoothing"])
         loss.backward()
         if clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for _, p in trainable], clip)
+            grad_norms.append(float(torch.nn.utils.clip_grad_norm_([p for _, p in trainable], clip)))
         opt.step()
         losses.append(float(loss))
         draws.append(torch.stack(list(log)).view(net.depth, 2, -1))
         norms.append([tensor_norm(n, p) for n, p in trainable])
-    return losses, torch.stack(draws), lrs, norms
+    if clip > 0:  # clipping must bind on most steps, or the fixture would not test it
+        assert sum(n > clip for n in grad_norms) >= steps // 2, grad_norms
+    return dict(losses=losses, draws=torch.stack(draws), lrs=lrs, norms=norms, grad_norms=grad_norms)
 
 
 def tensor_norm(name, p):
@@ -272,9 +277,8 @@ def run_plain(depth, init, phase, data, dtype, seed):
     vit = load(Vit(depth, **CFG), init, dtype)
     log = DrawLog(torch.Generator().manual_seed(seed))
     net = Network(vit, vit.blocks, vit, RECIPE["dropPath"][phase], log)
-    losses, draws, lrs, norms = train(net, list(vit.named_parameters()), phase, *data)
-    return dict(losses=losses, draws=draws, lrs=lrs, norms=norms, final=state(vit),
-                names=[n for n, _ in vit.named_parameters()])
+    run = train(net, list(vit.named_parameters()), phase, *data)
+    return dict(run, final=state(vit), names=[n for n, _ in vit.named_parameters()])
 
 
 def run_modular(index, meta_values, target_init, data, dtype, seed):
@@ -294,7 +298,7 @@ def run_modular(index, meta_values, target_init, data, dtype, seed):
     net = Network(target if index == 0 else meta, blocks, target if index == k - 1 else meta,
                   RECIPE["dropPath"]["modular"], log)
     trainable = [(n, named[n]) for n in owned]
-    losses, draws, lrs, norms = train(net, trainable, "modular", *data)
+    run = train(net, trainable, "modular", *data)
     final = {n: named[n].detach().clone() for n in owned}
     frozen_moved = max(float((p.detach() - meta_values[n].to(dtype)).abs().max()) for n, p in meta.named_parameters())
     assert frozen_moved == 0.0, f"a frozen meta parameter moved by {frozen_moved}"
@@ -302,7 +306,7 @@ def run_modular(index, meta_values, target_init, data, dtype, seed):
     for n, p in named.items():
         if n not in owned:
             assert torch.equal(p.detach(), target_init[n].to(dtype)), n
-    return dict(losses=losses, draws=draws, lrs=lrs, norms=norms, final=final, names=owned, depth=net.depth)
+    return dict(run, final=final, names=owned)
 
 
 def assemble(module_finals):
@@ -408,6 +412,7 @@ def make_twins(out, write_safetensors):
             "param_norms_after_step": r["norms"],
             "final_fp32_vs_fp64_max_abs_diff": r["fp64_drift"],
             "drop_path_depth": int(r["draws"].shape[1]),
+            **({"grad_norms_before_clip": r["grad_norms"]} if r["grad_norms"] else {}),
         }
     with open(os.path.join(out, "twins.json"), "w") as f:
         json.dump(meta, f, indent=1)

@@ -80,11 +80,12 @@ const BATCH = c.batch!;
 const { name: recipeName, ...overrides } = fx.recipe;
 const RECIPE = resolveRecipe(recipeName, overrides);
 
-// Tolerances: torch's own fp32 and fp64 runs of these stages differ by < 1e-6 (twins.json);
-// ours and torch's fp32 differ in summation order only. Adam divides by √v, so a step changes
-// a parameter by ≲ lr whatever the gradient: 1e-4 is 1/20 of one step at the peak lr.
-const LOSS_TOL = 1e-4;
-const PARAM_TOL = 1e-4;
+// Tolerances: torch's own fp32 and fp64 runs of these stages differ by < 1e-6 (twins.json), and
+// ours and torch's fp32 by ≤ 1e-6 in the losses and ≤ 3e-6 in the parameters (summation order
+// only). A parameter in the wrong weight-decay group moves ≳ 5e-4 over the 20 steps (the fixture's
+// wd is 0.5), a wrong lr, clip or drop-path draw changes the loss at once.
+const LOSS_TOL = 1e-5;
+const PARAM_TOL = 2e-5;
 
 /** L2 norm without the key bias (exactly-zero true gradient; its Adam steps are rounding noise). */
 function norm(name: string, v: Float32Array): number {
