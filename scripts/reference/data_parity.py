@@ -9,9 +9,19 @@ torchvision semantics (0.14, Debian's python3-torchvision):
     Normalize(mean, std)         (x / 255 - mean) / std per channel, after the crop: a padded
                                  pixel is 0 before normalisation, -mean/std after.
 Every (i, j) of the crop is written, so the engine's crop can be checked offset by offset.
+
+Mixup / CutMix: timm's Mixup (mode "batch", correct_lam=True, the official code's settings) for
+given draws (method, lambda, box centre cy, cx), so the engine's mixing is checked without sharing
+a random stream:
+    partner of image i = image B-1-i (x.flip(0))
+    mixup : x = lam * x + (1 - lam) * x.flip(0)
+    cutmix: rand_bbox: cut = int(size * sqrt(1 - lam)) per side, box [c - cut//2, c + cut//2)
+            clipped to the image; pasted from x.flip(0); lam = 1 - box area / image area
+    target: lam * smooth_onehot(y) + (1 - lam) * smooth_onehot(y.flip(0)), off = eps/K, on = 1 - eps + off
 """
 import gzip
 import json
+import math
 import os
 import struct
 
@@ -29,6 +39,39 @@ NORMALIZATION = {
                      "source": "timm IMAGENET_DEFAULT_MEAN / IMAGENET_DEFAULT_STD (DeiT, Deep Incubation)"},
 }
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+MIX_CASES = [
+    {"method": "mixup", "lambda": 0.7},
+    {"method": "cutmix", "lambda": 0.6, "cy": 1, "cx": 6},  # clipped at the top and on the right
+    {"method": "cutmix", "lambda": 0.3, "cy": 3, "cx": 3},
+]
+MIX_SMOOTHING = 0.1
+MIX_CLASSES = 10
+
+
+def timm_mix(x, target, case):
+    """timm Mixup._mix_batch (+ mixup_target) for one batch with the given draws."""
+    x = x.clone()
+    lam = case["lambda"]
+    if case["method"] == "cutmix":
+        h, w = x.shape[-2:]
+        ratio = math.sqrt(1 - lam)
+        cut_h, cut_w = int(h * ratio), int(w * ratio)
+        clip = lambda v, hi: min(max(v, 0), hi)  # noqa: E731  (np.clip on a scalar)
+        yl, yh = clip(case["cy"] - cut_h // 2, h), clip(case["cy"] + cut_h // 2, h)
+        xl, xh = clip(case["cx"] - cut_w // 2, w), clip(case["cx"] + cut_w // 2, w)
+        x[:, :, yl:yh, xl:xh] = x.flip(0)[:, :, yl:yh, xl:xh]
+        lam = 1.0 - (yh - yl) * (xh - xl) / float(h * w)
+    else:
+        x_flipped = x.flip(0).mul_(1.0 - lam)
+        x.mul_(lam).add_(x_flipped)
+    off = MIX_SMOOTHING / MIX_CLASSES
+    on = 1.0 - MIX_SMOOTHING + off
+
+    def one_hot(t):
+        return torch.full((t.shape[0], MIX_CLASSES), off).scatter_(1, t.view(-1, 1), on)
+
+    return x, one_hot(target) * lam + one_hot(target.flip(0)) * (1.0 - lam), lam
 
 
 def fashion_mnist_stats():
@@ -65,6 +108,16 @@ def make_data_parity(out, write_safetensors):
         crops = torch.stack([TF.crop(padded, i, j, h, w) for i, j in offsets])
         tensors[f"crops.{mode}"] = crops
         tensors[f"crops.{mode}.normalized"] = TF.normalize(crops / 255, norm["mean"], norm["std"])
+    mix_images = torch.randn(4, 3, 7, 8, generator=gen)
+    mix_labels = torch.tensor([3, 1, 4, 1])
+    tensors["mix.images"] = mix_images
+    tensors["mix.labels"] = mix_labels
+    mix_lambdas = []
+    for k, case in enumerate(MIX_CASES):
+        mixed, targets, lam = timm_mix(mix_images, mix_labels, case)
+        tensors[f"mix.{k}.images"] = mixed
+        tensors[f"mix.{k}.targets"] = targets
+        mix_lambdas.append(lam)
     write_safetensors(os.path.join(out, "data_parity.safetensors"), tensors)
     meta = {
         "description": "torchvision RandomCrop(padding) and Normalize on a fixed 3x5x6 image "
@@ -77,6 +130,9 @@ def make_data_parity(out, write_safetensors):
         "normalized_with": "cifar10",
         "normalization": NORMALIZATION,
         "fashion_mnist": fashion_mnist_stats(),
+        "mix": {"cases": MIX_CASES, "lambda_after": mix_lambdas, "label_smoothing": MIX_SMOOTHING,
+                "classes": MIX_CLASSES, "note": "mix.<k>.images / .targets = timm Mixup of mix.images / "
+                "mix.labels with MIX_CASES[k] (lambda before CutMix's area correction; lambda_after after it)"},
     }
     with open(os.path.join(out, "data_parity.json"), "w") as f:
         json.dump(meta, f, indent=1)

@@ -1,13 +1,15 @@
 /**
  * The data pipeline against torchvision (scripts/reference/data_parity.py → test/fixtures/
  * data_parity.*): the padded random crop at every offset in both padding modes, the zero fill
- * before normalisation, per-image offsets, and the per-format normalisation constants.
+ * before normalisation, per-image offsets, the per-format normalisation constants, and Mixup /
+ * CutMix against timm's Mixup for given draws.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { shiftedCrop } from "../../src/data/augment/geometric.ts";
 import { toImage } from "../../src/data/augment/image.ts";
+import { applyMix, type MixDraw } from "../../src/data/augment/mix.ts";
 import { buildTransform, parseAugmentConfig } from "../../src/data/augment/pipeline.ts";
 import { FASHION_MNIST_NORMALIZATION, FORMAT_NORMALIZATION } from "../../src/data/normalization.ts";
 import { readSafetensors, toFloat32 } from "../../src/engine/checkpoint/safetensors.ts";
@@ -24,6 +26,7 @@ const fx = JSON.parse(readFileSync(join(FIXTURES, "data_parity.json"), "utf8")) 
   normalized_with: keyof typeof FORMAT_NORMALIZATION;
   normalization: Record<string, { mean: number[]; std: number[] }>;
   fashion_mnist: { mean: number[]; std: number[] } | null;
+  mix: { cases: MixDraw[]; lambda_after: number[]; label_smoothing: number; classes: number };
 };
 const get = (name: string) => toFloat32(st.tensors.get(name)!);
 const [C, H, W] = [...st.tensors.get("image")!.shape] as [number, number, number];
@@ -99,5 +102,28 @@ describe("normalisation constants", () => {
         augment: { ...settings.augment, normalize: given },
       }),
     ).toEqual(given);
+  });
+});
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  return a.reduce((worst, v, i) => Math.max(worst, Math.abs(v - b[i]!)), 0);
+}
+
+describe("Mixup / CutMix = timm Mixup (batch mode, corrected λ) for the same draws", () => {
+  const shape = st.tensors.get("mix.images")!.shape as number[];
+  const [batch, channels, height, width] = shape as [number, number, number, number];
+  const labels = Array.from(get("mix.labels"));
+  fx.mix.cases.forEach((draw, k) => {
+    it(`${draw.method} λ ${draw.lambda}${draw.method === "cutmix" ? ` centred at (${draw.cy}, ${draw.cx})` : ""}`, () => {
+      const images = Float32Array.from(get("mix.images"));
+      const r = applyMix(images, labels, { batch, channels, height, width }, draw, {
+        labelSmoothing: fx.mix.label_smoothing,
+        numClasses: fx.mix.classes,
+      });
+      expect(r.lambda).toBeCloseTo(fx.mix.lambda_after[k]!, 12);
+      expect(maxAbsDiff(images, get(`mix.${k}.images`)), "images").toBeLessThanOrEqual(1e-6);
+      expect(maxAbsDiff(r.targets, get(`mix.${k}.targets`)), "targets").toBeLessThanOrEqual(1e-6);
+    });
   });
 });
