@@ -5,7 +5,8 @@ import {
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
 } from "../engine/runtime/providers.ts";
-import { type Config, shardCacheDir } from "../platform/config/config.ts";
+import { openArtifactStore } from "../platform/artifacts/open.ts";
+import { artifactStoreFromConfig, type Config, shardCacheDir } from "../platform/config/config.ts";
 import { createLogger, type Logger } from "../platform/logger.ts";
 import { openPlatform } from "../platform/platform.ts";
 import { parseLabels, parseShards } from "../platform/queue/placement.ts";
@@ -107,6 +108,14 @@ export function workerCommand(): Command {
           dataDir: config.DATA_DIR,
           logger,
         });
+        // A database worker uses the platform's store itself, so it needs the API's ARTIFACT_STORE
+        // and S3_* settings (and S3 credentials); API workers (--api) need neither.
+        const artifacts = openArtifactStore(artifactStoreFromConfig(config));
+        try {
+          await artifacts.check();
+        } catch (error) {
+          exitWithError(error);
+        }
         const started: Awaited<ReturnType<typeof startWorker>>[] = [];
         for (let i = 0; i < concurrency; i++) {
           started.push(
@@ -114,6 +123,7 @@ export function workerCommand(): Command {
               db: platform.db,
               databaseUrl: platform.database.url,
               dataDir: resolve(config.DATA_DIR),
+              artifacts,
               logger,
               bin: BIN_PATH,
               device: opts.device as ExecutionProvider,
