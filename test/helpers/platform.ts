@@ -25,6 +25,8 @@ export async function startTestPlatform(
     artifactStore?: ArtifactStoreSettings;
   },
 ): Promise<LocalPlatform & { token: string }> {
+  // Minted first: off loopback, the API refuses to start while no admin token exists.
+  const token = await mintToken(t.db, "ADMIN");
   const local = await startLocalPlatform({
     databaseUrl: t.url,
     dataDir,
@@ -40,7 +42,6 @@ export async function startTestPlatform(
     ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
     ...(o.artifactStore ? { artifactStore: o.artifactStore } : {}),
   });
-  const token = await mintToken(t.db, "ADMIN");
   useToken(local.api.url, token);
   return Object.assign(local, { token });
 }

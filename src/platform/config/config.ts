@@ -95,7 +95,10 @@ const schema = z
     /** Key prefix inside the bucket, e.g. `incubator/` (several deployments in one bucket). */
     S3_PREFIX: z.string().default(""),
     /** An S3-compatible server (MinIO, Ceph, …); unset: AWS S3. */
-    S3_ENDPOINT: z.url({ error: "must be a URL such as http://minio:9000" }).optional(),
+    S3_ENDPOINT: z
+      .string()
+      .refine((v) => /^https?:\/\/[^/\s]+/.test(v), "must be a URL such as http://minio:9000")
+      .optional(),
     S3_REGION: z.string().min(1).default("us-east-1"),
     /** `true` for servers that address buckets as http://host/bucket (most S3-compatible ones). */
     S3_FORCE_PATH_STYLE: z
