@@ -85,3 +85,22 @@ describe("incubator doctor", () => {
     expect(output).toMatch(/^incubator doctor: artifact store failed$/m);
   }, 120_000);
 });
+
+describe("start-up with a bucket that is not there", () => {
+  it("serve and a database worker stop at start with the line doctor shows, before taking any work", async () => {
+    const env = {
+      DATABASE_URL: t.url,
+      ...s3.env(),
+      S3_BUCKET: "not-created",
+      PORT: "0",
+      AUTH_MODE: "tokens",
+    };
+    for (const args of [["serve"], ["worker"]]) {
+      const proc = spawnIncubator(args, { DATA_DIR: join(dir, `start-${args[0]}`), ...env });
+      expect(await proc.exited, proc.output()).toBe(1);
+      expect(proc.output()).toMatch(
+        /^incubator: S3_BUCKET: bucket "not-created" does not exist at http:\/\/127\.0\.0\.1:\d+; create it/m,
+      );
+    }
+  }, 120_000);
+});

@@ -61,6 +61,9 @@ export function createTestHost(): TestHost {
     process.removeListener("exit", remove);
   };
   process.on("exit", remove); // even when the test process ends without its afterAll
+  // Left by an earlier process with this id that was killed before it could clean up.
+  spawnSync("ip", ["netns", "del", name]);
+  spawnSync("ip", ["link", "del", hostEnd]);
   try {
     ip("netns", "add", name);
     ip("link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd);
