@@ -109,7 +109,8 @@ export class S3ArtifactStore implements ArtifactStore {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (error) {
-      throw this.explain(error, "reach the bucket");
+      // HEAD has no body: a missing bucket is a bare 404 here, not NoSuchBucket.
+      throw this.explain(statusOf(error) === 404 ? { name: "NoSuchBucket" } : error, "reach the bucket");
     }
   }
 
@@ -235,7 +236,7 @@ export class S3ArtifactStore implements ArtifactStore {
   private explain(error: unknown, doing: string): Error {
     const code = codeOf(error);
     const where = this.endpoint ? `at ${this.endpoint}` : "on AWS S3";
-    if (code === "NoSuchBucket" || (doing === "reach the bucket" && statusOf(error) === 404))
+    if (code === "NoSuchBucket")
       return new ArtifactStoreUnavailableError(
         `S3_BUCKET: bucket "${this.bucket}" does not exist ${where}; create it, or fix S3_BUCKET / S3_ENDPOINT`,
       );
