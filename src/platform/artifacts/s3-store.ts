@@ -128,7 +128,8 @@ export class S3ArtifactStore implements ArtifactStore {
   ): Promise<StoredArtifact> {
     // Staged (hashed, checked against `expected`) in the cache before anything is uploaded.
     const staged = await this.cache.putStream(source, expected);
-    if (await this.has(staged.sha256, { sizeBytes: staged.sizeBytes })) return staged;
+    // Always uploaded, as the local store always writes: the caller may be replacing a damaged
+    // object that a HEAD would take for whole (the API's upload route verified it first).
     return this.upload(createReadStream(this.cache.pathOf(staged.sha256)), staged);
   }
 
