@@ -18,7 +18,7 @@ import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../platform/limits.t
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
-import { artifactUploadHandler } from "./artifact-upload.ts";
+import { artifactUploadHandler, storeFailure } from "./artifact-upload.ts";
 import { type AuthSetting, type Principal, principalOf, setUpAuth } from "./auth/index.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
 import {
@@ -299,7 +299,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         );
         return;
       }
-      res.download(await store.getFile(sha256), sha256, (error) => {
+      let path: string;
+      try {
+        path = await store.getFile(sha256);
+      } catch (error) {
+        logger.error({ err: error, sha256, requestId: requestIdOf(req) }, "artifact could not be read");
+        const [status, code, message] = storeFailure(error);
+        sendError(req, res, status, code, message);
+        return;
+      }
+      res.download(path, sha256, (error) => {
         if (!error) return;
         logger.error({ err: error, sha256, requestId: requestIdOf(req) }, "artifact download failed");
         sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "the artifact could not be read");

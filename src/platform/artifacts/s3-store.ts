@@ -227,7 +227,7 @@ export class S3ArtifactStore implements ArtifactStore {
     }
     // The object's length is what we sent: the stream was not cut short on the way.
     if (!(await this.has(a.sha256, { sizeBytes: a.sizeBytes })))
-      throw new ArtifactIntegrityError(
+      throw new ArtifactStoreUnavailableError(
         `artifact ${a.sha256}: ${this.location} did not keep the ${a.sizeBytes} bytes uploaded to ${key}`,
       );
     return a;
