@@ -15,9 +15,10 @@ function table(results: CheckResult[]): string {
   const w1 = width((r) => r.check, "CHECK");
   const w2 = width((r) => r.status, "STATUS");
   const line = (a: string, b: string, c: string) => `${a.padEnd(w1)}  ${b.padEnd(w2)}  ${c}`;
-  return [line("CHECK", "STATUS", "DETAIL"), ...results.map((r) => line(r.check, r.status, r.detail))].join(
-    "\n",
-  );
+  return [
+    line("CHECK", "STATUS", "DETAIL"),
+    ...results.map((r) => line(r.check, r.status, r.detail.replace(/\s+/g, " "))),
+  ].join("\n");
 }
 
 export function doctorCommand(): Command {

@@ -57,6 +57,10 @@ const PARTS_IN_FLIGHT = 4;
 
 /** An S3 client from settings; credentials come from the AWS SDK's standard chain. */
 export function createS3Client(o: { region: string; endpoint?: string; forcePathStyle: boolean }): S3Client {
+  // The SDK warns on Node 20 that its releases after January 2027 will need Node 22. Ours is
+  // pinned (package.json) to one that runs on 20, so the warning would only alarm users of
+  // `serve`, `worker` and `doctor`; an operator can still turn it on by setting the variable.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   return new S3Client({
     region: o.region,
     forcePathStyle: o.forcePathStyle,
