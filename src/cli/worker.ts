@@ -102,12 +102,6 @@ export function workerCommand(): Command {
             ),
           );
         }
-        const logger = createLogger(config.LOG_LEVEL, "worker");
-        const platform = await openPlatform({
-          databaseUrl: config.DATABASE_URL,
-          dataDir: config.DATA_DIR,
-          logger,
-        });
         // A database worker uses the platform's store itself, so it needs the API's ARTIFACT_STORE
         // and S3_* settings (and S3 credentials); API workers (--api) need neither.
         const artifacts = openArtifactStore(artifactStoreFromConfig(config));
@@ -116,6 +110,12 @@ export function workerCommand(): Command {
         } catch (error) {
           exitWithError(error);
         }
+        const logger = createLogger(config.LOG_LEVEL, "worker");
+        const platform = await openPlatform({
+          databaseUrl: config.DATABASE_URL,
+          dataDir: config.DATA_DIR,
+          logger,
+        });
         const started: Awaited<ReturnType<typeof startWorker>>[] = [];
         for (let i = 0; i < concurrency; i++) {
           started.push(
