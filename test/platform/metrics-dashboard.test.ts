@@ -35,7 +35,7 @@ enableProcessMetrics();
 const metrics = new Map(
   registry.getMetricsAsArray().map((m) => {
     const labels = (m as unknown as { labelNames: string[] }).labelNames ?? [];
-    return [m.name, { type: m.type as string, labels: new Set(labels) }] as const;
+    return [m.name, { type: String(m.type), labels: new Set(labels) }] as const;
   }),
 );
 
