@@ -1,10 +1,11 @@
 /**
- * The Grafana dashboard (docs/grafana/incubator.json) cannot drift from the code: every metric
- * its queries read exists in the registry (histogram series by their base name), every label
- * they select or group by is one of that metric's labels, and every incubator_ metric the
- * registry defines has a panel.
+ * The Grafana dashboard (docs/grafana/incubator.json) cannot drift from the code: every query
+ * parses as PromQL (Prometheus' own grammar, @prometheus-io/lezer-promql), every metric it reads
+ * exists in the registry (histogram series by their base name), every label it matches or
+ * groups by is one of that metric's labels, and every incubator_ metric has a panel.
  */
 import { readFileSync } from "node:fs";
+import { parser } from "@prometheus-io/lezer-promql";
 import { describe, expect, it } from "vitest";
 import { enableProcessMetrics, registry } from "../../src/platform/metrics/metrics.ts";
 
@@ -14,7 +15,6 @@ const dashboard = JSON.parse(
 
 interface Panel {
   title?: string;
-  type?: string;
   targets?: { expr?: string }[];
   panels?: Panel[];
 }
@@ -26,15 +26,16 @@ function queries(panels: Panel[]): { panel: string; expr: string }[] {
   ]);
 }
 
-// Scrape-job label Prometheus adds to every series, Grafana's variables, and PromQL's own words.
+// Labels Prometheus adds to every series it scrapes.
 const PROMETHEUS_LABELS = new Set(["job", "instance"]);
-const METRIC = /\b((?:incubator|process|nodejs)_[a-z0-9_]+)\b/g;
 const SUFFIX = /_(bucket|count|sum)$/;
+/** Grafana's variables, as values PromQL accepts, before parsing. */
+const GRAFANA_VARIABLES: Record<string, string> = { __rate_interval: "5m", __range: "6h", job: ".*" };
 
 enableProcessMetrics();
 const metrics = new Map(
   registry.getMetricsAsArray().map((m) => {
-    const labels = (m as unknown as { labelNames: string[] }).labelNames ?? [];
+    const labels = (m as unknown as { labelNames?: string[] }).labelNames ?? [];
     return [m.name, { type: String(m.type), labels: new Set(labels) }] as const;
   }),
 );
@@ -50,6 +51,38 @@ function metricOf(series: string) {
   return undefined;
 }
 
+interface Parsed {
+  errors: string[];
+  /** Each vector selector: its metric name and the labels it matches on. */
+  selectors: { series: string; labels: string[] }[];
+  /** Labels of every `by (…)` / `without (…)`. */
+  grouping: string[];
+}
+
+/** An expression through Prometheus' own PromQL grammar (the one its web UI uses). */
+function parse(expr: string): Parsed {
+  const source = expr.replace(/\$(\w+)/g, (whole, name: string) => GRAFANA_VARIABLES[name] ?? whole);
+  const out: Parsed = { errors: [], selectors: [], grouping: [] };
+  if (source.includes("$")) out.errors.push(`unknown Grafana variable in ${expr}`);
+  const text = (n: { from: number; to: number }) => source.slice(n.from, n.to);
+  parser.parse(source).iterate({
+    enter(node) {
+      if (node.type.isError)
+        out.errors.push(`does not parse at "${source.slice(node.from, node.from + 30)}"`);
+      if (node.name === "VectorSelector") {
+        const name = node.node.getChild("Identifier");
+        const matchers = node.node.getChild("LabelMatchers")?.getChildren("UnquotedLabelMatcher") ?? [];
+        out.selectors.push({
+          series: name ? text(name) : "",
+          labels: matchers.map((m) => text(m.getChild("LabelName")!)),
+        });
+      }
+      if (node.name === "GroupingLabels") out.grouping.push(...node.node.getChildren("LabelName").map(text));
+    },
+  });
+  return out;
+}
+
 describe("docs/grafana/incubator.json", () => {
   const all = queries(dashboard.panels as Panel[]);
 
@@ -58,30 +91,29 @@ describe("docs/grafana/incubator.json", () => {
     expect(all.every((q) => q.expr.length > 0)).toBe(true);
   });
 
-  it("reads only metrics the registry defines, with their labels", () => {
+  it("parses as PromQL and reads only metrics the registry defines, with their labels", () => {
     const problems: string[] = [];
     for (const { panel, expr } of all) {
-      const used = [...expr.matchAll(METRIC)].map((m) => m[1]!);
-      if (used.length === 0) problems.push(`${panel}: no metric in ${expr}`);
-      const known = used.map(metricOf);
-      used.forEach((name, i) => {
-        if (!known[i]) problems.push(`${panel}: ${name} is not in the registry`);
+      const { errors, selectors, grouping } = parse(expr);
+      problems.push(...errors.map((e) => `${panel}: ${e}`));
+      if (selectors.length === 0) problems.push(`${panel}: no metric in ${expr}`);
+      const known = selectors.map((s) => metricOf(s.series));
+      selectors.forEach(({ series, labels }, i) => {
+        const metric = known[i];
+        if (!metric) {
+          problems.push(`${panel}: ${series} is not in the registry`);
+          return;
+        }
+        for (const label of labels) {
+          if (PROMETHEUS_LABELS.has(label) || (label === "le" && metric.bucket)) continue;
+          if (!metric.labels.has(label)) problems.push(`${panel}: ${series} has no label ${label}`);
+        }
       });
-      // Labels in selectors: metric{label="…", …}.
-      for (const m of expr.matchAll(/\b([a-z_:][a-z0-9_:]*)\{([^}]*)\}/g)) {
-        const metric = metricOf(m[1]!);
-        for (const [, label] of m[2]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) {
-          if (PROMETHEUS_LABELS.has(label!) || (label === "le" && metric?.bucket)) continue;
-          if (metric && !metric.labels.has(label!)) problems.push(`${panel}: ${m[1]} has no label ${label}`);
-        }
-      }
-      // Labels grouped by: each must belong to some metric of the query (le: to a histogram's buckets).
-      for (const m of expr.matchAll(/\bby \(([^)]*)\)/g)) {
-        for (const label of m[1]!.split(",").map((s) => s.trim())) {
-          if (PROMETHEUS_LABELS.has(label)) continue;
-          const ok = known.some((k) => k && (k.labels.has(label) || (label === "le" && k.bucket)));
-          if (!ok) problems.push(`${panel}: grouped by ${label}, which none of its metrics has`);
-        }
+      // A label grouped by must belong to a metric of the query (le: to a histogram's buckets).
+      for (const label of grouping) {
+        if (PROMETHEUS_LABELS.has(label)) continue;
+        const ok = known.some((k) => k && (k.labels.has(label) || (label === "le" && k.bucket)));
+        if (!ok) problems.push(`${panel}: grouped by ${label}, which none of its metrics has`);
       }
     }
     expect(problems).toEqual([]);
@@ -89,7 +121,7 @@ describe("docs/grafana/incubator.json", () => {
 
   it("has a panel for every incubator_ metric", () => {
     const read = new Set(
-      all.flatMap(({ expr }) => [...expr.matchAll(METRIC)].map((m) => metricOf(m[1]!)?.name)),
+      all.flatMap(({ expr }) => parse(expr).selectors.map((s) => metricOf(s.series)?.name)),
     );
     const unread = [...metrics.keys()].filter((name) => name.startsWith("incubator_") && !read.has(name));
     expect(unread).toEqual([]);
