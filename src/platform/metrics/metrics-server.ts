@@ -49,6 +49,10 @@ export async function startMetricsServer(o: {
   o.logger.info({ url }, "metrics listening");
   return {
     url,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // Prometheus keeps its connection alive between scrapes
+      }),
   };
 }
