@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { packageVersion } from "../platform/version.ts";
 import { benchCommand } from "./bench.ts";
 import { demoCommand } from "./demo.ts";
+import { doctorCommand } from "./doctor.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { metaCommand } from "./meta.ts";
 import { migrateCommand } from "./migrate.ts";
@@ -33,5 +34,6 @@ export function buildProgram(): Command {
   program.addCommand(jobCommand(), { hidden: true });
   program.addCommand(metaCommand());
   program.addCommand(benchCommand());
+  program.addCommand(doctorCommand());
   return program;
 }

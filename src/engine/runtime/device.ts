@@ -39,8 +39,14 @@ function probeModel(): Uint8Array {
   return toOnnxModel(b.graph);
 }
 
-/** Whether `provider` loads and runs on this machine, and if not, ONNX Runtime's reason. */
-export async function probeProvider(provider: ExecutionProvider): Promise<ProbeResult> {
+/**
+ * Whether `provider` loads and runs on this machine, and if not, ONNX Runtime's reason (also
+ * `incubator doctor`'s provider check). A probe still running after `timeoutMs` counts as not loading.
+ */
+export async function probeProvider(
+  provider: ExecutionProvider,
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<ProbeResult> {
   try {
     assertProviderAvailable(provider);
   } catch (error) {
@@ -48,7 +54,7 @@ export async function probeProvider(provider: ExecutionProvider): Promise<ProbeR
   }
   const child = spawn(process.execPath, [PROBE_SCRIPT, provider], {
     stdio: ["pipe", "pipe", "pipe"],
-    timeout: PROBE_TIMEOUT_MS,
+    timeout: timeoutMs,
   });
   let stdout = "";
   let stderr = "";
@@ -69,7 +75,9 @@ export async function probeProvider(provider: ExecutionProvider): Promise<ProbeR
     if (answer.ok) return { ok: true };
     return { ok: false, reason: explainProviderFailure(provider, answer.error).message };
   } catch {
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const how = signal
+      ? `was stopped by ${signal}${signal === "SIGTERM" ? ` (no session after ${timeoutMs / 1000} s)` : ""}`
+      : `exited with code ${code}`;
     const said = stderr.trim().split("\n").slice(-3).join(" ").slice(0, 500);
     return {
       ok: false,
