@@ -224,6 +224,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const apollo = new ApolloServer<ApiContext>({
     schema,
+    // Our shutdown (cli/shutdown.ts) owns SIGINT/SIGTERM. Apollo's own handlers, which it installs
+    // unless NODE_ENV=test, raced it and left `serve` running after SIGTERM (so in containers,
+    // where NODE_ENV=production, every stop ended in SIGKILL).
+    stopOnTerminationSignals: false,
     validationRules,
     introspection,
     parseOptions: { maxTokens: limits.maxTokens },

@@ -60,6 +60,26 @@ describe("incubator serve", () => {
     }
   });
 
+  it("stops on SIGTERM with NODE_ENV=production too (Apollo's own signal handlers stay off)", async () => {
+    // vitest runs children with NODE_ENV=test, the one setting under which Apollo Server installs
+    // no SIGTERM handler of its own; the images run NODE_ENV=production.
+    const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_serve");
+    try {
+      const proc = spawnIncubator(["serve", "--workers", "0"], {
+        PORT: "0",
+        HOST: "127.0.0.1",
+        AUTH_MODE: "tokens",
+        NODE_ENV: "production",
+        DATABASE_URL: scratch.url,
+      });
+      await proc.waitFor(READY);
+      proc.child.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+    } finally {
+      await scratch.drop();
+    }
+  });
+
   it("with no DATABASE_URL starts an embedded PostgreSQL under DATA_DIR and leaves no process behind on Ctrl-C", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "incubator-serve-"));
     const proc = spawnIncubator(["serve"], {
