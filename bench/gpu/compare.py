@@ -62,7 +62,11 @@ def main():
             rows.append(row)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(rows, f, indent=1)
-    fmt = lambda v, p=2: "-" if v is None else (f"{v:.{p}e}" if p == "e" else f"{v:.{p}f}")  # noqa: E731
+    def fmt(v, style="f"):
+        if v is None:
+            return "-"
+        return f"{v:.2e}" if style == "e" else f"{v:.2f}"
+
     print("| model | run | steps/s (one step per run) | steps/s (Loop) | loss 1st → last | max rel. diff vs engine CPU | within tolerance |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

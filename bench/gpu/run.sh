@@ -117,6 +117,10 @@ run() { # run <model> <provider> <command…>: its JSON line to <model>-<provide
   else
     echo "   failed (exit $?): $(grep -v '^\s*at ' "$RESULTS/$model-$provider.err" | grep . | tail -2 | cut -c1-600)" | tee -a "$RESULTS/run.log" >&2
     rm -f "$RESULTS/$model-$provider.json"
+    if [ "$provider" = cuda ]; then # ORT says only "Failed to load shared library": say which
+      ldd "$RUN/cuda/app-cuda/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so" 2>&1 |
+        grep 'not found' | sed 's/^/   missing: /' | tee -a "$RESULTS/run.log" >&2
+    fi
   fi
 }
 for model in ${MODELS//,/ }; do

@@ -4,10 +4,12 @@
  * installed without its CUDA libraries (ONNXRUNTIME_NODE_INSTALL=skip) and there is no GPU, so
  * CUDA must fail; on a machine where the CUDA library is installed the failing cases are skipped.
  */
-import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { chooseDevice, probeProvider } from "../../src/engine/runtime/device.ts";
+import { chooseDevice, missingLibraries, probeProvider } from "../../src/engine/runtime/device.ts";
 import { ortBinaryDir } from "../../src/engine/runtime/providers.ts";
 import { spawnIncubator } from "../helpers/process.ts";
 
@@ -78,4 +80,25 @@ describe("probeProvider (a session created and run in a child process)", () => {
     expect(probe.reason).toMatch(/Vulkan/);
     await expect(chooseDevice("webgpu")).rejects.toThrow(/webgpu/);
   }, 120_000);
+});
+
+const hasToolchain = ["gcc", "ldd"].every((t) => spawnSync(t, ["--version"]).status === 0);
+
+describe("missingLibraries (what ORT's 'Failed to load shared library' leaves out)", () => {
+  it.skipIf(!hasToolchain)("names the libraries a shared library needs that the loader cannot find", () => {
+    // A library linked against libneeded.so, which is then removed: ldd reports it "not found".
+    const dir = mkdtempSync(join(tmpdir(), "ldd-"));
+    try {
+      writeFileSync(join(dir, "needed.c"), "int needed(void) { return 1; }\n");
+      writeFileSync(join(dir, "provider.c"), "int needed(void); int provider(void) { return needed(); }\n");
+      const cc = (...args: string[]) => expect(spawnSync("gcc", args, { cwd: dir }).status).toBe(0);
+      cc("-shared", "-fPIC", "-o", "libneeded.so", "needed.c");
+      cc("-shared", "-fPIC", "-o", "libprovider.so", "provider.c", "-L.", "-lneeded");
+      rmSync(join(dir, "libneeded.so"));
+      expect(missingLibraries(join(dir, "libprovider.so"))).toEqual(["libneeded.so"]);
+      expect(missingLibraries(process.execPath)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -9,8 +9,8 @@
  * major version, no driver, no adapter). The probe runs in a child process (provider-probe.mjs),
  * so a crash or a resident CUDA context stays out of the worker process.
  */
-import { spawn } from "node:child_process";
-import { resolve } from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { join, resolve } from "node:path";
 import { GraphBuilder } from "../ir/builder.ts";
 import { toOnnxModel } from "../onnx/serialize.ts";
 import {
@@ -18,6 +18,7 @@ import {
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
   explainProviderFailure,
+  ortBinaryDir,
   ProviderUnavailableError,
 } from "./providers.ts";
 
@@ -73,7 +74,10 @@ export async function probeProvider(
   try {
     const answer = JSON.parse(line) as { ok: boolean; error?: string };
     if (answer.ok) return { ok: true };
-    return { ok: false, reason: explainProviderFailure(provider, answer.error).message };
+    return {
+      ok: false,
+      reason: withMissingLibraries(provider, explainProviderFailure(provider, answer.error).message),
+    };
   } catch {
     const how = signal
       ? `was stopped by ${signal}${signal === "SIGTERM" ? ` (no session after ${timeoutMs / 1000} s)` : ""}`
@@ -84,6 +88,26 @@ export async function probeProvider(
       reason: explainProviderFailure(provider, `the probe process ${how}${said ? `: ${said}` : ""}`).message,
     };
   }
+}
+
+/**
+ * Shared libraries `library` needs that the dynamic loader does not find (ldd's "not found"), or
+ * [] when all are found or ldd is not there. ONNX Runtime says only "Failed to load shared
+ * library" when the CUDA provider's own dependencies (cuBLAS, cuRAND, the driver's libcuda) are
+ * missing; this names them.
+ */
+export function missingLibraries(library: string): string[] {
+  const ldd = spawnSync("ldd", [library], { encoding: "utf8" });
+  if (ldd.error || ldd.status !== 0) return [];
+  return [...ldd.stdout.matchAll(/^\s*(\S+) => not found/gm)].map((m) => m[1]!);
+}
+
+/** The probe's reason, plus the CUDA provider's missing libraries when ORT did not say them. */
+function withMissingLibraries(provider: ExecutionProvider, reason: string): string {
+  if (provider !== "cuda" || !/failed to load shared library/i.test(reason)) return reason;
+  const missing = missingLibraries(join(ortBinaryDir(), "libonnxruntime_providers_cuda.so"));
+  if (!missing.length) return reason;
+  return `${reason} The CUDA provider library needs ${missing.join(", ")}, which the dynamic loader does not find: install them (CUDA runtime, cuBLAS, cuRAND, cuDNN; libcuda.so.1 comes with the NVIDIA driver) or put their folders on LD_LIBRARY_PATH.`;
 }
 
 export interface DeviceChoice {
