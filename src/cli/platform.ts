@@ -30,6 +30,7 @@ export function startConfiguredPlatform(
       limits: limitsFromConfig(config),
       dataRoots: dataRootsFromConfig(config),
       introspection: introspectionFromConfig(config),
+      artifactQuotaBytes: config.ARTIFACT_QUOTA_BYTES,
     },
     auth: { auth: config.AUTH_MODE, allowedOrigins: config.ALLOWED_ORIGINS },
   });

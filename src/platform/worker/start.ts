@@ -27,6 +27,8 @@ export interface StartWorkerOptions {
   labels?: string[];
   /** Shards it is pinned to (empty: any job). */
   shards?: number[];
+  /** Artifact bytes of a project without its own quota (ARTIFACT_QUOTA_BYTES). */
+  artifactQuotaBytes?: number;
 }
 
 export async function startWorker(
@@ -36,7 +38,14 @@ export async function startWorker(
   const dispatcher = new Dispatcher(o.db, boss, o.logger);
   const store = new LocalArtifactStore(join(o.dataDir, "artifacts"));
   const workerId = o.workerId ?? defaultWorkerId();
-  const lifecycle = new JobLifecycle(o.db, boss, dispatcher, store, o.logger);
+  const lifecycle = new JobLifecycle(
+    o.db,
+    boss,
+    dispatcher,
+    store,
+    o.logger,
+    o.artifactQuotaBytes === undefined ? {} : { artifactQuotaBytes: o.artifactQuotaBytes },
+  );
   const worker = new TrainingWorker({
     backend: new DbWorkerBackend(lifecycle, store, {
       workerId,
