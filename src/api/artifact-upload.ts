@@ -93,14 +93,18 @@ async function uploadProject(
   return target.projectId;
 }
 
-/** The upload as the project's UPLOAD artifact, unless the project holds that content already. */
+/**
+ * The upload as the project's UPLOAD artifact, unless the project holds that content already;
+ * whether it is new to the project.
+ */
 async function recordUpload(o: UploadOptions, projectId: string, sha256: string, sizeBytes: number) {
-  await o.db.$transaction(async (tx) => {
+  return o.db.$transaction(async (tx) => {
     await checkArtifactQuota(tx, projectId, [{ sha256, sizeBytes }], o.quotaBytes);
-    if (await tx.artifact.findFirst({ where: { projectId, sha256 }, select: { id: true } })) return;
+    if (await tx.artifact.findFirst({ where: { projectId, sha256 }, select: { id: true } })) return false;
     await tx.artifact.create({
       data: { projectId, kind: ArtifactKind.UPLOAD, sha256, sizeBytes: BigInt(sizeBytes) },
     });
+    return true;
   });
 }
 
@@ -141,7 +145,9 @@ export function artifactUploadHandler(o: UploadOptions) {
         sizeBytes = (await store.putStream(Readable.from(limited(req, o.maxBytes)), { sha256 })).sizeBytes;
         stored = true;
       }
-      if (projectId !== null) await recordUpload(o, projectId, sha256, sizeBytes);
+      // An operator is told whether the file is new to its project, never whether another
+      // project's upload or run already put these bytes in the (shared) store.
+      if (projectId !== null) stored = await recordUpload(o, projectId, sha256, sizeBytes);
       res.status(stored ? 201 : 200).json({ sha256, sizeBytes, stored });
     } catch (error) {
       if (error instanceof QuotaExceededError) {
