@@ -96,7 +96,13 @@ beforeAll(async () => {
   writeFileSync(file, "project A's checkpoint");
   const stored = await store.putFile(file);
   await t.db.artifact.create({
-    data: { runId: run.id, kind: "CHECKPOINT", sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
+    data: {
+      runId: run.id,
+      projectId: projectA!.id,
+      kind: "CHECKPOINT",
+      sha256: stored.sha256,
+      sizeBytes: BigInt(stored.sizeBytes),
+    },
   });
   const module = await t.db.module.findFirstOrThrow({ where: { runId: run.id } });
   const worker = await createWorkerToken(t.db, { name: "authz-site", labels: [] });

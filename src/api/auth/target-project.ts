@@ -8,6 +8,7 @@
  * into a JSON error naming the `project` query parameter.
  */
 import type { Db } from "../../platform/db/client.ts";
+import type { ApiContext } from "../context.ts";
 import { decodeGlobalId, idFromGlobalIdOrUuid } from "../global-id.ts";
 import { type UserError, type UserErrorCode, userError } from "../user-errors.ts";
 import { defaultProject, type Principal, projectScope } from "./principal.ts";
@@ -82,4 +83,11 @@ export function sameProject(
       "WRONG_PROJECT",
     ),
   ];
+}
+
+/** The `project` field of the project-scoped types: the row's own project (one query per page). */
+export async function projectOfRow(row: { projectId: string }, _: unknown, ctx: ApiContext) {
+  const project = await ctx.loaders.project.load(row.projectId);
+  if (!project) throw new Error(`no project ${row.projectId}`); // a foreign key: cannot happen
+  return project;
 }

@@ -12,7 +12,7 @@ import type { ArchitectureResolvers, MutationResolvers, QueryResolvers } from ".
 import type { Architecture } from "../../generated/prisma/client.ts";
 import { moduleRanges, resolveSplit } from "../../incubation/modules.ts";
 import { ARCHITECTURE_LIMITS, DEFAULT_REQUEST_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
-import { targetProjectOf } from "../auth/target-project.ts";
+import { projectOfRow, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { type PageArgs, paginate } from "../pagination.ts";
@@ -237,6 +237,7 @@ export const architectureResolvers = {
   },
   Architecture: {
     id: (a: Architecture) => toGlobalId("Architecture", a.id),
+    project: projectOfRow,
     numModules: (a: Architecture) => a.moduleSplit.length,
     modules: (a: Architecture) =>
       moduleRanges(a.moduleSplit).map((r) => ({

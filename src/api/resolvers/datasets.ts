@@ -17,7 +17,7 @@ import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
 import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
 import { DATASET_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
 import { serverPath, withServerPaths } from "../auth/server-paths.ts";
-import { targetProjectOf } from "../auth/target-project.ts";
+import { projectOfRow, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { checkDataPaths, fileProblem } from "../data-roots.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
@@ -239,6 +239,7 @@ export const datasetResolvers = {
   },
   Dataset: {
     id: (d: Dataset) => toGlobalId("Dataset", d.id),
+    project: projectOfRow,
     // Server paths are for admins; others see file and folder names (auth/server-paths.ts).
     path: (d: Dataset, _: unknown, ctx: ApiContext) => serverPath(d.path, ctx.principal),
     spec: (d: Dataset, _: unknown, ctx: ApiContext) => withServerPaths(readDatasetOptions(d), ctx.principal),
