@@ -232,11 +232,11 @@ export class JobLifecycle {
    * answer is the seqs it was recorded as the first time.
    */
   async recordEvents(h: Holder, events: WorkerEvent[], batchKey?: string): Promise<RecordedBatch> {
+    const job = await this.held(h, ["RUNNING", "CANCELLED"]);
     if (batchKey !== undefined) {
-      const earlier = await this.recordedBatch(h.jobId, batchKey);
+      const earlier = await this.recordedBatch(job.id, batchKey);
       if (earlier) return earlier;
     }
-    const job = await this.held(h, ["RUNNING", "CANCELLED"]);
     const stage = job.stage;
     const moduleIndex = job.module?.index ?? null;
     const rows: NewRunEvent[] = [];
