@@ -14,7 +14,11 @@ import { Readable } from "node:stream";
 import type { Request, Response } from "express";
 import { ArtifactKind } from "../generated/prisma/enums.ts";
 import { checkArtifactQuota, QuotaExceededError } from "../platform/artifacts/quota.ts";
-import { ArtifactIntegrityError, type ArtifactStore } from "../platform/artifacts/store.ts";
+import {
+  ArtifactIntegrityError,
+  type ArtifactStore,
+  ArtifactStoreUnavailableError,
+} from "../platform/artifacts/store.ts";
 import type { Db } from "../platform/db/client.ts";
 import type { Logger } from "../platform/logger.ts";
 import { principalOf } from "./auth/http-guard.ts";
@@ -32,6 +36,23 @@ async function* limited(req: Request, maxBytes: number) {
     if (sizeBytes > maxBytes) throw new TooLarge();
     yield chunk;
   }
+}
+
+/**
+ * What a client is told when the store fails (the details go to the log): a stored copy whose
+ * bytes do not match its address, a store that cannot be reached (a bucket, its credentials), or
+ * anything else.
+ */
+export function storeFailure(error: unknown): [status: number, code: string, message: string] {
+  if (error instanceof ArtifactIntegrityError)
+    return [
+      500,
+      "ARTIFACT_CORRUPT",
+      "the stored artifact does not match its sha256 and was not served; upload it again",
+    ];
+  if (error instanceof ArtifactStoreUnavailableError)
+    return [503, "ARTIFACT_STORE_UNAVAILABLE", "the artifact store cannot be reached; try again later"];
+  return [500, "INTERNAL_SERVER_ERROR", "Internal server error"];
 }
 
 export interface UploadOptions {
@@ -169,7 +190,8 @@ export function artifactUploadHandler(o: UploadOptions) {
         return;
       }
       logger.warn({ err: error, sha256, requestId: requestIdOf(req) }, "artifact upload failed");
-      sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
+      const [status, code, message] = storeFailure(error);
+      sendError(req, res, status, code, message);
     }
   };
 }
