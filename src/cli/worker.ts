@@ -87,7 +87,9 @@ export function workerCommand(): Command {
           exitWithError(error),
         );
         const logger = createLogger(config.LOG_LEVEL, "worker");
-        logger.info({ device: device.provider, requested: opts.device }, device.note);
+        // The default (cpu) needs no word; any other request says what it got and why.
+        if (opts.device !== "cpu")
+          logger.info({ device: device.provider, requested: opts.device }, device.note);
         const concurrency = Number(opts.concurrency);
         if (!Number.isInteger(concurrency) || concurrency < 1) {
           exitWithError(new Error(`--concurrency must be a whole number ≥ 1, got "${opts.concurrency}"`));

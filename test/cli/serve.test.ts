@@ -78,7 +78,7 @@ describe("incubator serve", () => {
     } finally {
       await scratch.drop();
     }
-  });
+  }, 120_000);
 
   it("with no DATABASE_URL starts an embedded PostgreSQL under DATA_DIR and leaves no process behind on Ctrl-C", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "incubator-serve-"));
