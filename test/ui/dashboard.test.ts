@@ -201,7 +201,15 @@ describe("the dashboard", () => {
     await expect.poll(() => chartPoints(page), { timeout: 60_000 }).toBeGreaterThan(afterReload);
     await expectChartMatchesApi(page, runId);
 
+    const answers: string[] = [];
+    page.on("response", async (r) => {
+      if (r.request().postData()?.includes("DashboardCancelRun")) answers.push(await r.text());
+    });
     await page.getByRole("button", { name: "Cancel run" }).click();
+    await expect.poll(() => answers.length, { timeout: 30_000 }).toBe(1);
+    expect(JSON.parse(answers[0]!), answers[0]).toMatchObject({
+      data: { cancelRun: { run: { state: "CANCELLED" }, userErrors: [] } },
+    });
     await expect.poll(() => page.locator("h1 .badge").textContent(), { timeout: 60_000 }).toBe("CANCELLED");
     await expect
       .poll(() => page.locator("section.run").getAttribute("data-stream"), { timeout: 60_000 })
