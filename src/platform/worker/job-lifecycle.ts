@@ -22,6 +22,7 @@ import { type NewRunEvent, RunEventType } from "../events/run-event.ts";
 import type { Logger } from "../logger.ts";
 import { mayTake, placementOfQueue, queueOfJob, type WorkerPlacement } from "../queue/placement.ts";
 import { type TrainMessage, trainQueueNames } from "../queue/queue.ts";
+import { lockRunRow } from "../state/apply.ts";
 import { IllegalTransition } from "../state/machine.ts";
 import type { WorkerEvent } from "./worker-event.ts";
 
@@ -253,6 +254,9 @@ export class JobLifecycle {
       }
     }
     return this.db.$transaction(async (tx) => {
+      // The run row first, as StateWriter.apply does: updating the module row before the event
+      // log bumps the run row deadlocked with a concurrent cancelRun (run → modules).
+      await lockRunRow(tx, job.runId);
       for (const c of checkpoints)
         await tx.artifact.create({ data: artifactRow(job, { kind: ArtifactKind.CHECKPOINT, ...c }) });
       if (progress && job.moduleId) {
