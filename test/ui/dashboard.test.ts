@@ -120,6 +120,12 @@ describe("the dashboard", () => {
     await page.goto(`${local.api.dashboardUrl}#/settings`);
     // Without a token this server (tokens mode) refuses the page's queries, and the page says so.
     await expect.poll(() => page.locator("[data-identity]").getAttribute("data-identity")).toBe("error");
+    // The keyboard reaches the skip link first, then the navigation.
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate("document.activeElement.textContent")).toBe("Skip to content");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate("document.activeElement.textContent")).toBe("Runs");
     await page.getByLabel("API token").fill(local.token);
     await page.getByRole("button", { name: "Save token" }).click();
     await expect.poll(() => page.getByRole("status").textContent()).toMatch(/Connected as token "test-admin/);
@@ -216,6 +222,26 @@ describe("the dashboard", () => {
       .toBe("ended");
     // The whole log up to the run's end: still every progress event once.
     await expectChartMatchesApi(page, runId);
+
+    // Retry a cancelled module: the page shows what the mutation answered (userErrors or the new state).
+    const retried: string[] = [];
+    page.on("response", async (r) => {
+      if (r.request().postData()?.includes("DashboardRetryModule")) retried.push(await r.text());
+    });
+    await page.getByRole("button", { name: "Retry module 0" }).click();
+    await expect.poll(() => retried.length, { timeout: 30_000 }).toBe(1);
+    const answer = JSON.parse(retried[0]!) as {
+      data: { retryModule: { module: { state: string } | null; userErrors: { code: string }[] } };
+    };
+    const { userErrors, module } = answer.data.retryModule;
+    if (userErrors.length)
+      await expect
+        .poll(() => page.locator(".user-errors li").first().getAttribute("data-code"))
+        .toBe(userErrors[0]!.code);
+    else
+      await expect
+        .poll(() => page.locator('table.modules tr[data-module="0"]').getAttribute("data-state"))
+        .toBe(module!.state);
     await page.screenshot({ path: artifactPath("run-cancelled.png"), fullPage: true });
 
     await page.goto(`${local.api.dashboardUrl}#/runs`);

@@ -61,7 +61,8 @@ export function ModulesTable(props: {
       <tbody>
         {props.rows.map((r) => {
           const m = r.module;
-          const done = r.state === "SUCCEEDED";
+          // Speed and ETA mean something only while it trains.
+          const training = r.state === "RUNNING";
           return (
             <tr key={m.id} data-module={m.index} data-state={r.state} data-step={r.step}>
               <th scope="row">{m.index}</th>
@@ -80,8 +81,8 @@ export function ModulesTable(props: {
                   {r.step}/{r.totalSteps}
                 </small>
               </td>
-              <td>{done ? "–" : number(r.stepsPerSecond)}</td>
-              <td>{done ? "–" : duration(r.etaSeconds)}</td>
+              <td>{training ? number(r.stepsPerSecond) : "–"}</td>
+              <td>{training ? duration(r.etaSeconds) : "–"}</td>
               <td>{number(r.loss, 4)}</td>
               <td class="actions">
                 <button type="button" onClick={() => props.onLineage(m)}>
