@@ -1,5 +1,5 @@
 /** The page's frame: navigation, the current view, and focus moved to its heading on navigation. */
-import { useEffect } from "preact/hooks";
+import { useEffect, useRef } from "preact/hooks";
 import { RunPage } from "./pages/run-page.tsx";
 import { RunsList } from "./pages/runs-list.tsx";
 import { SettingsPage } from "./pages/settings.tsx";
@@ -8,9 +8,12 @@ import { href, useRoute } from "./router.ts";
 
 export function App() {
   const route = useRoute();
+  const firstView = useRef(true);
   useEffect(() => {
-    // Keyboard and screen-reader users land on the new view's heading, not at the old link.
-    document.querySelector<HTMLElement>("main h1")?.focus();
+    // After a navigation, keyboard and screen-reader users land on the new view's heading, not
+    // at the old link; a fresh load starts at the top (skip link, navigation) as usual.
+    if (firstView.current) firstView.current = false;
+    else document.querySelector<HTMLElement>("main h1")?.focus();
   }, [route.page, route.page === "run" ? route.id : null]);
   return (
     <>

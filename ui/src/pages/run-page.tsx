@@ -17,17 +17,22 @@ import { StageTimeline } from "./run/stage-timeline.tsx";
 import { useRunEvents } from "./run/use-run-events.ts";
 
 const REFETCH_MIN_MS = 1000;
+const REOPEN_MIN_MS = 5000;
 
 function useRun(id: string) {
   const [run, setRun] = useState<RunDetail | null | undefined>(undefined);
+  /** When the request that fetched `run` was sent (ms): what it says is at least that new. */
+  const [fetchedAt, setFetchedAt] = useState(0);
   const [error, setError] = useState<string | null>(null);
   const last = useRef(0);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const load = useCallback(() => {
-    last.current = Date.now();
+    const sent = Date.now();
+    last.current = sent;
     gql<{ run: RunDetail | null }>(RUN_QUERY, { id }).then(
       (d) => {
         setRun(d.run);
+        setFetchedAt(sent);
         setError(null);
       },
       (e: Error) => setError(e.message),
@@ -46,11 +51,11 @@ function useRun(id: string) {
     load();
     return () => clearTimeout(timer.current);
   }, [load]);
-  return { run, error, refresh };
+  return { run, fetchedAt, error, refresh };
 }
 
 export function RunPage({ id }: { id: string }) {
-  const { run, error, refresh } = useRun(id);
+  const { run, fetchedAt, error, refresh } = useRun(id);
   const { stream, version } = useRunEvents(id);
   const [userErrors, setUserErrors] = useState<UserError[]>([]);
   const [actionError, setActionError] = useState<string | null>(null);
@@ -64,6 +69,24 @@ export function RunPage({ id }: { id: string }) {
       refresh();
     }
   }, [version, stream]);
+
+  // The API says the run goes on while the stream ended with it (a module retried after the
+  // run was cancelled or failed): follow it again. Only an answer asked for after the stream
+  // ended counts (an older one still says RUNNING), and at most every few seconds.
+  const endedAt = useRef<number | null>(null);
+  const reopenedAt = useRef(0);
+  useEffect(() => {
+    if (!run || !stream) return;
+    if (stream.status !== "ended") {
+      endedAt.current = null;
+      return;
+    }
+    endedAt.current ??= Date.now();
+    if (TERMINAL_RUN_STATES.has(run.state) || fetchedAt <= endedAt.current) return;
+    if (Date.now() - reopenedAt.current < REOPEN_MIN_MS) return;
+    reopenedAt.current = Date.now();
+    stream.reopen();
+  }, [run, fetchedAt, stream, stream?.status]);
 
   if (run === undefined) return <p aria-busy="true">{error ?? "Loading…"}</p>;
   if (run === null)

@@ -17,6 +17,13 @@ export interface RunEventStream {
   readonly fold: FoldData;
   status: StreamStatus;
   error: string | null;
+  /**
+   * Follow again after the stream ended: the run left its final state (a module retried after
+   * a cancellation). Resumes after the fold's last seq, like any reconnect.
+   */
+  reopen(): void;
+  /** Save the fold now (the page is going away). */
+  persist(): void;
   /** Called (batched, about 30 times a second at most) after events were applied or the status changed. */
   onChange(listener: () => void): () => void;
   stop(): void;
@@ -33,6 +40,24 @@ const sessionStore = (): Storage | null => {
   }
 };
 
+/**
+ * What a subscription failure means: GraphQL errors (refused: bad id, no access) and closes for
+ * a missing or revoked token (4401, 4403) are final; anything else is a lost connection to retry.
+ */
+function describeFailure(error: unknown): { message: string; final: boolean } {
+  if (Array.isArray(error))
+    return {
+      message: String((error[0] as { message?: string })?.message ?? "subscription refused"),
+      final: true,
+    };
+  const close = error as { code?: number; reason?: string };
+  if (typeof close?.code === "number") {
+    const final = close.code === 4401 || close.code === 4403;
+    return { message: close.reason || `connection closed (${close.code})`, final };
+  }
+  return { message: error instanceof Error ? error.message : "connection lost", final: false };
+}
+
 export function followRunEvents(runId: string): RunEventStream {
   const fold = restoreFold(runId, sessionStore());
   const listeners = new Set<() => void>();
@@ -44,6 +69,7 @@ export function followRunEvents(runId: string): RunEventStream {
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let saveTimer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
+  let reopening = false;
 
   const save = () => {
     saveTimer = undefined;
@@ -66,6 +92,7 @@ export function followRunEvents(runId: string): RunEventStream {
     if (outcome.gapAt !== null && !stopped) resubscribe(0); // missed one: ask again from lastSeq
     saveTimer ??= setTimeout(save, SAVE_EVERY_MS);
     if (isFinished(fold)) stream.status = "ended";
+    else if (stream.status === "ended") stream.status = "live"; // the run went on (reopen)
   };
 
   const close = () => {
@@ -82,11 +109,12 @@ export function followRunEvents(runId: string): RunEventStream {
   const subscribe = () => {
     if (stopped) return;
     flush();
-    if (isFinished(fold)) {
+    if (isFinished(fold) && !reopening) {
       stream.status = "ended";
       notify();
       return;
     }
+    reopening = false;
     client = subscriptionClient();
     const mine = client;
     client.on("connected", () => {
@@ -118,17 +146,11 @@ export function followRunEvents(runId: string): RunEventStream {
         },
         error: (error) => {
           if (client !== mine) return;
-          const message =
-            error instanceof Error
-              ? error.message
-              : Array.isArray(error)
-                ? String((error[0] as { message?: string })?.message ?? "subscription refused")
-                : "connection lost";
-          const refused = Array.isArray(error); // GraphQL errors: retrying will not help
+          const { message, final } = describeFailure(error);
           stream.error = message;
-          stream.status = refused ? "error" : "reconnecting";
+          stream.status = final ? "error" : "reconnecting";
           notify();
-          if (!refused) resubscribe(RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)]!);
+          if (!final) resubscribe(RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)]!);
         },
       },
     );
@@ -142,13 +164,23 @@ export function followRunEvents(runId: string): RunEventStream {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    reopen() {
+      if (stopped || stream.status !== "ended") return;
+      reopening = true;
+      stream.status = "connecting";
+      notify();
+      resubscribe(0);
+    },
+    persist() {
+      flush();
+      clearTimeout(saveTimer);
+      save();
+    },
     stop() {
       stopped = true;
       clearTimeout(retryTimer);
       close();
-      flush();
-      clearTimeout(saveTimer);
-      save();
+      stream.persist();
     },
   };
   subscribe();

@@ -24,8 +24,10 @@ export function moduleRow(module: ModuleView, live: ModuleLive | undefined): Mod
   const newestJob = module.jobs[module.jobs.length - 1];
   return {
     module,
-    state: live?.state ?? module.state,
-    workerId: live?.workerId ?? newestJob?.workerId ?? null,
+    // States and workers from the API's rows (refetched on every state event): after a retry
+    // they move on even where the stream has ended; progress from the stream when it is newer.
+    state: module.state,
+    workerId: newestJob ? newestJob.workerId : (live?.workerId ?? null),
     step: useLive ? live.step : module.step,
     totalSteps: (useLive ? live.totalSteps : module.totalSteps) || module.totalSteps,
     loss: useLive ? live.loss : module.loss,

@@ -9,7 +9,7 @@ export function useRunEvents(runId: string): { stream: RunEventStream | null; ve
     const s = followRunEvents(runId);
     setStream(s);
     const off = s.onChange(() => setVersion((v) => v + 1));
-    const save = () => s.stop();
+    const save = () => s.persist();
     // A reload or a closed tab saves the fold first, so the next load resumes from its lastSeq.
     addEventListener("pagehide", save);
     return () => {
