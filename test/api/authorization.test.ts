@@ -426,6 +426,8 @@ describe("every HTTP route has a policy and is checked for every caller", () => 
         ];
       case "GET /healthz":
         return [`${base}/healthz`, { headers }];
+      case "GET /metrics":
+        return [`${base}/metrics`, { headers }];
       case "GET /ui":
         return [`${base}/ui/`, { headers }];
       case "GET /ui/assets/:file":
