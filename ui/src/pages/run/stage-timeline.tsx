@@ -66,6 +66,10 @@ export function StageTimeline({
           );
         })}
       </svg>
+      <p class="help legend">
+        Outlined: the critical path. On the FT bar: <span class="key-assembly">|</span> assembly (the FT job's
+        start), <span class="key-eval">|</span> evaluation.
+      </p>
       <details>
         <summary>Timeline as a table</summary>
         <table>
