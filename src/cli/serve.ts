@@ -21,11 +21,13 @@ export function serveCommand(): Command {
       const logger = createLogger(config.LOG_LEVEL);
       try {
         const local = await startConfiguredPlatform(config, logger, workers);
+        // The handler before the "ready" line: whoever acts on that line (an orchestrator, a
+        // test) may send SIGTERM at once, and without a handler the signal kills outright.
+        onShutdownSignal(logger, () => local.close());
         logger.info(
           { url: local.api.url, ws: local.api.wsUrl, dashboard: local.api.dashboardUrl, workers },
           "incubator API ready",
         );
-        onShutdownSignal(logger, () => local.close());
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
           exitWithError(new Error(`PORT=${config.PORT} is already in use; choose another with PORT=<n>`));
