@@ -9,11 +9,10 @@ import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHt
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
 import type { GraphQLError } from "graphql";
-import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import type { Db } from "../platform/db/client.ts";
-import { RunEventHub } from "../platform/events/event-hub.ts";
+import { type HubStats, RunEventHub } from "../platform/events/event-hub.ts";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../platform/limits.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
@@ -36,9 +35,11 @@ import {
 import { createLoaders } from "./loaders.ts";
 import { checkOperation, isTokenLimit, limitError, limitRules, parseFailure } from "./operation-limits.ts";
 import { ConnectionCounter, callerKey, RateLimiter, rateLimitError } from "./rate-limit.ts";
+import { createRunEventFanout, type FanoutStats } from "./run-event-fanout.ts";
 import { buildSchema } from "./schema.ts";
 import { shardRoute } from "./shard-route.ts";
 import { requireWorkerToken } from "./worker-auth.ts";
+import { type TransportStats, useGraphqlWs } from "./ws-transport.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 /** WebSocket close code at shutdown: "Service Restart", which graphql-ws clients retry. */
@@ -84,6 +85,8 @@ export interface ApiServer {
   httpServer: Server;
   /** `local` (loopback, no token needed) or `tokens`. */
   authMode: "local" | "tokens";
+  /** What run-event delivery costs in this process (`incubator bench events` prints these). */
+  eventStats(): { hub: HubStats; fanout: FanoutStats; transport: TransportStats; subscribers: number };
   /** Stop accepting, close WebSockets, drain in-flight requests. */
   close(): Promise<void>;
 }
@@ -106,7 +109,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const schema = auth.protect(buildSchema());
   const startedAt = new Date();
   const version = packageVersion();
-  const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
+  const events = new RunEventHub({
+    db,
+    databaseUrl: options.databaseUrl,
+    logger,
+    maxQueuedEvents: limits.maxQueuedEventsPerSubscription,
+  });
+  const fanout = createRunEventFanout();
   await events.start();
   const dispatcher = options.dispatcher ?? noopDispatcher;
   const dataRoots = options.dataRoots ?? [];
@@ -154,9 +163,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     ids.set(id, requestId);
     return requestId;
   };
-  const wsCleanup = useServer(
+  const wsCleanup = useGraphqlWs(
     {
       schema,
+      subscribe: fanout.subscribe,
       onConnect: auth.onConnect,
       onSubscribe: (ctx, id, payload) => {
         const remote = (ctx.extra as { request: { socket: { remoteAddress?: string } } }).request.socket;
@@ -343,6 +353,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`,
     httpServer,
     authMode: auth.mode,
+    eventStats: () => ({
+      hub: events.stats,
+      fanout: fanout.stats,
+      transport: wsCleanup.stats,
+      subscribers: events.subscriberCount,
+    }),
     close: () => {
       closing ??= apollo.stop();
       return closing;
