@@ -221,10 +221,11 @@ export class RunEventHub {
     this.poll.unref();
   }
 
-  /** Number of live subscribers in this process (for metrics and tests). */
+  /** Subscribers in this process that have finished their replay and wait for live rows (for metrics and tests). */
   get subscriberCount(): number {
     let n = 0;
-    for (const channel of this.channels.values()) n += channel.subscribers.size;
+    for (const channel of this.channels.values())
+      for (const subscriber of channel.subscribers) if (!subscriber.replaying) n++;
     return n;
   }
 
