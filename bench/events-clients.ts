@@ -33,6 +33,7 @@ process.once("message", async (start: Start) => {
   let deliveries = 0;
   let timing = false;
   let errors = 0;
+  let reconnects = 0;
   let ready = 0;
   const record = (latency: number) => {
     const bucket = Math.round(latency * 10);
@@ -45,14 +46,32 @@ process.once("message", async (start: Start) => {
     const n = start.offset + i;
     const url = start.wsUrls[n % start.wsUrls.length]!;
     const runId = start.runIds[n % start.runIds.length]!;
-    const client = createClient({ url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+    // A viewer that loses its connection (a handshake timed out on a loaded machine) comes
+    // back with its last seq, as a real client does; reconnects are counted and reported.
+    const variables = { runId, afterSeq: 0 };
+    let connections = 0;
+    const client = createClient({
+      url,
+      webSocketImpl: WebSocket,
+      lazy: false,
+      retryAttempts: 20,
+      shouldRetry: () => true,
+      retryWait: () => new Promise((r) => setTimeout(r, 200 + Math.random() * 800)),
+      onNonLazyError: () => {},
+      on: {
+        connected: () => {
+          if (++connections > 1) reconnects++;
+        },
+      },
+    });
     clients.push(client);
     let first = true;
     client.subscribe<{ runEvents: { seq: number } }>(
-      { query: start.query, variables: { runId } },
+      { query: start.query, variables },
       {
         next: ({ data }) => {
           const at = now();
+          if (data) variables.afterSeq = data.runEvents.seq;
           if (first) {
             first = false;
             if (++ready === start.count) send({ type: "ready" });
@@ -82,7 +101,14 @@ process.once("message", async (start: Start) => {
     } else if (request.type === "timing") {
       timing = request.on;
     } else if (request.type === "collect") {
-      send({ type: "collected", deliveries, errors, histogram: [...histogram], unmatched: waiting.size });
+      send({
+        type: "collected",
+        deliveries,
+        errors,
+        reconnects,
+        histogram: [...histogram],
+        unmatched: waiting.size,
+      });
       histogram.clear();
       deliveries = 0;
     } else if (request.type === "stop") {

@@ -58,6 +58,8 @@ export interface PointResult extends Percentiles {
   deliveries: number;
   expected: number;
   client_errors: number;
+  /** Subscribers that lost their connection and came back with afterSeq (e.g. a handshake timeout under load). */
+  client_reconnects: number;
   /** What each cause cost during the timed window (null where the build does not report it). */
   breakdown: Breakdown;
   /** Bytes of API heap per idle subscription (its own WebSocket connection included), after a full GC. */
@@ -198,7 +200,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         points.push(point);
         opts.log(
           `${String(count).padStart(6)} subscribers, repeat ${repeat}: p50 ${point.p50_ms} p90 ${point.p90_ms} ` +
-            `p99 ${point.p99_ms} max ${point.max_ms} ms (${point.deliveries}/${point.expected} deliveries)`,
+            `p99 ${point.p99_ms} max ${point.max_ms} ms (${point.deliveries}/${point.expected} deliveries, ${point.client_reconnects} reconnects)`,
         );
         opts.log(`        breakdown: ${JSON.stringify(point.breakdown)}`);
         if (point.heap_bytes_per_subscription !== null)
@@ -295,7 +297,9 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
       const histogram = new Map<number, number>();
       let deliveries = 0;
       let clientErrors = 0;
+      let reconnects = 0;
       for (const c of collected) {
+        reconnects += c.reconnects;
         deliveries += c.deliveries;
         clientErrors += c.errors;
         for (const [bucket, n] of c.histogram) histogram.set(bucket, (histogram.get(bucket) ?? 0) + n);
@@ -319,6 +323,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         deliveries,
         expected: count * Math.round(opts.events / opts.runs),
         client_errors: clientErrors,
+        client_reconnects: reconnects,
         ...percentilesOf(histogram),
         breakdown: breakdownOf(stats, writes, opts.events),
         heap_bytes_per_subscription: perSubscription("heapUsed"),
@@ -372,6 +377,7 @@ interface Memory {
 interface Collected {
   deliveries: number;
   errors: number;
+  reconnects: number;
   histogram: [number, number][];
 }
 
