@@ -33,7 +33,13 @@ import {
   sendError,
 } from "./errors.ts";
 import { createLoaders } from "./loaders.ts";
-import { checkOperation, isTokenLimit, limitError, limitRules, parseFailure } from "./operation-limits.ts";
+import {
+  cachedOperationCheck,
+  isTokenLimit,
+  limitError,
+  limitRules,
+  parseFailure,
+} from "./operation-limits.ts";
 import { ConnectionCounter, callerKey, RateLimiter, rateLimitError } from "./rate-limit.ts";
 import { createRunEventFanout, type FanoutStats } from "./run-event-fanout.ts";
 import { buildSchema } from "./schema.ts";
@@ -141,6 +147,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     };
   };
   const validationRules = limitRules(limits, { introspection });
+  const checkOperation = cachedOperationCheck(schema, limits, validationRules);
 
   const app = express();
   app.disable("x-powered-by");
@@ -183,7 +190,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
             ),
           ];
         }
-        const checked = checkOperation(schema, payload.query, limits, validationRules);
+        const checked = checkOperation(payload.query);
         if (Array.isArray(checked)) return checked;
         const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         return {

@@ -129,25 +129,28 @@ const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
 /**
  * `stream`'s items for as long as `check` finds nothing wrong (checked every `everyMs`); then
  * the iteration throws the refusal, which graphql-ws sends as the subscription's `error`.
+ *
+ * A refusal ends the source (`return()`), which settles a `next()` waiting on a quiet run, and
+ * the refusal is thrown in its place. (Racing every `next()` against one long-lived "refused"
+ * promise would leave a reaction on it per event — memory that grows with events × subscribers
+ * until the subscription ends, and the GC pauses that come with it.)
  */
 export function whileAuthorized<T>(
   stream: AsyncIterable<T>,
   check: () => Promise<Refusal | null>,
   everyMs: number,
-): AsyncGenerator<T> {
+): AsyncIterableIterator<T> {
   const source = stream[Symbol.asyncIterator]();
-  let refuse: ((error: GraphQLError) => void) | undefined;
-  const refused = new Promise<never>((_, reject) => {
-    refuse = reject;
-  });
-  refused.catch(() => {});
+  let refusal: GraphQLError | null = null;
   let checking = false;
   const timer = setInterval(() => {
-    if (checking) return;
+    if (checking || refusal) return;
     checking = true;
     check()
-      .then((refusal) => {
-        if (refusal) refuse?.(refusalError(refusal));
+      .then((found) => {
+        if (!found || refusal) return;
+        refusal = refusalError(found);
+        stop();
       })
       .catch(() => {}) // a database hiccup is not a revocation; the next tick checks again
       .finally(() => {
@@ -155,20 +158,35 @@ export function whileAuthorized<T>(
       });
   }, everyMs);
   timer.unref();
+  let stopped = false;
   const stop = () => {
+    if (stopped) return;
+    stopped = true;
     clearInterval(timer);
-    // Not awaited: a generator suspended in next() would only return once that settles.
+    // Not awaited: the hub settles a waiting next() at once; nothing to wait for here.
     void Promise.resolve(source.return?.()).catch(() => {});
   };
-  return (async function* () {
-    try {
-      while (true) {
-        const next = await Promise.race([source.next(), refused]);
-        if (next.done) return;
-        yield next.value;
+  const done = { value: undefined, done: true } as const;
+  return {
+    async next() {
+      if (refusal) throw refusal;
+      let item: IteratorResult<T>;
+      try {
+        item = await source.next();
+      } catch (error) {
+        stop();
+        throw error;
       }
-    } finally {
+      if (refusal) throw refusal;
+      if (item.done) stop();
+      return item;
+    },
+    async return() {
       stop();
-    }
-  })();
+      return done;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
