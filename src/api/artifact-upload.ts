@@ -7,7 +7,11 @@
  */
 import { Readable } from "node:stream";
 import type { Request, Response } from "express";
-import { ArtifactIntegrityError, type ArtifactStore } from "../platform/artifacts/store.ts";
+import {
+  ArtifactIntegrityError,
+  type ArtifactStore,
+  ArtifactStoreUnavailableError,
+} from "../platform/artifacts/store.ts";
 import type { Logger } from "../platform/logger.ts";
 import { requestIdOf, sendError } from "./errors.ts";
 
@@ -22,6 +26,23 @@ async function* limited(req: Request, maxBytes: number) {
     if (sizeBytes > maxBytes) throw new TooLarge();
     yield chunk;
   }
+}
+
+/**
+ * What a client is told when the store fails (the details go to the log): a stored copy whose
+ * bytes do not match its address, a store that cannot be reached (a bucket, its credentials), or
+ * anything else.
+ */
+export function storeFailure(error: unknown): [status: number, code: string, message: string] {
+  if (error instanceof ArtifactIntegrityError)
+    return [
+      500,
+      "ARTIFACT_CORRUPT",
+      "the stored artifact does not match its sha256 and was not served; upload it again",
+    ];
+  if (error instanceof ArtifactStoreUnavailableError)
+    return [503, "ARTIFACT_STORE_UNAVAILABLE", "the artifact store cannot be reached; try again later"];
+  return [500, "INTERNAL_SERVER_ERROR", "Internal server error"];
 }
 
 /** Mount behind auth.guard: workers and operators upload (auth/policy.ts). */
@@ -44,12 +65,12 @@ export function artifactUploadHandler(store: ArtifactStore, logger: Logger, limi
     // (truncated by a crash before writes were fsynced) is replaced by the uploaded bytes.
     const length = Number(req.headers["content-length"]);
     const known = Number.isSafeInteger(length) && length >= 0 ? { sizeBytes: length } : {};
-    if (await store.has(sha256, { ...known, verify: true })) {
-      req.resume();
-      res.status(200).json({ sha256, stored: false });
-      return;
-    }
     try {
+      if (await store.has(sha256, { ...known, verify: true })) {
+        req.resume();
+        res.status(200).json({ sha256, stored: false });
+        return;
+      }
       // Streamed into the store, hashed on the way; stored only if the bytes match the address.
       const { sizeBytes } = await store.putStream(Readable.from(limited(req, limits.maxBytes)), { sha256 });
       res.status(201).json({ sha256, sizeBytes, stored: true });
@@ -69,7 +90,8 @@ export function artifactUploadHandler(store: ArtifactStore, logger: Logger, limi
         return;
       }
       logger.warn({ err: error, sha256, requestId: requestIdOf(req) }, "artifact upload failed");
-      sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
+      const [status, code, message] = storeFailure(error);
+      sendError(req, res, status, code, message);
     }
   };
 }

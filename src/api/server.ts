@@ -17,7 +17,7 @@ import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../platform/limits.t
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
-import { artifactUploadHandler } from "./artifact-upload.ts";
+import { artifactUploadHandler, storeFailure } from "./artifact-upload.ts";
 import { type AuthSetting, type Principal, principalOf, setUpAuth } from "./auth/index.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
 import {
@@ -33,6 +33,8 @@ import {
   sendError,
 } from "./errors.ts";
 import { createLoaders } from "./loaders.ts";
+import { metricsPlugin } from "./metrics-plugin.ts";
+import { METRICS_PATH, metricsRoute } from "./metrics-route.ts";
 import {
   cachedOperationCheck,
   isTokenLimit,
@@ -254,6 +256,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       maskInternalErrors(logger),
+      metricsPlugin(),
       {
         async serverWillStart() {
           return {
@@ -278,6 +281,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });
+  app.get(
+    METRICS_PATH,
+    metricsRoute({
+      db,
+      logger,
+      live: () => ({ subscriptions: events.subscriberCount, webSockets: wsServer.clients.size }),
+    }),
+  );
   app.use(
     GRAPHQL_PATH,
     (req, res, next) => {
@@ -316,7 +327,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         );
         return;
       }
-      res.download(await store.getFile(sha256), sha256, (error) => {
+      let path: string;
+      try {
+        path = await store.getFile(sha256);
+      } catch (error) {
+        logger.error({ err: error, sha256, requestId: requestIdOf(req) }, "artifact could not be read");
+        const [status, code, message] = storeFailure(error);
+        sendError(req, res, status, code, message);
+        return;
+      }
+      res.download(path, sha256, (error) => {
         if (!error) return;
         logger.error({ err: error, sha256, requestId: requestIdOf(req) }, "artifact download failed");
         sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "the artifact could not be read");
@@ -338,7 +358,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   // Refusals only, as middleware rather than routes (routes are what the policy table lists):
   // a method a known path does not take is 405 with Allow, anything else 404.
   app.use((req, res, next) => {
-    if (req.path === "/healthz") methodNotAllowed(["GET"])(req, res, next);
+    if (req.path === "/healthz" || req.path === METRICS_PATH) methodNotAllowed(["GET"])(req, res, next);
     else if (store && /^\/artifacts\/[^/]+$/.test(req.path)) methodNotAllowed(["GET", "PUT"])(req, res, next);
     else next();
   });

@@ -6,9 +6,11 @@
  * It composes the platform with the API server, so it lives here at the top of the layering
  * (engine ← data ← incubation ← platform ← api ← cli), not in src/platform.
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { type ApiServer, type ApiServerOptions, startApiServer } from "../api/server.ts";
-import { LocalArtifactStore } from "../platform/artifacts/store.ts";
+import { openArtifactStore } from "../platform/artifacts/open.ts";
+import type { ArtifactStoreSettings } from "../platform/artifacts/settings.ts";
+import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import { DEFAULT_EXTRA_DATA_ROOTS, shardCacheDir } from "../platform/config/config.ts";
 import { Dispatcher } from "../platform/dispatch/dispatcher.ts";
 import { startStaleJobSweep } from "../platform/dispatch/stale-sweep.ts";
@@ -36,6 +38,8 @@ export interface LocalPlatformOptions {
    * introspection switch (default on).
    */
   api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection">;
+  /** Where artifacts live (default: `dataDir/artifacts`); the API and the local workers share it. */
+  artifactStore?: ArtifactStoreSettings;
   /** AUTH_MODE (default `tokens`), ALLOWED_ORIGINS and the subscription re-check period: api/auth/. */
   auth?: Pick<ApiServerOptions, "auth" | "allowedOrigins" | "authRecheckMs">;
 }
@@ -43,7 +47,7 @@ export interface LocalPlatformOptions {
 export interface LocalPlatform {
   platform: Platform;
   api: ApiServer;
-  artifacts: LocalArtifactStore;
+  artifacts: ArtifactStore;
   close(): Promise<void>;
 }
 
@@ -59,7 +63,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const boss = await openQueue(platform.database.url);
     closers.push(() => boss.stop({ graceful: true, wait: true }));
     const dispatcher = new Dispatcher(platform.db, boss, o.logger);
-    const artifacts = new LocalArtifactStore(join(dataDir, "artifacts"));
+    const artifacts = openArtifactStore(o.artifactStore ?? { kind: "local", dataDir });
+    await artifacts.check(); // a missing bucket or read-only folder stops start-up, not the first job
     // The API process watches for silent workers too: API workers run no sweep of their own.
     const stopSweep = startStaleJobSweep({
       dispatcher,
@@ -88,6 +93,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
         db: platform.db,
         databaseUrl: platform.database.url,
         dataDir,
+        artifacts,
         logger: o.logger,
         bin: o.bin,
         workerId: `local-${i + 1}`,

@@ -425,6 +425,8 @@ describe("every HTTP route has a policy and is checked for every caller", () => 
         ];
       case "GET /healthz":
         return [`${base}/healthz`, { headers }];
+      case "GET /metrics":
+        return [`${base}/metrics`, { headers }];
       case "GET /artifacts/:sha256":
         return [`${base}/artifacts/${a.sha256}`, { headers }];
       case "PUT /artifacts/:sha256":

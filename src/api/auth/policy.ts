@@ -101,6 +101,9 @@ export const ROUTE_POLICIES: Record<string, RoutePolicy> = {
   "POST /graphql": PUBLIC, // each field has its own entry above
   "GET /graphql": PUBLIC, // Apollo's GET queries (no mutations); fields checked as above
   "GET /healthz": PUBLIC,
+  // Prometheus scrapes with a viewer token (Authorization: Bearer); the figures cover every
+  // project (counts by state, worker names), so the token must not be limited to projects.
+  "GET /metrics": { role: "VIEWER", allProjects: true },
   "GET /artifacts/:sha256": { role: "VIEWER", worker: true, resource: "artifact" },
   // Workers upload what their jobs produce; operators upload weights to register (registerMetaModel).
   "PUT /artifacts/:sha256": { role: "OPERATOR", worker: true },

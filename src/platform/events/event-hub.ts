@@ -20,6 +20,7 @@
 import pg from "pg";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
+import { recordEventDelivery } from "../metrics/event-delivery.ts";
 import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents } from "./event-log.ts";
 import { isTerminalRunEvent, type RunEvent } from "./run-event.ts";
 
@@ -117,6 +118,7 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
   }
 
   private push(row: RunEvent): void {
+    recordEventDelivery(row.createdAt, this.replaying);
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = null;

@@ -86,7 +86,7 @@ export class ApiWorkerBackend implements WorkerBackend {
   /** Check the token before taking work; returns the token's name and labels. */
   async connect(): Promise<{ name: string; labels: string[] }> {
     const data = await this.call<{ name: string; labels: string[] }>(
-      "query { currentWorkerToken { name labels } }",
+      "query CurrentWorkerToken { currentWorkerToken { name labels } }",
       {},
     );
     const missing = this.o.identity.labels.filter((l) => !data.labels.includes(l));
@@ -120,7 +120,7 @@ export class ApiWorkerBackend implements WorkerBackend {
         resumeFrom: { id: string; sha256: string; step: number | null } | null;
       } | null;
     }>(
-      `mutation ($input: ClaimJobInput!) { claimJob(input: $input) {
+      `mutation ClaimJob($input: ClaimJobInput!) { claimJob(input: $input) {
         claimed { lease attempt spec job { id stage run { id } module { index } } resumeFrom { id sha256 step } }
         userErrors { field message code } } }`,
       {
@@ -152,7 +152,7 @@ export class ApiWorkerBackend implements WorkerBackend {
   async heartbeat(h: Holder): Promise<HeartbeatAnswer> {
     try {
       const { command } = await this.call<{ command: string }>(
-        "mutation ($input: HeartbeatJobInput!) { heartbeatJob(input: $input) { command userErrors { field message code } } }",
+        "mutation HeartbeatJob($input: HeartbeatJobInput!) { heartbeatJob(input: $input) { command userErrors { field message code } } }",
         { input: { lease: this.lease(h) } },
       );
       return command.toLowerCase() as HeartbeatAnswer;
@@ -164,14 +164,14 @@ export class ApiWorkerBackend implements WorkerBackend {
 
   async recordEvents(h: Holder, events: WorkerEvent[]): Promise<void> {
     await this.call(
-      "mutation ($input: RecordJobEventsInput!) { recordJobEvents(input: $input) { seqs userErrors { field message code } } }",
+      "mutation RecordJobEvents($input: RecordJobEventsInput!) { recordJobEvents(input: $input) { seqs userErrors { field message code } } }",
       { input: { lease: this.lease(h), events } },
     );
   }
 
   async complete(h: Holder, result: JobResult, artifacts: ProducedArtifact[]): Promise<void> {
     await this.call(
-      "mutation ($input: CompleteJobInput!) { completeJob(input: $input) { job { id } userErrors { field message code } } }",
+      "mutation CompleteJob($input: CompleteJobInput!) { completeJob(input: $input) { job { id } userErrors { field message code } } }",
       { input: { lease: this.lease(h), result, artifacts } },
     );
     this.leases.delete(h.jobId);
@@ -179,7 +179,7 @@ export class ApiWorkerBackend implements WorkerBackend {
 
   async fail(h: Holder, message: string, permanent: boolean): Promise<{ willRetry: boolean }> {
     const payload = await this.call<{ willRetry: boolean }>(
-      "mutation ($input: FailJobInput!) { failJob(input: $input) { willRetry userErrors { field message code } } }",
+      "mutation FailJob($input: FailJobInput!) { failJob(input: $input) { willRetry userErrors { field message code } } }",
       { input: { lease: this.lease(h), message, permanent } },
     );
     this.leases.delete(h.jobId);
