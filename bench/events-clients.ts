@@ -34,6 +34,7 @@ process.once("message", async (start: Start) => {
   let timing = false;
   let errors = 0;
   let reconnects = 0;
+  let gaveUp = 0;
   let ready = 0;
   const record = (latency: number) => {
     const bucket = Math.round(latency * 10);
@@ -54,7 +55,7 @@ process.once("message", async (start: Start) => {
       url,
       webSocketImpl: WebSocket,
       lazy: false,
-      retryAttempts: 20,
+      retryAttempts: 60,
       shouldRetry: () => true,
       retryWait: () => new Promise((r) => setTimeout(r, 200 + Math.random() * 800)),
       onNonLazyError: () => {},
@@ -74,7 +75,7 @@ process.once("message", async (start: Start) => {
           if (data) variables.afterSeq = data.runEvents.seq;
           if (first) {
             first = false;
-            if (++ready === start.count) send({ type: "ready" });
+            if (++ready === start.count) send({ type: "ready", gaveUp });
           }
           if (!timing || !data) return;
           const key = `${runId}:${data.runEvents.seq}`;
@@ -84,6 +85,12 @@ process.once("message", async (start: Start) => {
         },
         error: () => {
           errors++;
+          // One that never got going (its retries spent on a loaded machine) is reported, not waited for.
+          if (first) {
+            first = false;
+            gaveUp++;
+            if (++ready === start.count) send({ type: "ready", gaveUp });
+          }
         },
         complete: () => {},
       },

@@ -58,6 +58,8 @@ export interface PointResult extends Percentiles {
   deliveries: number;
   expected: number;
   client_errors: number;
+  /** Subscribers whose connection never succeeded (retries spent); `expected` leaves them out. */
+  subscribers_connected: number;
   /** Subscribers that lost their connection and came back with afterSeq (e.g. a handshake timeout under load). */
   client_reconnects: number;
   /** What each cause cost during the timed window (null where the build does not report it). */
@@ -200,7 +202,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         points.push(point);
         opts.log(
           `${String(count).padStart(6)} subscribers, repeat ${repeat}: p50 ${point.p50_ms} p90 ${point.p90_ms} ` +
-            `p99 ${point.p99_ms} max ${point.max_ms} ms (${point.deliveries}/${point.expected} deliveries, ${point.client_reconnects} reconnects)`,
+            `p99 ${point.p99_ms} max ${point.max_ms} ms (${point.deliveries}/${point.expected} deliveries to ${point.subscribers_connected} connected, ${point.client_reconnects} reconnects)`,
         );
         opts.log(`        breakdown: ${JSON.stringify(point.breakdown)}`);
         if (point.heap_bytes_per_subscription !== null)
@@ -225,19 +227,21 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
       );
       const processes = opts.clientProcesses || Math.max(1, Math.ceil(count / 2500));
       const clients: ChildProcess[] = [];
-      const readies: Promise<unknown>[] = [];
+      const readies: Promise<{ gaveUp: number }>[] = [];
       for (let p = 0; p < processes; p++) {
         const share = Math.floor(count / processes) + (p < count % processes ? 1 : 0);
         if (share === 0) continue;
         const child = forkTs("events-clients.ts");
         clients.push(child);
-        readies.push(ask(child, null, "ready"));
+        readies.push(ask<{ gaveUp: number }>(child, null, "ready"));
         child.send({ wsUrls, runIds, offset: p * Math.ceil(count / processes), count: share, query: QUERY });
       }
       // Warm-up events until every subscriber has one: then all are live.
       let warming = true;
-      const allReady = Promise.all(readies).finally(() => {
+      let gaveUp = 0;
+      const allReady = Promise.all(readies).then((answers) => {
         warming = false;
+        gaveUp = answers.reduce((n, a) => n + a.gaveUp, 0);
       });
       while (warming) {
         await Promise.all(
@@ -321,7 +325,8 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         repeat,
         events: opts.events,
         deliveries,
-        expected: count * Math.round(opts.events / opts.runs),
+        expected: (count - gaveUp) * Math.round(opts.events / opts.runs),
+        subscribers_connected: count - gaveUp,
         client_errors: clientErrors,
         client_reconnects: reconnects,
         ...percentilesOf(histogram),
