@@ -11,9 +11,14 @@ import express from "express";
 import type { GraphQLError } from "graphql";
 import { WebSocketServer } from "ws";
 import type { ArtifactStore } from "../platform/artifacts/store.ts";
+import { API_TOKEN_REVOKED_CHANNEL } from "../platform/auth/api-tokens.ts";
 import type { Db } from "../platform/db/client.ts";
 import { type HubStats, RunEventHub } from "../platform/events/event-hub.ts";
-import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../platform/limits.ts";
+import {
+  DEFAULT_ARTIFACT_QUOTA_BYTES,
+  DEFAULT_REQUEST_LIMITS,
+  type RequestLimits,
+} from "../platform/limits.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
@@ -84,6 +89,8 @@ export interface ApiServerOptions {
   allowedOrigins?: readonly string[];
   /** How often open subscriptions re-check their token (default 5 s). */
   authRecheckMs?: number;
+  /** Artifact bytes of a project without its own quota (default DEFAULT_ARTIFACT_QUOTA_BYTES). */
+  artifactQuotaBytes?: number;
 }
 
 export interface ApiServer {
@@ -125,8 +132,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   });
   const fanout = createRunEventFanout();
   await events.start();
+  // Revocations close the token's WebSocket connections at once (auth/revocations.ts).
+  await events.listen(API_TOKEN_REVOKED_CHANNEL, (tokenId) => {
+    const closed = auth.tokenRevoked(tokenId);
+    if (closed > 0) logger.info({ tokenId, closed }, "API token revoked: closed its WebSocket connections");
+  });
   const dispatcher = options.dispatcher ?? noopDispatcher;
   const dataRoots = options.dataRoots ?? [];
+  const artifactQuotaBytes = options.artifactQuotaBytes ?? DEFAULT_ARTIFACT_QUOTA_BYTES;
   const introspection = options.introspection ?? true;
   // A fresh context — and so fresh DataLoaders — per HTTP request and per WebSocket operation,
   // with the database client limited to the caller's projects (auth/scope.ts).
@@ -137,6 +150,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       requestId,
       dataRoots,
       maxParameters: limits.maxParameters,
+      artifactQuotaBytes,
       ...(typeof authorization === "string" ? { authorization } : {}),
       ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
       ...(options.artifacts ? { artifacts: options.artifacts } : {}),
@@ -351,7 +365,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     app.put(
       "/artifacts/:sha256",
       // Who may upload is auth.guard's (auth/policy.ts): worker tokens, and operators' API tokens.
-      artifactUploadHandler(store, logger, { maxBytes: limits.maxUploadBytes }),
+      artifactUploadHandler({
+        store,
+        db,
+        logger,
+        maxBytes: limits.maxUploadBytes,
+        quotaBytes: artifactQuotaBytes,
+      }),
     );
   }
   auth.checkRoutes(app); // every route has a policy (auth/policy.ts), or the server does not start

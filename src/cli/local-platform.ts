@@ -37,7 +37,7 @@ export interface LocalPlatformOptions {
    * The API's request limits, data roots (default: dataDir and /usr/share/datasets) and
    * introspection switch (default on).
    */
-  api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection">;
+  api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection" | "artifactQuotaBytes">;
   /** Where artifacts live (default: `dataDir/artifacts`); the API and the local workers share it. */
   artifactStore?: ArtifactStoreSettings;
   /** AUTH_MODE (default `tokens`), ALLOWED_ORIGINS and the subscription re-check period: api/auth/. */
@@ -73,6 +73,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       logger: o.logger,
     });
     closers.push(async () => stopSweep());
+    // One quota for the API's uploads and every worker's artifacts (ARTIFACT_QUOTA_BYTES).
+    const quota = o.api?.artifactQuotaBytes ? { artifactQuotaBytes: o.api.artifactQuotaBytes } : {};
     const api = await startApiServer({
       db: platform.db,
       databaseUrl: platform.database.url,
@@ -82,7 +84,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       dispatcher,
       artifacts,
       shardCacheDir: shardCacheDir(dataDir),
-      lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
+      lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger, quota),
       dataRoots: [dataDir, ...DEFAULT_EXTRA_DATA_ROOTS],
       ...o.api,
       ...o.auth,
@@ -97,6 +99,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
         logger: o.logger,
         bin: o.bin,
         workerId: `local-${i + 1}`,
+        ...quota,
         ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
       });

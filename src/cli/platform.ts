@@ -31,6 +31,7 @@ export function startConfiguredPlatform(
       limits: limitsFromConfig(config),
       dataRoots: dataRootsFromConfig(config),
       introspection: introspectionFromConfig(config),
+      artifactQuotaBytes: config.ARTIFACT_QUOTA_BYTES,
     },
     artifactStore: artifactStoreFromConfig(config),
     auth: { auth: config.AUTH_MODE, allowedOrigins: config.ALLOWED_ORIGINS },

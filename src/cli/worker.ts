@@ -167,6 +167,7 @@ export function workerCommand(): Command {
               shards,
               heartbeatMs: Number(opts.heartbeatMs),
               staleAfterMs: Number(opts.staleAfterMs),
+              artifactQuotaBytes: config.ARTIFACT_QUOTA_BYTES,
             }),
           );
         }

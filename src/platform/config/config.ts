@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ARTIFACT_STORE_KINDS, type ArtifactStoreSettings } from "../artifacts/settings.ts";
 import { AUTH_SETTINGS } from "../auth/auth-settings.ts";
-import { DEFAULT_REQUEST_LIMITS as D, type RequestLimits } from "../limits.ts";
+import { DEFAULT_REQUEST_LIMITS as D, DEFAULT_ARTIFACT_QUOTA_BYTES, type RequestLimits } from "../limits.ts";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -63,6 +63,8 @@ const schema = z
     WS_MAX_PAYLOAD_BYTES: count(D.maxWsPayloadBytes, 1024),
     WS_MAX_SUBSCRIPTIONS: count(D.maxSubscriptionsPerConnection),
     MAX_UPLOAD_BYTES: count(D.maxUploadBytes),
+    /** Bytes of artifacts per project unless the project has its own quota (src/platform/limits.ts). */
+    ARTIFACT_QUOTA_BYTES: count(DEFAULT_ARTIFACT_QUOTA_BYTES, 0),
     MAX_PARAMETERS: count(D.maxParameters),
     HTTP_HEADERS_TIMEOUT_MS: count(D.headersTimeoutMs, 1000),
     HTTP_REQUEST_TIMEOUT_MS: count(D.requestTimeoutMs, 1000),

@@ -203,6 +203,12 @@ export interface RunEventHubOptions {
 
 export class RunEventHub {
   private readonly channels = new Map<string, RunChannel>();
+  /**
+   * Other NOTIFY channels this process hears on the same LISTEN connection (one per process),
+   * e.g. API token revocations. A notice sent while the connection was down is lost: listeners
+   * keep their own poll as the safety net.
+   */
+  private readonly otherChannels = new Map<string, (payload: string) => void>();
   private listener: pg.Client | null = null;
   private poll: NodeJS.Timeout | null = null;
   private closed = false;
@@ -221,6 +227,13 @@ export class RunEventHub {
     await this.connectListener();
     this.poll = setInterval(() => this.refreshAll(), this.options.pollIntervalMs ?? 5_000);
     this.poll.unref();
+  }
+
+  /** Hear `channel`'s notices (its payload) from now on, across reconnects. */
+  async listen(channel: string, handler: (payload: string) => void): Promise<void> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
+    this.otherChannels.set(channel, handler);
+    await this.listener?.query(`LISTEN ${channel}`);
   }
 
   /** Subscribers in this process that have finished their replay and wait for live rows (for metrics and tests). */
@@ -353,6 +366,8 @@ export class RunEventHub {
   private async connectListener(): Promise<void> {
     const client = new pg.Client({ connectionString: this.options.databaseUrl });
     client.on("notification", (message) => {
+      const other = this.otherChannels.get(message.channel);
+      if (other) return other(message.payload ?? "");
       if (message.channel !== RUN_EVENTS_CHANNEL || !message.payload) return;
       try {
         this.onNotice(JSON.parse(message.payload) as RunEventNotice);
@@ -366,6 +381,7 @@ export class RunEventHub {
     });
     await client.connect();
     await client.query(`LISTEN ${RUN_EVENTS_CHANNEL}`);
+    for (const channel of this.otherChannels.keys()) await client.query(`LISTEN ${channel}`);
     this.listener = client;
     this.reconnectDelayMs = 250;
   }

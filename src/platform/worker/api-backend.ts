@@ -8,6 +8,7 @@ import { createReadStream, statSync } from "node:fs";
 import { Readable } from "node:stream";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import type { JobResult } from "../../incubation/job.ts";
+import { ARTIFACT_QUOTA_EXCEEDED } from "../artifacts/quota.ts";
 import { ArtifactIntegrityError, LocalArtifactStore, type StoredArtifact } from "../artifacts/store.ts";
 import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import type { WorkerBackend } from "./backend.ts";
@@ -78,6 +79,8 @@ export class ApiWorkerBackend implements WorkerBackend {
     const [problem] = payload.userErrors ?? [];
     if (problem) {
       if (problem.code === "NOT_HELD") throw new JobNotHeldError(problem.message);
+      if (problem.code === "QUOTA_EXCEEDED")
+        throw Object.assign(new Error(problem.message), { code: ARTIFACT_QUOTA_EXCEEDED });
       throw new Error(`${(problem.field ?? []).join(".")}: ${problem.message}`);
     }
     return payload;
@@ -162,10 +165,10 @@ export class ApiWorkerBackend implements WorkerBackend {
     }
   }
 
-  async recordEvents(h: Holder, events: WorkerEvent[]): Promise<void> {
+  async recordEvents(h: Holder, events: WorkerEvent[], batchKey: string): Promise<void> {
     await this.call(
       "mutation RecordJobEvents($input: RecordJobEventsInput!) { recordJobEvents(input: $input) { seqs userErrors { field message code } } }",
-      { input: { lease: this.lease(h), events } },
+      { input: { lease: this.lease(h), events, batchKey } },
     );
   }
 

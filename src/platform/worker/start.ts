@@ -29,6 +29,8 @@ export interface StartWorkerOptions {
   labels?: string[];
   /** Shards it is pinned to (empty: any job). */
   shards?: number[];
+  /** Artifact bytes of a project without its own quota (ARTIFACT_QUOTA_BYTES). */
+  artifactQuotaBytes?: number;
 }
 
 export async function startWorker(
@@ -37,7 +39,14 @@ export async function startWorker(
   const boss = await openQueue(o.databaseUrl);
   const dispatcher = new Dispatcher(o.db, boss, o.logger);
   const workerId = o.workerId ?? defaultWorkerId();
-  const lifecycle = new JobLifecycle(o.db, boss, dispatcher, o.artifacts, o.logger);
+  const lifecycle = new JobLifecycle(
+    o.db,
+    boss,
+    dispatcher,
+    o.artifacts,
+    o.logger,
+    o.artifactQuotaBytes === undefined ? {} : { artifactQuotaBytes: o.artifactQuotaBytes },
+  );
   const worker = new TrainingWorker({
     backend: new DbWorkerBackend(lifecycle, o.artifacts, {
       workerId,
