@@ -25,6 +25,7 @@ import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
 import { artifactUploadHandler, storeFailure } from "./artifact-upload.ts";
 import { type AuthSetting, type Principal, principalOf, setUpAuth } from "./auth/index.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
+import { DASHBOARD_PATH, DEFAULT_DASHBOARD_DIR, mountDashboard } from "./dashboard.ts";
 import {
   clientError,
   errorHandler,
@@ -89,6 +90,8 @@ export interface ApiServerOptions {
   allowedOrigins?: readonly string[];
   /** How often open subscriptions re-check their token (default 5 s). */
   authRecheckMs?: number;
+  /** The built dashboard served at /ui (default ui/dist of this package). */
+  dashboardDir?: string;
   /** Artifact bytes of a project without its own quota (default DEFAULT_ARTIFACT_QUOTA_BYTES). */
   artifactQuotaBytes?: number;
 }
@@ -97,6 +100,8 @@ export interface ApiServer {
   /** http://host:port/graphql; the WebSocket URL is the same with ws://. */
   url: string;
   wsUrl: string;
+  /** The web dashboard: http://host:port/ui/ */
+  dashboardUrl: string;
   httpServer: Server;
   /** `local` (loopback, no token needed) or `tokens`. */
   authMode: "local" | "tokens";
@@ -303,6 +308,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       live: () => ({ subscriptions: events.subscriberCount, webSockets: wsServer.clients.size }),
     }),
   );
+  mountDashboard(app, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, logger });
   app.use(
     GRAPHQL_PATH,
     (req, res, next) => {
@@ -398,6 +404,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   return {
     url: `http://${host}:${port}${GRAPHQL_PATH}`,
     wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`,
+    dashboardUrl: `http://${host}:${port}${DASHBOARD_PATH}/`,
     httpServer,
     authMode: auth.mode,
     eventStats: () => ({

@@ -228,6 +228,9 @@ export function demoCommand(): Command {
       say(
         `incubator platform up: ${url} (${local.platform.database.embedded ? "embedded PostgreSQL" : "DATABASE_URL"})`,
       );
+      say(
+        `dashboard: ${local.api.dashboardUrl}${local.api.authMode === "tokens" ? ` (paste token ${token} in its Settings)` : ""}`,
+      );
       try {
         const ids = await ensureFixtures(url);
         const seed = Number(opts.seed);
@@ -267,7 +270,9 @@ export function demoCommand(): Command {
           );
         }
         if (opts.keepServing) {
-          say(`\nThe platform keeps serving at ${url}; Ctrl-C stops it.`);
+          say(
+            `\nThe platform keeps serving at ${url} (dashboard: ${local.api.dashboardUrl}); Ctrl-C stops it.`,
+          );
           return;
         }
       } catch (error) {

@@ -9,7 +9,7 @@
  * policy says. The expectation below is written from the policy's meaning, not from its code.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Express } from "express";
 import {
@@ -30,6 +30,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listRoutes } from "../../src/api/auth/http-guard.ts";
 import { FIELD_POLICIES, type Policy, ROUTE_POLICIES, type RootType } from "../../src/api/auth/policy.ts";
+import { DEFAULT_DASHBOARD_DIR } from "../../src/api/dashboard.ts";
 import { toGlobalId } from "../../src/api/global-id.ts";
 import { SCHEMA_PATH } from "../../src/api/schema.ts";
 import type { ApiServer } from "../../src/api/server.ts";
@@ -447,6 +448,11 @@ describe("every HTTP route has a policy and is checked for every caller", () => 
         return [`${base}/healthz`, { headers }];
       case "GET /metrics":
         return [`${base}/metrics`, { headers }];
+      case "GET /ui":
+        return [`${base}/ui/`, { headers }];
+      case "GET /ui/assets/:file":
+        // A file the build wrote (npm install builds the dashboard: scripts/build-ui.mjs).
+        return [`${base}/ui/assets/${readdirSync(join(DEFAULT_DASHBOARD_DIR, "assets"))[0]}`, { headers }];
       case "GET /artifacts/:sha256":
         return [`${base}/artifacts/${a.sha256}`, { headers }];
       case "PUT /artifacts/:sha256":

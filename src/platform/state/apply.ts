@@ -57,6 +57,15 @@ function bossDb(tx: Tx) {
   };
 }
 
+/**
+ * Every transaction that writes a run's rows takes the run row's lock first, then its module,
+ * job and event rows: one order, so two writers (a state change and a worker's events) queue
+ * instead of deadlocking.
+ */
+export async function lockRunRow(tx: Tx, runId: string): Promise<void> {
+  await tx.$queryRaw`select id from "run" where id = ${runId}::uuid for update`;
+}
+
 export class StateWriter {
   constructor(
     private readonly db: Db,
@@ -68,7 +77,7 @@ export class StateWriter {
   async apply(runId: string, occurrence: Occurrence, options: ApplyOptions = {}): Promise<Transition> {
     const done = await this.db.$transaction(
       async (tx) => {
-        await tx.$queryRaw`select id from "run" where id = ${runId}::uuid for update`;
+        await lockRunRow(tx, runId);
         await options.before?.(tx);
         const ctx = await loadContext(tx, runId);
         const t = transition(ctx.snapshot, occurrence, randomUUID);
