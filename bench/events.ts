@@ -185,6 +185,8 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
   await migrate(scratch.url);
   const db = createDb(scratch.url);
   const apis: ChildProcess[] = [];
+  /** Subscriber processes of the point in progress: killed if the point fails, not left behind. */
+  const clients: ChildProcess[] = [];
   const points: PointResult[] = [];
   try {
     const apiSrc = resolve(opts.apiSrc);
@@ -226,7 +228,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         apis.map((api) => ask<Memory>(api, { type: "memory" }, "memory")),
       );
       const processes = opts.clientProcesses || Math.max(1, Math.ceil(count / 2500));
-      const clients: ChildProcess[] = [];
+      clients.length = 0;
       const readies: Promise<{ gaveUp: number }>[] = [];
       for (let p = 0; p < processes; p++) {
         const share = Math.floor(count / processes) + (p < count % processes ? 1 : 0);
@@ -336,6 +338,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
       };
     }
   } finally {
+    for (const child of clients) if (child.exitCode === null) child.kill();
     await Promise.all(
       apis.map((api) => ask(api, { type: "stop" }, "stopped", 30_000).catch(() => api.kill())),
     );
