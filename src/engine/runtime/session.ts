@@ -13,6 +13,13 @@ export interface SessionOptions {
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   /** ORT log severity (0 verbose … 4 fatal); default 3 (errors only). */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * ORT's CPU memory arena (default on): buffers are carved from chunks that grow and are never
+   * returned to the system, which trades peak RSS for allocation speed.
+   */
+  memArena?: boolean;
+  /** ORT's memory-pattern planner (default on): one pre-planned block for a run's activations. */
+  memPattern?: boolean;
 }
 
 export class EngineSession {
@@ -30,6 +37,8 @@ export class EngineSession {
       logSeverityLevel: opts.logSeverityLevel ?? 3,
     };
     if (opts.intraOpNumThreads !== undefined) options.intraOpNumThreads = opts.intraOpNumThreads;
+    if (opts.memArena !== undefined) options.enableCpuMemArena = opts.memArena;
+    if (opts.memPattern !== undefined) options.enableMemPattern = opts.memPattern;
     try {
       return new EngineSession(await ort.InferenceSession.create(model, options), provider);
     } catch (e) {
