@@ -18,7 +18,13 @@ export interface SessionOptions {
    * returned to the system, which trades peak RSS for allocation speed.
    */
   memArena?: boolean;
-  /** ORT's memory-pattern planner (default on): one pre-planned block for a run's activations. */
+  /**
+   * ORT's memory-pattern planner: after the first run, one pre-planned block for all of a run's
+   * activations. Default OFF here: the first run has already grown the arena to hold them, and
+   * the arena keeps those chunks, so the planned block comes on top and a train step's peak RSS
+   * nearly doubled (deit-t: 1226 → 769 MB with it off; bench/RESULTS.md). With it off, every run
+   * reuses the arena's chunks.
+   */
   memPattern?: boolean;
 }
 
@@ -38,7 +44,7 @@ export class EngineSession {
     };
     if (opts.intraOpNumThreads !== undefined) options.intraOpNumThreads = opts.intraOpNumThreads;
     if (opts.memArena !== undefined) options.enableCpuMemArena = opts.memArena;
-    if (opts.memPattern !== undefined) options.enableMemPattern = opts.memPattern;
+    options.enableMemPattern = opts.memPattern ?? false;
     try {
       return new EngineSession(await ort.InferenceSession.create(model, options), provider);
     } catch (e) {
