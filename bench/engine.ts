@@ -61,11 +61,13 @@ export interface EngineVariant {
   memArena?: boolean;
   /** ORT memory-pattern planner */
   memPattern?: boolean;
+  /** idle ORT intra-op threads spin (default) or sleep */
+  spinning?: boolean;
   /** ORT graph optimisation level */
   optLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
-const BOOLEAN_KEYS = ["contribOps", "memArena", "memPattern"] as const;
+const BOOLEAN_KEYS = ["contribOps", "memArena", "memPattern", "spinning"] as const;
 const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
 
 /** Parses "key=value,key=value" (e.g. "memArena=false,contribOps=true"); "" is the default engine. */
@@ -140,6 +142,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
       seed: 0,
       memArena: variant.memArena,
       memPattern: variant.memPattern,
+      spinning: variant.spinning,
       graphOptimizationLevel: variant.optLevel,
     },
   );
@@ -219,11 +222,13 @@ export function torchAvailable(): string | null {
   return null;
 }
 
-export function measureTorch(model: string, opts: TimingOptions) {
+/** `spinning: false` makes OpenMP's idle threads sleep (OMP_WAIT_POLICY=PASSIVE), as --no-spin does for ORT. */
+export function measureTorch(model: string, opts: TimingOptions & { spinning?: boolean }) {
   const env = { ...process.env };
   if (existsSync(OPENBLAS_OPENMP))
     env.LD_LIBRARY_PATH = [OPENBLAS_OPENMP, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
   env.OMP_NUM_THREADS = String(opts.threads);
+  if (opts.spinning === false) env.OMP_WAIT_POLICY = "PASSIVE";
   // These machines pin OpenBLAS to an older core type (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE) for
   // safety; that slows a current OpenBLAS, so the PyTorch baseline runs without them (benchmark only).
   delete env.OPENBLAS_CORETYPE;

@@ -42,6 +42,7 @@ interface EngineBenchOptions {
   base: string;
   compare?: string;
   torch: boolean;
+  spin: boolean;
   json: boolean;
 }
 
@@ -74,6 +75,11 @@ function engineCommand(): Command {
         "contribOps|memArena|memPattern=true|false, optLevel=disabled|basic|extended|all",
     )
     .option("--no-torch", "only our engine, no pairs (a quick smoke run)")
+    .option(
+      "--no-spin",
+      "idle threads sleep instead of spinning, in both engines (ORT allow_spinning=0, OMP_WAIT_POLICY=PASSIVE): " +
+        "fairer on a machine shared with other work, where spinning OpenMP threads collapse PyTorch",
+    )
     .option("--json", "last line: a JSON array with one object per model")
     .action(async (o: EngineBenchOptions) => {
       const models = o.models.split(",").map((m) => m.trim());
@@ -90,8 +96,10 @@ function engineCommand(): Command {
       };
       const loop = int(o.loop, "--loop");
       const pairs = int(o.pairs, "--pairs");
-      const base = parseVariant(o.base, "--base");
-      const compare = o.compare === undefined ? undefined : parseVariant(o.compare, "--compare");
+      const spin = o.spin ? {} : { spinning: false };
+      const base = { ...parseVariant(o.base, "--base"), ...spin };
+      const compare =
+        o.compare === undefined ? undefined : { ...spin, ...parseVariant(o.compare, "--compare") };
       if (!compare && o.torch) {
         const missing = torchAvailable();
         if (missing) throw new Error(`PyTorch: ${missing} (or pass --no-torch, or --compare <variant>)`);
@@ -99,7 +107,7 @@ function engineCommand(): Command {
       const context = runContext();
       log(
         `machine: ${context.machine}, node ${context.node}, ${context.date}, commit ${context.commit}, ` +
-          `load average (1 min) ${context.loadavg_1m_start}`,
+          `load average (1 min) ${context.loadavg_1m_start}${o.spin ? "" : ", idle threads sleep (--no-spin)"}`,
       );
       const peak = await measureMatmulPeak(threads);
       log(`ONNX Runtime fp32 MatMul 2048³ peak: ${peak.toFixed(1)} GFLOP/s (${threads} threads)`);
@@ -114,6 +122,7 @@ function engineCommand(): Command {
           threads,
           loop_steps: Math.max(loop, 1),
           matmul_peak_gflops: round3(peak),
+          idle_threads_spin: o.spin,
         };
         if (compare) {
           log(`${model}: A = ${formatVariant(base)}, B = ${formatVariant(compare)}`);
@@ -145,7 +154,7 @@ function engineCommand(): Command {
           });
         } else {
           const torchSide = (): SideRun => {
-            const t = measureTorch(model, timing);
+            const t = measureTorch(model, { ...timing, spinning: o.spin });
             return { steps_per_s: t.torch_steps_per_s, peak_rss_mb: t.torch_peak_rss_mb };
           };
           const done = alternate(pairs, ours(model, base), torchSide, (p, i) =>

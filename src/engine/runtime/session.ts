@@ -26,6 +26,11 @@ export interface SessionOptions {
    * reuses the arena's chunks.
    */
   memPattern?: boolean;
+  /**
+   * Whether idle intra-op threads spin (ORT's default) or sleep. Spinning wins on a dedicated
+   * machine; on one shared with other work spinning threads steal the cores the busy ones need.
+   */
+  spinning?: boolean;
 }
 
 export class EngineSession {
@@ -45,6 +50,7 @@ export class EngineSession {
     if (opts.intraOpNumThreads !== undefined) options.intraOpNumThreads = opts.intraOpNumThreads;
     if (opts.memArena !== undefined) options.enableCpuMemArena = opts.memArena;
     options.enableMemPattern = opts.memPattern ?? false;
+    if (opts.spinning === false) options.extra = { "session.intra_op.allow_spinning": "0" };
     try {
       return new EngineSession(await ort.InferenceSession.create(model, options), provider);
     } catch (e) {
