@@ -57,6 +57,8 @@ export function trainStepFlops(cfg: VitConfig, batch: number): number {
 export interface EngineVariant {
   /** com.microsoft fused kernels in float32 lowerings (Gelu, FusedMatMul) */
   contribOps?: boolean;
+  /** skipLayerNorm as com.microsoft SkipLayerNormalization (else Add + LayerNormalization) */
+  skipLayerNorm?: boolean;
   /** ORT CPU memory arena */
   memArena?: boolean;
   /** ORT memory-pattern planner */
@@ -67,7 +69,7 @@ export interface EngineVariant {
   optLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
-const BOOLEAN_KEYS = ["contribOps", "memArena", "memPattern", "spinning"] as const;
+const BOOLEAN_KEYS = ["contribOps", "skipLayerNorm", "memArena", "memPattern", "spinning"] as const;
 const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
 
 /** Parses "key=value,key=value" (e.g. "memArena=false,contribOps=true"); "" is the default engine. */
@@ -136,6 +138,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
       eval: false,
       loopSteps: opts.loop > 1 ? [opts.loop] : [],
       contribOps: variant.contribOps,
+      fusedSkipLayerNorm: variant.skipLayerNorm,
     }),
     {
       intraOpNumThreads: opts.threads,

@@ -72,7 +72,7 @@ function engineCommand(): Command {
     .option(
       "--compare <variant>",
       "instead of PyTorch, pair the --base engine (A) against this variant (B): " +
-        "contribOps|memArena|memPattern=true|false, optLevel=disabled|basic|extended|all",
+        "contribOps|skipLayerNorm|memArena|memPattern|spinning=true|false, optLevel=disabled|basic|extended|all",
     )
     .option("--no-torch", "only our engine, no pairs (a quick smoke run)")
     .option(

@@ -191,7 +191,7 @@ export const LOWERINGS: { [K in OpName]: Lowering<K> } = {
   skipLayerNorm: (ctx, n, [x, skip, scale, shift, bias], [y, mean, invStd, sum]) => {
     const xv = n.inputs[0]!;
     // ORT's CPU kernel takes [rows, D] or [B, T, D] and returns mean, 1/σ and the sum too.
-    if (xv.dtype === "float32" && ctx.contribOps && xv.rank <= 3) {
+    if (xv.dtype === "float32" && ctx.fusedSkipLayerNorm && xv.rank <= 3) {
       const ins = [x!, skip!, scale!, shift!, ...(bias ? [bias] : [])];
       ctx.emit(
         "SkipLayerNormalization",

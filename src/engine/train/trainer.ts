@@ -39,7 +39,10 @@ export interface CompileTrainerOptions extends LoweringOptions {
 }
 
 export function compileTrainer(spec: TrainSpec, opts: CompileTrainerOptions = {}): TrainerArtifacts {
-  const lowering: LoweringOptions = { contribOps: opts.contribOps };
+  const lowering: LoweringOptions = {
+    contribOps: opts.contribOps,
+    fusedSkipLayerNorm: opts.fusedSkipLayerNorm,
+  };
   return {
     params: spec.params,
     optimizer: spec.optimizer,
