@@ -1,6 +1,7 @@
 /**
  * GraphQL Code Generator: resolver types from schema.graphql into src/generated/graphql.ts
  * (git-ignored; written on install by scripts/graphql-codegen.mjs, or `npm run codegen`).
+ * The dashboard (ui/) gets the schema's enums as types in ui/src/generated/schema.ts.
  * Resolver maps are typed with them, so a field, argument or return shape that schema.graphql
  * does not have fails `npm run typecheck`; test/api/codegen.test.ts fails when the file is stale.
  */
@@ -43,6 +44,8 @@ const PARENTS = [
 ];
 
 export const GENERATED_PATH = "src/generated/graphql.ts";
+/** The dashboard's copy of the schema's enums (closed sets: RunState, StageKind, …), types only. */
+export const UI_GENERATED_PATH = "ui/src/generated/schema.ts";
 
 const config: CodegenConfig = {
   schema: "schema.graphql",
@@ -64,6 +67,10 @@ const config: CodegenConfig = {
         ]),
         scalars: { DateTime: { input: "Date", output: "Date | string" }, JSON: "unknown" },
       },
+    },
+    [UI_GENERATED_PATH]: {
+      plugins: ["typescript"],
+      config: { onlyEnums: true, enumsAsTypes: true, useTypeImports: true },
     },
   },
 };

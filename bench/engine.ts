@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { GraphBuilder } from "../src/engine/ir/builder.ts";
-import { dropPathMasks, vitClassifierSpec } from "../src/engine/models/classifier.ts";
+import { dropMaskShape, dropPathMasks, vitClassifierSpec } from "../src/engine/models/classifier.ts";
 import { mlpHidden, numTokens, VIT_DEFAULTS, type VitConfig } from "../src/engine/models/vit.ts";
 import { toOnnxModel } from "../src/engine/onnx/serialize.ts";
 import { Rng } from "../src/engine/rng.ts";
@@ -160,7 +160,10 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
       labels: { dtype: "int64", shape: [batch], data: labels },
     };
     if (cfg.dropPathRate > 0) {
-      out.drop_mask = f32([cfg.depth, batch], dropPathMasks(rng, cfg.dropPathRate, cfg.depth, batch));
+      out.drop_mask = f32(
+        dropMaskShape(cfg.depth, batch),
+        dropPathMasks(rng, cfg.dropPathRate, cfg.depth, batch),
+      );
     }
     return out;
   };

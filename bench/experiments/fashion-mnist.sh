@@ -7,6 +7,7 @@
 #
 #   bash bench/experiments/fashion-mnist.sh              # main grid: seeds 0 1 2 x {e2e, di, dmt}
 #   bash bench/experiments/fashion-mnist.sh depth8       # extra: depth 8 (4 modules x 2 blocks), seed 0, e2e vs di
+#   bash bench/experiments/fashion-mnist.sh seeds        # issue 16: 5 seeds x {e2e, di} at 1x and 3x this budget
 #   bash bench/experiments/fashion-mnist.sh summary      # print the tables from the results.json files
 #
 # OUT (default .tmp/experiments/fashion-mnist) holds one folder per run: results.json, events.jsonl.
@@ -45,6 +46,17 @@ case "${1:-main}" in
       run "di-d8-seed$s" incubate --config fashion-mnist --seed "$s" --set model.depth=8 --set modules=4 "${DI_SET[@]}"
     done
     summary ;;
+  seeds)
+    # Seed variance (issue 16): SEEDS_VAR (default 0-4) of E2E and DI at 1x (~1 epoch of
+    # target-size iterations) and 3x; groups e2e-x1, di-x1, e2e-x3, di-x3 in the summary.
+    for x in 1 3; do
+      for s in ${SEEDS_VAR:-0 1 2 3 4}; do
+        run "e2e-x$x-seed$s" train --config fashion-mnist --seed "$s" --set recipe.steps.e2e=$((E2E_STEPS * x))
+        run "di-x$x-seed$s" incubate --config fashion-mnist --seed "$s" --set recipe.steps.pretrain=$((PT_STEPS * x)) \
+          --set recipe.steps.modular=$((MT_STEPS * x)) --set recipe.steps.finetune=$((FT_STEPS * x))
+      done
+    done
+    summary ;;
   summary) summary ;;
-  *) echo "usage: $0 [main|depth8|summary]" >&2; exit 2 ;;
+  *) echo "usage: $0 [main|depth8|seeds|summary]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,8 @@ How to run (from the repository root):
         /usr/bin/python3 scripts/reference/make_fixtures.py [--out test/fixtures]
 
 Use /usr/bin/python3 (Debian's), not a pyenv python: only the former sees python3-torch.
+twins.py (the method stage by stage) and data_parity.py (torchvision's RandomCrop/Normalize; needs
+python3-torchvision) write twins.* and data_parity.*; see their docstrings and test/fixtures/README.md.
 No timm, no pip: the ViT below is plain torch with timm's parameter names and math.
 
 Model (timm VisionTransformer semantics, class token, pre-norm, no dropout/drop-path):
@@ -65,6 +67,10 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from data_parity import make_data_parity  # noqa: E402  (torchvision crop and normalisation)
+from twins import make_twins  # noqa: E402  (the method stage by stage; see twins.py)
 
 torch.set_num_threads(2)
 
@@ -588,6 +594,8 @@ def main():
     make_training(out, "vit_tiny_adamw20", "adamw", 20, 1e-3, None, 3003)
     make_training(out, "vit_tiny_adamw20_clip", "adamw", 20, 5e-3, 1.0, 3003)
     make_training(out, "vit_tiny_lamb", "lamb", 5, 1e-2, None, 3003)
+    make_twins(out, write_safetensors)
+    make_data_parity(out, write_safetensors)
 
     # self-check: the files read back bit-exactly
     total = 0

@@ -37,6 +37,8 @@ export interface ApiContext {
   dataRoots: readonly string[];
   /** Total parameters an architecture may have (MAX_PARAMETERS). */
   maxParameters: number;
+  /** Artifact bytes of a project without its own quota (ARTIFACT_QUOTA_BYTES). */
+  artifactQuotaBytes: number;
   /** Who is calling (auth/principal.ts); root fields are already checked against auth/policy.ts. */
   principal: Principal;
   /** Fans run events out to subscriptions (one LISTEN connection per process). */

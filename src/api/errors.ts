@@ -34,12 +34,20 @@ export function requestIdMiddleware(): RequestHandler {
 }
 
 /** A JSON error answer; `code` is machine-readable, `error` says what to do. */
-export function sendError(req: Request, res: Response, status: number, code: string, error: string): void {
+export function sendError(
+  req: Request,
+  res: Response,
+  status: number,
+  code: string,
+  error: string,
+  /** Facts a client may act on, e.g. a quota's usage and limit in bytes. */
+  extra: Record<string, number | string> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  res.status(status).json({ error, code, requestId: requestIdOf(req) });
+  res.status(status).json({ error, code, ...extra, requestId: requestIdOf(req) });
 }
 
 const CODE_OF_STATUS: Record<number, string> = {

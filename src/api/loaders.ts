@@ -12,6 +12,7 @@ import type {
   Job,
   MetaModel,
   Module,
+  Project,
   Run,
   WorkerToken,
 } from "../generated/prisma/client.ts";
@@ -30,6 +31,7 @@ export interface Loaders {
   job: DataLoader<string, Job | null>;
   artifact: DataLoader<string, Artifact | null>;
   workerToken: DataLoader<string, WorkerToken | null>;
+  project: DataLoader<string, Project | null>;
   /** A run's modules by index. */
   modulesByRun: DataLoader<string, Module[]>;
   /** A run's jobs, oldest first. */
@@ -95,6 +97,7 @@ export function createLoaders(db: Db): Loaders {
     job: byId(stats, "job", (ids) => db.job.findMany({ where: { id: { in: ids } } })),
     artifact: byId(stats, "artifact", (ids) => db.artifact.findMany({ where: { id: { in: ids } } })),
     workerToken: byId(stats, "workerToken", (ids) => db.workerToken.findMany({ where: { id: { in: ids } } })),
+    project: byId(stats, "project", (ids) => db.project.findMany({ where: { id: { in: ids } } })),
     modulesByRun: groupedBy(
       stats,
       "modulesByRun",

@@ -12,15 +12,21 @@ import type { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { ArtifactStore } from "../platform/artifacts/store.ts";
+import { API_TOKEN_REVOKED_CHANNEL } from "../platform/auth/api-tokens.ts";
 import type { Db } from "../platform/db/client.ts";
 import { RunEventHub } from "../platform/events/event-hub.ts";
-import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../platform/limits.ts";
+import {
+  DEFAULT_ARTIFACT_QUOTA_BYTES,
+  DEFAULT_REQUEST_LIMITS,
+  type RequestLimits,
+} from "../platform/limits.ts";
 import type { Logger } from "../platform/logger.ts";
 import { packageVersion } from "../platform/version.ts";
 import type { JobLifecycle } from "../platform/worker/job-lifecycle.ts";
-import { artifactUploadHandler } from "./artifact-upload.ts";
+import { artifactUploadHandler, storeFailure } from "./artifact-upload.ts";
 import { type AuthSetting, type Principal, principalOf, setUpAuth } from "./auth/index.ts";
 import { type ApiContext, noopDispatcher, type RunDispatcher } from "./context.ts";
+import { DASHBOARD_PATH, DEFAULT_DASHBOARD_DIR, mountDashboard } from "./dashboard.ts";
 import {
   clientError,
   errorHandler,
@@ -34,6 +40,8 @@ import {
   sendError,
 } from "./errors.ts";
 import { createLoaders } from "./loaders.ts";
+import { metricsPlugin } from "./metrics-plugin.ts";
+import { METRICS_PATH, metricsRoute } from "./metrics-route.ts";
 import { checkOperation, isTokenLimit, limitError, limitRules, parseFailure } from "./operation-limits.ts";
 import { ConnectionCounter, callerKey, RateLimiter, rateLimitError } from "./rate-limit.ts";
 import { buildSchema } from "./schema.ts";
@@ -75,12 +83,18 @@ export interface ApiServerOptions {
   allowedOrigins?: readonly string[];
   /** How often open subscriptions re-check their token (default 5 s). */
   authRecheckMs?: number;
+  /** The built dashboard served at /ui (default ui/dist of this package). */
+  dashboardDir?: string;
+  /** Artifact bytes of a project without its own quota (default DEFAULT_ARTIFACT_QUOTA_BYTES). */
+  artifactQuotaBytes?: number;
 }
 
 export interface ApiServer {
   /** http://host:port/graphql; the WebSocket URL is the same with ws://. */
   url: string;
   wsUrl: string;
+  /** The web dashboard: http://host:port/ui/ */
+  dashboardUrl: string;
   httpServer: Server;
   /** `local` (loopback, no token needed) or `tokens`. */
   authMode: "local" | "tokens";
@@ -108,8 +122,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const version = packageVersion();
   const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
   await events.start();
+  // Revocations close the token's WebSocket connections at once (auth/revocations.ts).
+  await events.listen(API_TOKEN_REVOKED_CHANNEL, (tokenId) => {
+    const closed = auth.tokenRevoked(tokenId);
+    if (closed > 0) logger.info({ tokenId, closed }, "API token revoked: closed its WebSocket connections");
+  });
   const dispatcher = options.dispatcher ?? noopDispatcher;
   const dataRoots = options.dataRoots ?? [];
+  const artifactQuotaBytes = options.artifactQuotaBytes ?? DEFAULT_ARTIFACT_QUOTA_BYTES;
   const introspection = options.introspection ?? true;
   // A fresh context — and so fresh DataLoaders — per HTTP request and per WebSocket operation,
   // with the database client limited to the caller's projects (auth/scope.ts).
@@ -120,6 +140,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       requestId,
       dataRoots,
       maxParameters: limits.maxParameters,
+      artifactQuotaBytes,
       ...(typeof authorization === "string" ? { authorization } : {}),
       ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
       ...(options.artifacts ? { artifacts: options.artifacts } : {}),
@@ -237,6 +258,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       maskInternalErrors(logger),
+      metricsPlugin(),
       {
         async serverWillStart() {
           return {
@@ -261,6 +283,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });
+  app.get(
+    METRICS_PATH,
+    metricsRoute({
+      db,
+      logger,
+      live: () => ({ subscriptions: events.subscriberCount, webSockets: wsServer.clients.size }),
+    }),
+  );
+  mountDashboard(app, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, logger });
   app.use(
     GRAPHQL_PATH,
     (req, res, next) => {
@@ -299,7 +330,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         );
         return;
       }
-      res.download(await store.getFile(sha256), sha256, (error) => {
+      let path: string;
+      try {
+        path = await store.getFile(sha256);
+      } catch (error) {
+        logger.error({ err: error, sha256, requestId: requestIdOf(req) }, "artifact could not be read");
+        const [status, code, message] = storeFailure(error);
+        sendError(req, res, status, code, message);
+        return;
+      }
+      res.download(path, sha256, (error) => {
         if (!error) return;
         logger.error({ err: error, sha256, requestId: requestIdOf(req) }, "artifact download failed");
         sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "the artifact could not be read");
@@ -314,14 +354,20 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     app.put(
       "/artifacts/:sha256",
       // Who may upload is auth.guard's (auth/policy.ts): worker tokens, and operators' API tokens.
-      artifactUploadHandler(store, logger, { maxBytes: limits.maxUploadBytes }),
+      artifactUploadHandler({
+        store,
+        db,
+        logger,
+        maxBytes: limits.maxUploadBytes,
+        quotaBytes: artifactQuotaBytes,
+      }),
     );
   }
   auth.checkRoutes(app); // every route has a policy (auth/policy.ts), or the server does not start
   // Refusals only, as middleware rather than routes (routes are what the policy table lists):
   // a method a known path does not take is 405 with Allow, anything else 404.
   app.use((req, res, next) => {
-    if (req.path === "/healthz") methodNotAllowed(["GET"])(req, res, next);
+    if (req.path === "/healthz" || req.path === METRICS_PATH) methodNotAllowed(["GET"])(req, res, next);
     else if (store && /^\/artifacts\/[^/]+$/.test(req.path)) methodNotAllowed(["GET", "PUT"])(req, res, next);
     else next();
   });
@@ -341,6 +387,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   return {
     url: `http://${host}:${port}${GRAPHQL_PATH}`,
     wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`,
+    dashboardUrl: `http://${host}:${port}${DASHBOARD_PATH}/`,
     httpServer,
     authMode: auth.mode,
     close: () => {

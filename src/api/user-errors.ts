@@ -14,6 +14,8 @@ export type UserErrorCode =
   | "RUN_FINISHED"
   | "NOT_RETRYABLE"
   | "NOT_HELD"
+  | "WRONG_PROJECT"
+  | "QUOTA_EXCEEDED"
   | "NOT_GRANTED";
 
 export interface UserError {
@@ -51,6 +53,4 @@ export function errorMessage(error: unknown): string {
 }
 
 /** Prisma's unique-constraint violation (a concurrent insert of the same name). */
-export function isUniqueViolation(error: unknown): boolean {
-  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2002";
-}
+export { isUniqueViolation } from "../platform/db/unique-violation.ts";

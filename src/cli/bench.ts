@@ -3,6 +3,7 @@
  * live here, never in unit tests.
  */
 import { spawnSync } from "node:child_process";
+import { cpus } from "node:os";
 import { Command } from "commander";
 import {
   BENCH_MODELS,
@@ -271,10 +272,52 @@ function eventsCommand(): Command {
     });
 }
 
+const median = (xs: number[]) => spread(xs).median;
+
+function uiCommand(): Command {
+  return new Command("ui")
+    .description(
+      "the web dashboard in headless Chromium: bytes on first load and time to first render of a run with 64 modules and N events",
+    )
+    .option("--pairs <n>", "cold load / reload pairs, each in a fresh browser profile", "5")
+    .option("--events <n>", "events in the seeded run's log", "10000")
+    .option("--json", "last line: every load as JSON")
+    .action(async (o: { pairs: string; events: string; json?: boolean }) => {
+      // Loaded on demand: playwright-core is a dev dependency (the browser tests' driver).
+      const { measureDashboard } = await import("../../bench/ui.ts");
+      log(
+        `machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
+      );
+      const result = await measureDashboard({
+        pairs: int(o.pairs, "--pairs"),
+        events: int(o.events, "--events"),
+        dataDir: ".data/bench-ui",
+      });
+      for (const l of result.loads)
+        log(
+          `${l.kind.padEnd(6)} http ${l.httpBytes} B (assets ${l.assetBytes} B, ${l.requests} requests), ws ${l.wsBytes} B, ` +
+            `first render ${l.firstRenderMs.toFixed(0)} ms, all ${result.events} events ${l.allEventsMs.toFixed(0)} ms, ${l.domElements} elements`,
+        );
+      const cold = result.loads.filter((l) => l.kind === "cold");
+      const reload = result.loads.filter((l) => l.kind === "reload");
+      const ratios = cold.map((c, i) => c.allEventsMs / reload[i]!.allEventsMs);
+      log(
+        `median cold: first render ${median(cold.map((l) => l.firstRenderMs)).toFixed(0)} ms, all events ${median(cold.map((l) => l.allEventsMs)).toFixed(0)} ms, ` +
+          `${median(cold.map((l) => l.httpBytes))} B HTTP + ${median(cold.map((l) => l.wsBytes))} B WebSocket`,
+      );
+      log(
+        `cold / reload time to all events, per pair: median ${median(ratios).toFixed(2)} (range ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`,
+      );
+      if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      process.exit(0);
+    });
+}
+
 export function benchCommand(): Command {
   const bench = new Command("bench").description("benchmarks (results go to bench/RESULTS.md)");
   bench.addCommand(engineCommand());
   bench.addCommand(eventsCommand());
+  bench.addCommand(uiCommand());
   bench.addCommand(
     new Command("engine-child")
       .argument("<model>")

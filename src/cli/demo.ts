@@ -12,6 +12,7 @@ import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { RUN_PRESETS } from "../incubation/config.ts";
 import { createApiToken } from "../platform/auth/api-tokens.ts";
+import { DEFAULT_PROJECT_NAME } from "../platform/auth/projects.ts";
 import { createLogger } from "../platform/logger.ts";
 import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { startConfiguredPlatform } from "./platform.ts";
@@ -53,7 +54,11 @@ const DEMO_MODEL = demo.model as Record<string, number>;
 const DEMO_DATA = demo.dataset as Record<string, unknown>;
 const DEMO_RECIPE = demo.recipe as Record<string, unknown>;
 
-/** The demo architecture and dataset, created on first use and found by name afterwards. */
+/**
+ * The demo architecture and dataset, created on first use and found by name afterwards — in the
+ * project the demo creates in ("default": local mode or a token of every project), since names
+ * are unique per project only.
+ */
 async function ensureFixtures(url: string): Promise<{ architectureId: string; datasetId: string }> {
   const arch = check(
     (
@@ -75,14 +80,17 @@ async function ensureFixtures(url: string): Promise<{ architectureId: string; da
     ).registerDataset,
     "registerDataset",
   );
-  const lists = await gql<{
-    architectures: { nodes: { id: string; name: string }[] };
-    datasets: { nodes: { id: string; name: string }[] };
-  }>(url, `{ architectures(first: 100) { nodes { id name } } datasets(first: 100) { nodes { id name } } }`);
+  type Named = { nodes: { id: string; name: string; project: { name: string } }[] };
+  const lists = await gql<{ architectures: Named; datasets: Named }>(
+    url,
+    `{ architectures(first: 100) { nodes { id name project { name } } }
+       datasets(first: 100) { nodes { id name project { name } } } }`,
+  );
+  const find = (list: Named, name: string) =>
+    list.nodes.find((n) => n.name === name && n.project.name === DEFAULT_PROJECT_NAME)!.id;
   return {
-    architectureId:
-      arch.architecture?.id ?? lists.architectures.nodes.find((a) => a.name === "demo-vit-d8-w64")!.id,
-    datasetId: data.dataset?.id ?? lists.datasets.nodes.find((d) => d.name === "demo-synthetic-10")!.id,
+    architectureId: arch.architecture?.id ?? find(lists.architectures, "demo-vit-d8-w64"),
+    datasetId: data.dataset?.id ?? find(lists.datasets, "demo-synthetic-10"),
   };
 }
 
@@ -220,6 +228,9 @@ export function demoCommand(): Command {
       say(
         `incubator platform up: ${url} (${local.platform.database.embedded ? "embedded PostgreSQL" : "DATABASE_URL"})`,
       );
+      say(
+        `dashboard: ${local.api.dashboardUrl}${local.api.authMode === "tokens" ? ` (paste token ${token} in its Settings)` : ""}`,
+      );
       try {
         const ids = await ensureFixtures(url);
         const seed = Number(opts.seed);
@@ -259,7 +270,9 @@ export function demoCommand(): Command {
           );
         }
         if (opts.keepServing) {
-          say(`\nThe platform keeps serving at ${url}; Ctrl-C stops it.`);
+          say(
+            `\nThe platform keeps serving at ${url} (dashboard: ${local.api.dashboardUrl}); Ctrl-C stops it.`,
+          );
           return;
         }
       } catch (error) {

@@ -6,9 +6,11 @@
  * It composes the platform with the API server, so it lives here at the top of the layering
  * (engine ← data ← incubation ← platform ← api ← cli), not in src/platform.
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { type ApiServer, type ApiServerOptions, startApiServer } from "../api/server.ts";
-import { LocalArtifactStore } from "../platform/artifacts/store.ts";
+import { openArtifactStore } from "../platform/artifacts/open.ts";
+import type { ArtifactStoreSettings } from "../platform/artifacts/settings.ts";
+import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import { DEFAULT_EXTRA_DATA_ROOTS, shardCacheDir } from "../platform/config/config.ts";
 import { Dispatcher } from "../platform/dispatch/dispatcher.ts";
 import { startStaleJobSweep } from "../platform/dispatch/stale-sweep.ts";
@@ -35,7 +37,9 @@ export interface LocalPlatformOptions {
    * The API's request limits, data roots (default: dataDir and /usr/share/datasets) and
    * introspection switch (default on).
    */
-  api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection">;
+  api?: Pick<ApiServerOptions, "limits" | "dataRoots" | "introspection" | "artifactQuotaBytes">;
+  /** Where artifacts live (default: `dataDir/artifacts`); the API and the local workers share it. */
+  artifactStore?: ArtifactStoreSettings;
   /** AUTH_MODE (default `tokens`), ALLOWED_ORIGINS and the subscription re-check period: api/auth/. */
   auth?: Pick<ApiServerOptions, "auth" | "allowedOrigins" | "authRecheckMs">;
 }
@@ -43,7 +47,7 @@ export interface LocalPlatformOptions {
 export interface LocalPlatform {
   platform: Platform;
   api: ApiServer;
-  artifacts: LocalArtifactStore;
+  artifacts: ArtifactStore;
   close(): Promise<void>;
 }
 
@@ -59,7 +63,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const boss = await openQueue(platform.database.url);
     closers.push(() => boss.stop({ graceful: true, wait: true }));
     const dispatcher = new Dispatcher(platform.db, boss, o.logger);
-    const artifacts = new LocalArtifactStore(join(dataDir, "artifacts"));
+    const artifacts = openArtifactStore(o.artifactStore ?? { kind: "local", dataDir });
+    await artifacts.check(); // a missing bucket or read-only folder stops start-up, not the first job
     // The API process watches for silent workers too: API workers run no sweep of their own.
     const stopSweep = startStaleJobSweep({
       dispatcher,
@@ -68,6 +73,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       logger: o.logger,
     });
     closers.push(async () => stopSweep());
+    // One quota for the API's uploads and every worker's artifacts (ARTIFACT_QUOTA_BYTES).
+    const quota = o.api?.artifactQuotaBytes ? { artifactQuotaBytes: o.api.artifactQuotaBytes } : {};
     const api = await startApiServer({
       db: platform.db,
       databaseUrl: platform.database.url,
@@ -77,7 +84,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       dispatcher,
       artifacts,
       shardCacheDir: shardCacheDir(dataDir),
-      lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger),
+      lifecycle: new JobLifecycle(platform.db, boss, dispatcher, artifacts, o.logger, quota),
       dataRoots: [dataDir, ...DEFAULT_EXTRA_DATA_ROOTS],
       ...o.api,
       ...o.auth,
@@ -88,9 +95,11 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
         db: platform.db,
         databaseUrl: platform.database.url,
         dataDir,
+        artifacts,
         logger: o.logger,
         bin: o.bin,
         workerId: `local-${i + 1}`,
+        ...quota,
         ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
       });

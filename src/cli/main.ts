@@ -7,6 +7,7 @@ import { Command } from "commander";
 import { packageVersion } from "../platform/version.ts";
 import { benchCommand } from "./bench.ts";
 import { demoCommand } from "./demo.ts";
+import { doctorCommand } from "./doctor.ts";
 import { exitWithError } from "./errors.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { metaCommand } from "./meta.ts";
@@ -32,6 +33,7 @@ program.addCommand(trainCommand());
 program.addCommand(jobCommand(), { hidden: true });
 program.addCommand(metaCommand());
 program.addCommand(benchCommand());
+program.addCommand(doctorCommand());
 
 try {
   await program.parseAsync(process.argv);

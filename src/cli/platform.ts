@@ -1,5 +1,6 @@
 /** The whole platform as the environment describes it, for `serve` and `demo`. */
 import {
+  artifactStoreFromConfig,
   type Config,
   dataRootsFromConfig,
   introspectionFromConfig,
@@ -10,7 +11,7 @@ import { type LocalPlatform, startLocalPlatform } from "./local-platform.ts";
 import { BIN_PATH } from "./paths.ts";
 
 /**
- * DATABASE_URL (or an embedded PostgreSQL), DATA_DIR, PORT and HOST, the API's limits, data roots
+ * DATABASE_URL (or an embedded PostgreSQL), DATA_DIR, ARTIFACT_STORE and S3_*, PORT and HOST, the API's limits, data roots
  * and introspection, with `workers` local workers.
  */
 export function startConfiguredPlatform(
@@ -30,7 +31,9 @@ export function startConfiguredPlatform(
       limits: limitsFromConfig(config),
       dataRoots: dataRootsFromConfig(config),
       introspection: introspectionFromConfig(config),
+      artifactQuotaBytes: config.ARTIFACT_QUOTA_BYTES,
     },
+    artifactStore: artifactStoreFromConfig(config),
     auth: { auth: config.AUTH_MODE, allowedOrigins: config.ALLOWED_ORIGINS },
   });
 }

@@ -21,7 +21,10 @@ export function serveCommand(): Command {
       const logger = createLogger(config.LOG_LEVEL);
       try {
         const local = await startConfiguredPlatform(config, logger, workers);
-        logger.info({ url: local.api.url, ws: local.api.wsUrl, workers }, "incubator API ready");
+        logger.info(
+          { url: local.api.url, ws: local.api.wsUrl, dashboard: local.api.dashboardUrl, workers },
+          "incubator API ready",
+        );
         onShutdownSignal(logger, () => local.close());
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {

@@ -1,15 +1,23 @@
 /**
  * `incubator token create --role admin [--project a,b] [--expires-in 30d] [--name n]`,
- * `incubator token list`, `incubator token revoke --name n`, and `incubator project create|list`:
+ * `incubator token list`, `incubator token revoke --name n`, and
+ * `incubator project create|list|quota`:
  * API tokens and projects, straight against the platform's database (DATABASE_URL, or the
  * embedded one under DATA_DIR), like a `createsuperuser` — how the first admin token is made.
  */
 import { randomBytes } from "node:crypto";
 import { Command } from "commander";
 import type { Role } from "../generated/prisma/client.ts";
-import { apiTokenNameProblem, createApiToken, parseDuration, ROLES } from "../platform/auth/api-tokens.ts";
+import { artifactUsageBytes, quotaBytesOf } from "../platform/artifacts/quota.ts";
+import {
+  apiTokenNameProblem,
+  createApiToken,
+  parseDuration,
+  ROLES,
+  revokeApiToken,
+} from "../platform/auth/api-tokens.ts";
 import { projectNameProblem, projectsByName } from "../platform/auth/projects.ts";
-import { exitWithError } from "./errors.ts";
+import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { withPlatform } from "./worker-token.ts";
 
 const list = (text: string | undefined) =>
@@ -86,11 +94,11 @@ export function tokenCommand(): Command {
     .requiredOption("--name <name>", "the token's name")
     .action(async (opts: { name: string }) => {
       await withPlatform(async ({ db }) => {
-        const revoked = await db.apiToken.updateMany({
-          where: { name: opts.name, revokedAt: null },
-          data: { revokedAt: new Date() },
-        });
-        if (revoked.count === 0) exitWithError(new Error(`--name: no active API token named "${opts.name}"`));
+        const token = await db.apiToken.findUnique({ where: { name: opts.name } });
+        if (!token || token.revokedAt)
+          exitWithError(new Error(`--name: no active API token named "${opts.name}"`));
+        // The same call as the revokeApiToken mutation: API servers hear it and close its connections.
+        await revokeApiToken(db, token.id);
         process.stderr.write(`revoked API token "${opts.name}"\n`);
       });
     });
@@ -114,11 +122,33 @@ export function projectCommand(): Command {
     });
   command
     .command("list")
-    .description("list projects")
+    .description("list projects: name, artifact bytes used, artifact quota in bytes")
     .action(async () => {
+      const { ARTIFACT_QUOTA_BYTES } = loadConfigOrExit();
       await withPlatform(async ({ db }) => {
-        for (const p of await db.project.findMany({ orderBy: { name: "asc" } }))
-          process.stdout.write(`${p.name}\n`);
+        for (const p of await db.project.findMany({ orderBy: { name: "asc" } })) {
+          const quota = quotaBytesOf(p, ARTIFACT_QUOTA_BYTES);
+          const own = p.artifactQuotaBytes === null ? " (ARTIFACT_QUOTA_BYTES)" : "";
+          process.stdout.write(`${p.name}\t${await artifactUsageBytes(db, p.id)}\t${quota}${own}\n`);
+        }
+      });
+    });
+  command
+    .command("quota <name> <bytes>")
+    .description(
+      "set a project's artifact quota in bytes (each content hash counted once), or `default` for ARTIFACT_QUOTA_BYTES",
+    )
+    .action(async (name: string, bytes: string) => {
+      const quota = bytes === "default" ? null : /^\d+$/.test(bytes) ? BigInt(bytes) : undefined;
+      if (quota === undefined)
+        exitWithError(new Error(`<bytes>: "${bytes}" is not a whole number of bytes or \`default\``));
+      await withPlatform(async ({ db }) => {
+        const updated = await db.project.updateMany({ where: { name }, data: { artifactQuotaBytes: quota } });
+        if (updated.count === 0)
+          exitWithError(new Error(`no project named "${name}"; \`incubator project list\` shows them`));
+        process.stderr.write(
+          `project "${name}": artifact quota ${quota === null ? "ARTIFACT_QUOTA_BYTES" : `${quota} bytes`}\n`,
+        );
       });
     });
   return command;

@@ -5,8 +5,10 @@ import {
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
 } from "../engine/runtime/providers.ts";
-import { type Config, shardCacheDir } from "../platform/config/config.ts";
+import { openArtifactStore } from "../platform/artifacts/open.ts";
+import { artifactStoreFromConfig, type Config, shardCacheDir } from "../platform/config/config.ts";
 import { createLogger, type Logger } from "../platform/logger.ts";
+import { type MetricsServer, startMetricsServer } from "../platform/metrics/metrics-server.ts";
 import { openPlatform } from "../platform/platform.ts";
 import { parseLabels, parseShards } from "../platform/queue/placement.ts";
 import { ApiWorkerBackend } from "../platform/worker/api-backend.ts";
@@ -47,6 +49,11 @@ export function workerCommand(): Command {
     .option("--id <name>", "worker id shown in the API (default host:pid)")
     .option("--heartbeat-ms <ms>", "heartbeat interval", "5000")
     .option("--stale-after-ms <ms>", "retry a job whose worker has been silent this long", "30000")
+    .option(
+      "--metrics-port <port>",
+      "serve this process's metrics (job timings it applied, process figures) at http://<metrics-host>:<port>/metrics, no token",
+    )
+    .option("--metrics-host <host>", "interface for --metrics-port", "127.0.0.1")
     .action(
       async (opts: {
         threads?: string;
@@ -59,8 +66,19 @@ export function workerCommand(): Command {
         token?: string;
         labels?: string;
         shards?: string;
+        metricsPort?: string;
+        metricsHost: string;
       }) => {
         const config = loadConfigOrExit();
+        const metricsPort = opts.metricsPort === undefined ? undefined : Number(opts.metricsPort);
+        if (
+          metricsPort !== undefined &&
+          !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort < 65536)
+        ) {
+          exitWithError(
+            new Error(`--metrics-port must be a port number (0–65535), got "${opts.metricsPort}"`),
+          );
+        }
         if (!EXECUTION_PROVIDERS.includes(opts.device as ExecutionProvider)) {
           exitWithError(
             new Error(`--device must be one of ${EXECUTION_PROVIDERS.join(", ")}, got "${opts.device}"`),
@@ -90,8 +108,24 @@ export function workerCommand(): Command {
               ? `${opts.id}-${i + 1}`
               : opts.id
             : `${defaultWorkerId()}${concurrency > 1 ? `-${i + 1}` : ""}`;
+        const startMetrics = async (logger: Logger) =>
+          metricsPort === undefined
+            ? undefined
+            : startMetricsServer({ host: opts.metricsHost, port: metricsPort, logger }).catch(
+                (error: unknown) =>
+                  exitWithError(new Error(`--metrics-port: cannot listen: ${(error as Error).message}`)),
+              );
         if (opts.api) {
-          await startApiWorkers({ ...opts, api: opts.api, config, labels, shards, concurrency, idOf });
+          await startApiWorkers({
+            ...opts,
+            api: opts.api,
+            config,
+            labels,
+            shards,
+            concurrency,
+            idOf,
+            startMetrics,
+          });
           return;
         }
         if (!config.DATABASE_URL) {
@@ -101,7 +135,16 @@ export function workerCommand(): Command {
             ),
           );
         }
+        // A database worker uses the platform's store itself, so it needs the API's ARTIFACT_STORE
+        // and S3_* settings (and S3 credentials); API workers (--api) need neither.
+        const artifacts = openArtifactStore(artifactStoreFromConfig(config));
+        try {
+          await artifacts.check();
+        } catch (error) {
+          exitWithError(error);
+        }
         const logger = createLogger(config.LOG_LEVEL, "worker");
+        const metrics = await startMetrics(logger);
         const platform = await openPlatform({
           databaseUrl: config.DATABASE_URL,
           dataDir: config.DATA_DIR,
@@ -114,6 +157,7 @@ export function workerCommand(): Command {
               db: platform.db,
               databaseUrl: platform.database.url,
               dataDir: resolve(config.DATA_DIR),
+              artifacts,
               logger,
               bin: BIN_PATH,
               device: opts.device as ExecutionProvider,
@@ -123,11 +167,13 @@ export function workerCommand(): Command {
               shards,
               heartbeatMs: Number(opts.heartbeatMs),
               staleAfterMs: Number(opts.staleAfterMs),
+              artifactQuotaBytes: config.ARTIFACT_QUOTA_BYTES,
             }),
           );
         }
         onShutdownSignal(logger, async () => {
           for (const w of started) await w.stop();
+          await metrics?.close();
           await platform.close();
         });
       },
@@ -149,6 +195,7 @@ async function startApiWorkers(o: {
   threads?: string;
   heartbeatMs: string;
   device: string;
+  startMetrics: (logger: Logger) => Promise<MetricsServer | undefined>;
 }): Promise<void> {
   const token = o.token ?? process.env.INCUBATOR_WORKER_TOKEN;
   if (!token) {
@@ -168,10 +215,12 @@ async function startApiWorkers(o: {
     );
   }
   const logger: Logger = createLogger(o.config.LOG_LEVEL, "worker");
+  const metrics = await o.startMetrics(logger);
   const dataDir = resolve(o.config.DATA_DIR);
   const workers: TrainingWorker[] = [];
   const stopAll = async () => {
     for (const w of workers) await w.stop();
+    await metrics?.close();
   };
   for (let i = 0; i < o.concurrency; i++) {
     const workerId = o.idOf(i);

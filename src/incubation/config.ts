@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { FASHION_MNIST_NORMALIZATION } from "../data/normalization.ts";
 import { type DatasetSpec, parseDatasetSpec } from "../data/registry.ts";
 import { VIT_DEFAULTS, type VitConfig, validateVitConfig, vitPreset } from "../engine/models/vit.ts";
 import { metaConfigFor, resolveSplit } from "./modules.ts";
@@ -125,7 +126,7 @@ export const RUN_PRESETS: Record<string, RunConfigInput> = {
     evalDataset: { format: "idx", path: FASHION_MNIST_DIR, split: "test" },
     recipe: {
       ...SHORT_RUN_RECIPE,
-      augment: { crop: { kind: "padded", padding: 2 }, hflip: 0.5 },
+      augment: { crop: { kind: "padded", padding: 2 }, hflip: 0.5, normalize: FASHION_MNIST_NORMALIZATION },
       steps: { pretrain: 900, modular: 700, finetune: 700, e2e: 3000 },
     },
   },

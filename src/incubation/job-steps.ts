@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Dataset } from "../data/dataset.ts";
 import { BatchLoader, type Batch as DataBatch } from "../data/loader.ts";
+import { type Normalization, normalizationFor } from "../data/normalization.ts";
 import { type DatasetSpec, openDataset } from "../data/registry.ts";
 import { type DataCacheOptions, openTrainingData } from "../data/shard-cache.ts";
 import {
@@ -18,7 +19,7 @@ import {
   saveWeights,
 } from "../engine/checkpoint/checkpoint.ts";
 import { exportVitOnnx } from "../engine/export/onnx-export.ts";
-import { dropPathMasks, INPUT, vitClassifierSpec } from "../engine/models/classifier.ts";
+import { dropMaskShape, dropPathMasks, INPUT, vitClassifierSpec } from "../engine/models/classifier.ts";
 import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
 import { Rng } from "../engine/rng.ts";
 import { f32 } from "../engine/runtime/tensor.ts";
@@ -189,6 +190,14 @@ function checkDataFits(ds: Dataset, cfg: VitConfig, what: string): void {
   }
 }
 
+/**
+ * What the job normalises with, in training and evaluation alike: the recipe's `augment.normalize`,
+ * else the training data format's constants (data/normalization.ts).
+ */
+export function trainingNormalization(spec: JobSpec, settings: PhaseSettings): Normalization {
+  return normalizationFor(spec.dataset, settings.augment.normalize);
+}
+
 /** The job's random streams, each forked by name from the seed, so one consumer's draws never shift another's. */
 const jobRng = (job: JobContext) => new Rng(job.spec.seed).fork(`job/${job.files.tag}`);
 
@@ -205,7 +214,11 @@ export async function openData(job: JobContext) {
   const loader = new BatchLoader(train, {
     batchSize: settings.batchSize,
     seed: jobRng(job).fork("data").nextU32(),
-    augment: { ...settings.augment, outputSize: model.cfg.imageSize },
+    augment: {
+      ...settings.augment,
+      outputSize: model.cfg.imageSize,
+      normalize: trainingNormalization(spec, settings),
+    },
     labelType: "int64",
     ...(settings.mix ? { mix: settings.mix } : {}),
   });
@@ -311,7 +324,7 @@ export async function trainLoop(
     );
     if (settings.dropPath > 0) {
       batch[INPUT.dropMask] = f32(
-        [model.depth, settings.batchSize],
+        dropMaskShape(model.depth, settings.batchSize),
         dropPathMasks(state.dropRng, settings.dropPath, model.depth, settings.batchSize),
       );
     }
@@ -372,14 +385,11 @@ type Evaluation = Awaited<ReturnType<typeof evaluate>>;
 export async function evaluateFinal(job: JobContext, trainer: Trainer): Promise<Evaluation | null> {
   const { spec, settings, model } = job;
   if (!spec.evalDataset || spec.phase === "modular") return null;
-  const ev = await evaluate(
-    trainer,
-    spec.evalDataset,
-    model.cfg,
-    settings.batchSize,
-    spec.evalLimit,
-    spec.dataCache,
-  );
+  const ev = await evaluate(trainer, spec.evalDataset, model.cfg, settings.batchSize, {
+    normalize: trainingNormalization(spec, settings),
+    ...(spec.evalLimit !== undefined ? { limit: spec.evalLimit } : {}),
+    ...(spec.dataCache ? { cache: spec.dataCache } : {}),
+  });
   job.emit({ type: "eval", ...ev });
   return ev;
 }
@@ -429,10 +439,15 @@ export async function evaluate(
   datasetSpec: DatasetSpec,
   cfg: VitConfig,
   batchSize: number,
-  limit?: number,
-  /** Through the worker's cache, like the training data: a site without the files downloads it. */
-  cache?: DataCacheOptions,
+  options: {
+    /** The normalisation the model was trained with (`trainingNormalization`). */
+    normalize: Normalization;
+    limit?: number;
+    /** Through the worker's cache, like the training data: a site without the files downloads it. */
+    cache?: DataCacheOptions;
+  },
 ): Promise<{ accuracy: number; loss: number; images: number }> {
+  const { limit, cache } = options;
   const ds = cache ? (await openTrainingData(datasetSpec, cache)).dataset : await openDataset(datasetSpec);
   checkDataFits(ds, cfg, "the evaluation dataset");
   const n = Math.min(ds.length, limit ?? ds.length);
@@ -443,7 +458,7 @@ export async function evaluate(
     indices,
     shuffle: false,
     dropLast: false,
-    augment: { outputSize: cfg.imageSize },
+    augment: { outputSize: cfg.imageSize, normalize: options.normalize },
     labelType: "int64",
   });
   let correct = 0;

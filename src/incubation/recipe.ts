@@ -82,7 +82,8 @@ const DEIT3: Recipe = {
   optimizer: "lamb",
   baseLr: 3e-3,
   weightDecay: 0.05,
-  augment: { crop: { kind: "padded", padding: 4 }, hflip: 0.5, threeAugment: {} },
+  // DeiT-III's "simple random crop" is RandomCrop(padding=4, padding_mode="reflect").
+  augment: { crop: { kind: "padded", padding: 4, mode: "reflect" }, hflip: 0.5, threeAugment: {} },
 };
 
 export const RECIPES: Record<string, Recipe> = { deit: DEIT, deit3: DEIT3 };

@@ -65,6 +65,13 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
 };
 
 /**
+ * Bytes of artifacts a project may hold, each content hash counted once (checkpoints, weights,
+ * models, uploads): the default for projects without their own quota (`incubator project quota`),
+ * env ARTIFACT_QUOTA_BYTES. Refusals: src/platform/artifacts/quota.ts.
+ */
+export const DEFAULT_ARTIFACT_QUOTA_BYTES = 100 * 1024 ** 3;
+
+/**
  * Cost model constants (src/api/cost-limit.ts): a connection without `first`/`last` counts its
  * default page; a list field without paging arguments (a run's modules, a module's jobs) is
  * counted as this many items.

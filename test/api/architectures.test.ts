@@ -49,7 +49,7 @@ describe("createArchitecture", () => {
     const d = 64;
     const expected = d * 3 * 16 + d + d + 65 * d + 6 * (12 * d * d + 13 * d) + 2 * d + d * 10 + 10;
     expect(architecture.parameterCount).toBe(expected);
-    const row = await t.db.architecture.findUniqueOrThrow({ where: { name } });
+    const row = await t.db.architecture.findFirstOrThrow({ where: { name } });
     expect(row.moduleSplit).toEqual([2, 1, 1, 2]);
   });
 

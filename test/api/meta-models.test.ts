@@ -351,7 +351,11 @@ describe("importMetaModel", () => {
     const name = unique("taken");
     expect((await importMeta({ name, path: sourcePath })).userErrors).toEqual([]);
     expect((await importMeta({ name, path: sourcePath })).userErrors).toEqual([
-      { field: ["input", "name"], message: `a meta model named "${name}" already exists`, code: "TAKEN" },
+      {
+        field: ["input", "name"],
+        message: `a meta model named "${name}" already exists in this project`,
+        code: "TAKEN",
+      },
     ]);
     expect((await importMeta({ path: sourcePath, datasetId: "nonsense" })).userErrors).toMatchObject([
       { field: ["input", "datasetId"], code: "NOT_FOUND" },

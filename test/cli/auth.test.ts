@@ -64,6 +64,10 @@ describe("incubator serve: authentication modes", () => {
       );
       expect(res.errors).toBeUndefined();
       expect(res.data?.runs.totalCount).toBe(0);
+      // Prometheus on the same machine scrapes without a token too.
+      const metrics = await fetch(new URL("/metrics", url));
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^incubator_runs\{state="QUEUED",kind="INCUBATION"\} 0$/m);
       // Another web page the operator opens may not drive the local API.
       expect(await rawPost(url, { origin: "https://evil.example" })).toBe(403);
       expect(await rawPost(url, { origin: `http://${new URL(url).host}` })).toBe(200);

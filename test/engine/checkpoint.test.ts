@@ -16,7 +16,7 @@ import {
   saveWeights,
 } from "../../src/engine/checkpoint/checkpoint.ts";
 import { readSafetensors, tensorData, writeSafetensors } from "../../src/engine/checkpoint/safetensors.ts";
-import { dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
+import { dropMaskShape, dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
 import { type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import type { OptimizerConfig } from "../../src/engine/optim/types.ts";
 import { Rng } from "../../src/engine/rng.ts";
@@ -68,7 +68,7 @@ function nextBatch(rng: Rng): Batch {
     labels: { dtype: "int64", shape: [BATCH], data: labels },
     drop_mask: {
       dtype: "float32",
-      shape: [CFG.depth, BATCH],
+      shape: dropMaskShape(CFG.depth, BATCH),
       data: dropPathMasks(rng, CFG.dropPathRate, CFG.depth, BATCH),
     },
   };

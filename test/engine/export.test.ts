@@ -10,7 +10,7 @@ import type onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { exportVitOnnx, externalDataFor, OnnxExportError } from "../../src/engine/export/onnx-export.ts";
-import { dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
+import { dropMaskShape, dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
 import { type VitConfig, vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { onnx } from "../../src/engine/onnx/proto.ts";
 import { Rng } from "../../src/engine/rng.ts";
@@ -85,7 +85,7 @@ describe("ONNX inference export of a trained ViT", () => {
           },
           drop_mask: {
             dtype: "float32",
-            shape: [CFG.depth, TRAIN_BATCH],
+            shape: dropMaskShape(CFG.depth, TRAIN_BATCH),
             data: dropPathMasks(rng, CFG.dropPathRate, CFG.depth, TRAIN_BATCH),
           },
         },

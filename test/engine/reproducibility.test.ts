@@ -5,7 +5,7 @@
  * gives other losses.
  */
 import { describe, expect, it } from "vitest";
-import { dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
+import { dropMaskShape, dropPathMasks, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
 import type { VitConfig } from "../../src/engine/models/vit.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import {
@@ -62,7 +62,7 @@ async function run(artifacts: TrainerArtifacts, seed: number): Promise<RunResult
     const batch: Batch = {
       images: { dtype: "float32", shape: [BATCH, CFG.channels, CFG.imageSize, CFG.imageSize], data: images },
       labels: { dtype: "int64", shape: [BATCH], data: labels },
-      drop_mask: { dtype: "float32", shape: [CFG.depth, BATCH], data: mask },
+      drop_mask: { dtype: "float32", shape: dropMaskShape(CFG.depth, BATCH), data: mask },
     };
     losses.push((await trainer.trainStep(batch, 2e-3)).loss);
   }

@@ -14,13 +14,20 @@ export interface Spawned {
 
 /**
  * `env` adds to this process's environment; a variable set to undefined is removed. `cwd`: where
- * it runs (default this process's working directory).
+ * it runs (default this process's working directory). `wrap`: a command prefix that runs it
+ * (e.g. inside a network namespace, `helpers/netns.ts`); it must exec, keeping the process id.
  */
-export function spawnIncubator(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Spawned {
+export function spawnIncubator(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd?: string,
+  wrap: string[] = [],
+): Spawned {
   const merged = Object.fromEntries(
     Object.entries({ ...process.env, ...env }).filter(([, value]) => value !== undefined),
   );
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const [command, ...prefix] = [...wrap, process.execPath];
+  const child = spawn(command as string, [...prefix, BIN, ...args], {
     env: merged,
     ...(cwd ? { cwd } : {}),
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { INPUT, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
+import { dropMaskShape, INPUT, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
 import { vitParamSpecs } from "../../src/engine/models/vit.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import { f32 } from "../../src/engine/runtime/tensor.ts";
@@ -95,7 +95,7 @@ describe("the hybrid of modular training", () => {
         new Float32Array(batch * 192).map(() => rng.normal()),
       ),
       labels: { dtype: "int64", shape: [batch], data: BigInt64Array.from([0n, 1n, 2n, 3n]) },
-      [INPUT.dropMask]: f32([4, batch], new Float32Array(4 * batch).fill(1)),
+      [INPUT.dropMask]: f32(dropMaskShape(4, batch), new Float32Array(4 * 2 * batch).fill(1)),
     };
     const hybrid = buildHybrid(TARGET, META, SPLIT, 1);
     const spec = vitClassifierSpec(TARGET, {
@@ -105,7 +105,7 @@ describe("the hybrid of modular training", () => {
       plan: hybrid.plan,
       dropPathRate: 0.1,
     });
-    expect(spec.inputs.find((i) => i.name === INPUT.dropMask)?.shape).toEqual([hybrid.depth, batch]);
+    expect(spec.inputs.find((i) => i.name === INPUT.dropMask)?.shape).toEqual([hybrid.depth, 2, batch]);
     const artifacts = compileTrainer(spec, { eval: false });
 
     // Train one step; then again with a different meta block *after* slot 1.

@@ -12,6 +12,8 @@ import { createArchitectureAndDataset } from "../helpers/rows.ts";
 const t = useTestDatabase();
 /** The migration that moved MetaModel.config into typed columns. */
 const CONFIG_COLUMNS = "20261201172143_meta_model_config_columns";
+/** The migration that gave artifacts a project and made names unique per project. */
+const PROJECT_NAMES = "20261201191901_project_names_quota_event_batches";
 
 describe("migrations", () => {
   it("creates every core table and records each migration as Prisma does", async () => {
@@ -136,6 +138,56 @@ describe("migrations", () => {
         "select column_name from information_schema.columns where table_name = 'meta_model'",
       );
       expect(columns.rows.map((c) => c.column_name)).not.toContain("config");
+    } finally {
+      await client.end();
+      await scratch.drop();
+    }
+  });
+});
+
+describe("names per project, artifacts with a project", () => {
+  it("upgrades a database with rows in place: artifacts take their run's or meta model's project", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "incubator-migrations-"));
+    cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
+    for (const m of readMigrations(dir))
+      if (m.name >= PROJECT_NAMES) rmSync(join(dir, m.name), { recursive: true });
+    const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_upgrade");
+    const client = new pg.Client({ connectionString: scratch.url });
+    await client.connect();
+    const id = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
+    try {
+      await migrate(scratch.url, dir);
+      // Project 2 ("vision") holds a run with a checkpoint and a registered meta model's weights;
+      // one artifact belongs to neither (it stays in "default").
+      await client.query(`
+        insert into project (id, name) values ('${id(2)}', 'vision');
+        insert into architecture (id, name, image_size, patch_size, width, depth, heads, num_classes, module_split, project_id)
+        values ('${id(10)}', 'vit', 16, 4, 64, 4, 4, 7, '{1,1,1,1}', '${id(2)}');
+        insert into dataset (id, name, format, num_classes, train_size, test_size, project_id)
+        values ('${id(20)}', 'data', 'synthetic', 5, 10, 0, '${id(2)}');
+        insert into run (id, kind, architecture_id, dataset_id, project_id)
+        values ('${id(30)}', 'E2E', '${id(10)}', '${id(20)}', '${id(2)}');
+        insert into artifact (id, run_id, kind, sha256, size_bytes)
+        values ('${id(40)}', '${id(30)}', 'CHECKPOINT', '${"a".repeat(64)}', 10),
+               ('${id(41)}', null, 'META_WEIGHTS', '${"b".repeat(64)}', 20),
+               ('${id(42)}', null, 'META_WEIGHTS', '${"c".repeat(64)}', 30);
+        insert into meta_model (id, name, width, heads, patch_size, image_size, num_modules, num_classes, checkpoint_id, project_id)
+        values ('${id(50)}', 'meta', 32, 4, 4, 16, 4, 7, '${id(41)}', '${id(2)}');
+      `);
+      expect((await migrate(scratch.url)).applied).toContain(PROJECT_NAMES);
+      const artifacts = await client.query("select id, project_id from artifact order by id");
+      expect(artifacts.rows).toEqual([
+        { id: id(40), project_id: id(2) },
+        { id: id(41), project_id: id(2) },
+        { id: id(42), project_id: id(1) },
+      ]);
+      // The same name in another project is allowed now; in the same project it is not.
+      await client.query(`insert into architecture (name, id, image_size, patch_size, width, depth, heads, num_classes, module_split)
+        values ('vit', '${id(11)}', 16, 4, 64, 4, 4, 7, '{1,1,1,1}')`);
+      await expect(
+        client.query(`insert into architecture (name, id, image_size, patch_size, width, depth, heads, num_classes, module_split, project_id)
+          values ('vit', '${id(12)}', 16, 4, 64, 4, 4, 7, '{1,1,1,1}', '${id(2)}')`),
+      ).rejects.toThrow(/architecture_project_id_name_key/);
     } finally {
       await client.end();
       await scratch.drop();

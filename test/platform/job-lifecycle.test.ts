@@ -217,3 +217,37 @@ describe("one transaction per state change", () => {
     }
   }, 30_000);
 });
+
+describe("lock order", () => {
+  it("a worker's events and a cancellation of its run never deadlock (both lock the run row first)", async () => {
+    // Each progress batch updates its module row and bumps the run's event seq; cancelRun locks
+    // the run and updates every module. Taken in opposite orders they deadlocked (40P01).
+    for (let round = 0; round < 3; round++) {
+      const run = await modularRun({ placement: [{ labels: ["lane=locks"] }] });
+      const claimed = await drain({ labels: ["lane=locks"], shards: [] }, `w-locks-${round}`);
+      expect(claimed).toHaveLength(4);
+      let step = 0;
+      const writers = claimed.map(async (job) => {
+        const holder = { jobId: job.jobId, workerId: `w-locks-${round}`, attempt: job.attempt };
+        for (let i = 0; i < 25; i++) {
+          step++;
+          await lifecycle.recordEvents(holder, [
+            {
+              type: "progress",
+              step,
+              totalSteps: 1000,
+              loss: 1,
+              lr: 0.001,
+              imagesPerSecond: 1,
+              etaSeconds: 1,
+            },
+          ]);
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20 * round));
+      await dispatcher.cancelRun(run.id);
+      await Promise.all(writers); // a cancelled job's holder may still send what it had
+      expect((await t.db.run.findUniqueOrThrow({ where: { id: run.id } })).state).toBe("CANCELLED");
+    }
+  }, 60_000);
+});

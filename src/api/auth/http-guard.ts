@@ -15,14 +15,7 @@ import { sendError } from "../errors.ts";
 import { idFromGlobalIdOrUuid } from "../global-id.ts";
 import { callerKey, RATE_LIMITED, type RateLimiter } from "../rate-limit.ts";
 import { decide, ROUTE_POLICIES, type RoutePolicy } from "./policy.ts";
-import {
-  type AuthMode,
-  authenticate,
-  type Principal,
-  projectScope,
-  type Refusal,
-  writeProject,
-} from "./principal.ts";
+import { type AuthMode, authenticate, type Principal, projectScope, type Refusal } from "./principal.ts";
 import { scopedDb } from "./scope.ts";
 
 export interface GuardOptions {
@@ -141,7 +134,7 @@ async function resourceRefusal(
         message: "a worker token downloads only artifacts of jobs its workers hold",
       };
     }
-    const visible = await scopedDb(db, projectScope(principal), writeProject(principal)).artifact.findFirst({
+    const visible = await scopedDb(db, projectScope(principal)).artifact.findFirst({
       where: { sha256 },
       select: { id: true },
     });

@@ -18,7 +18,8 @@ import {
 import { applyFieldPolicies } from "./apply-policies.ts";
 import { type AuthSetting, resolveAuthMode } from "./auth-mode.ts";
 import { guardRoutes, originProblem, routeGaps } from "./http-guard.ts";
-import { type AuthMode, authenticate, type Principal, projectScope, writeProject } from "./principal.ts";
+import { type AuthMode, authenticate, type Principal, projectScope } from "./principal.ts";
+import { type ClosableSocket, TokenConnections, WS_CLOSE } from "./revocations.ts";
 import { scopedDb } from "./scope.ts";
 
 export type { AuthSetting } from "./auth-mode.ts";
@@ -55,13 +56,13 @@ export interface ApiAuth {
   connectionPrincipal(ctx: WsContext): Principal;
   /** Context fields for a request of `principal`: its scoped database client and itself. */
   forPrincipal(principal: Principal): { db: Db; principal: Principal };
+  /** An API token was revoked (its NOTIFY): close its WebSocket connections now; how many. */
+  tokenRevoked(tokenId: string): number;
 }
-
-const WS_CLOSE = { UNAUTHENTICATED: 4401, FORBIDDEN: 4403 } as const;
 
 /** graphql-ws's `extra` on the ws server: the socket and its upgrade request. */
 interface WsExtra {
-  socket: { close(code: number, reason: string): void; once(event: "close", listener: () => void): void };
+  socket: ClosableSocket;
   request: { socket: { remoteAddress?: string | undefined } };
 }
 
@@ -74,6 +75,7 @@ export async function setUpAuth(o: AuthOptions): Promise<ApiAuth> {
   });
   const allowedOrigins = o.allowedOrigins ?? [];
   const principals = new WeakMap<object, Principal>();
+  const connections = new TokenConnections();
   return {
     mode,
     protect: (schema) =>
@@ -121,12 +123,14 @@ export async function setUpAuth(o: AuthOptions): Promise<ApiAuth> {
         }
         socket.once("close", () => counter.release(key));
       }
+      if (principal.kind === "api") connections.add(principal.token.id, socket);
       principals.set(ctx, principal);
       return true;
     },
     connectionPrincipal: (ctx) => principals.get(ctx) ?? { kind: "none" },
+    tokenRevoked: (tokenId) => connections.revoked(tokenId),
     forPrincipal: (principal) => ({
-      db: scopedDb(o.db, projectScope(principal), writeProject(principal)),
+      db: scopedDb(o.db, projectScope(principal)),
       principal,
     }),
   };

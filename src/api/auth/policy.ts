@@ -101,6 +101,13 @@ export const ROUTE_POLICIES: Record<string, RoutePolicy> = {
   "POST /graphql": PUBLIC, // each field has its own entry above
   "GET /graphql": PUBLIC, // Apollo's GET queries (no mutations); fields checked as above
   "GET /healthz": PUBLIC,
+  // The dashboard's page and assets hold no data: it reads everything through /graphql with the
+  // token the user enters in its settings (src/api/dashboard.ts).
+  "GET /ui": PUBLIC,
+  "GET /ui/assets/:file": PUBLIC,
+  // Prometheus scrapes with a viewer token (Authorization: Bearer); the figures cover every
+  // project (counts by state, worker names), so the token must not be limited to projects.
+  "GET /metrics": { role: "VIEWER", allProjects: true },
   "GET /artifacts/:sha256": { role: "VIEWER", worker: true, resource: "artifact" },
   // Workers upload what their jobs produce; operators upload weights to register (registerMetaModel).
   "PUT /artifacts/:sha256": { role: "OPERATOR", worker: true },

@@ -83,11 +83,14 @@ export function projectScope(principal: Principal): string[] | null {
   return null;
 }
 
-/** Where rows the principal creates go: its first project (by name), or "default". */
-export function writeProject(principal: Principal): string {
-  if (principal.kind === "api" && principal.token.projects.length > 0) {
-    return [...principal.token.projects].sort((a, b) => a.name.localeCompare(b.name))[0]!.id;
-  }
+/**
+ * The project a create goes to when the caller names none: the one project a token is limited
+ * to; "default" for local mode and for tokens that reach every project (as before projects
+ * existed). null when the token is limited to several: it must say which (target-project.ts).
+ */
+export function defaultProject(principal: Principal): string | null {
+  if (principal.kind === "api" && principal.token.projects.length > 0)
+    return principal.token.projects.length === 1 ? principal.token.projects[0]!.id : null;
   return DEFAULT_PROJECT_ID;
 }
 

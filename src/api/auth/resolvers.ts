@@ -4,6 +4,7 @@
  * the payload once.
  */
 import type { Project, Role } from "../../generated/prisma/client.ts";
+import { artifactUsageBytes, quotaBytesOf } from "../../platform/artifacts/quota.ts";
 import {
   type ApiTokenWithProjects,
   apiTokenNameProblem,
@@ -139,5 +140,7 @@ export const authResolvers = {
   },
   Project: {
     id: (p: Project) => toGlobalId("Project", p.id),
+    artifactQuotaBytes: (p: Project, _: unknown, ctx: ApiContext) => quotaBytesOf(p, ctx.artifactQuotaBytes),
+    artifactUsageBytes: (p: Project, _: unknown, ctx: ApiContext) => artifactUsageBytes(ctx.db, p.id),
   },
 };

@@ -12,6 +12,7 @@ import type { ArchitectureResolvers, MutationResolvers, QueryResolvers } from ".
 import type { Architecture } from "../../generated/prisma/client.ts";
 import { moduleRanges, resolveSplit } from "../../incubation/modules.ts";
 import { ARCHITECTURE_LIMITS, DEFAULT_REQUEST_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
+import { projectOfRow, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { type PageArgs, paginate } from "../pagination.ts";
@@ -38,6 +39,7 @@ type VitField = (typeof VIT_FIELDS)[number];
 
 interface CreateArchitectureInput extends Partial<Record<VitField, number | null>> {
   name: string;
+  projectId?: string | null;
   preset?: string | null;
   moduleSplit?: number[] | null;
   modules?: number | null;
@@ -195,16 +197,25 @@ export const architectureResolvers = {
       ctx: ApiContext,
     ) => {
       const { errors, config, split } = checkArchitectureInput(input, ctx.maxParameters);
-      if (!config || !split) return { architecture: null, userErrors: errors };
+      const projectId = await targetProjectOf(ctx, input);
+      if (typeof projectId !== "string") errors.push(projectId);
+      if (!config || !split || typeof projectId !== "string")
+        return { architecture: null, userErrors: errors };
       const name = input.name.trim();
       const taken = () =>
-        userError(["input", "name"], `an architecture named "${name}" already exists`, "TAKEN");
-      if (await ctx.db.architecture.findUnique({ where: { name }, select: { id: true } })) {
+        userError(
+          ["input", "name"],
+          `an architecture named "${name}" already exists in this project`,
+          "TAKEN",
+        );
+      const where = { projectId_name: { projectId, name } };
+      if (await ctx.db.architecture.findUnique({ where, select: { id: true } })) {
         return { architecture: null, userErrors: [taken()] };
       }
       try {
         const architecture = await ctx.db.architecture.create({
           data: {
+            projectId,
             name,
             imageSize: config.imageSize,
             channels: config.channels,
@@ -226,6 +237,7 @@ export const architectureResolvers = {
   },
   Architecture: {
     id: (a: Architecture) => toGlobalId("Architecture", a.id),
+    project: projectOfRow,
     numModules: (a: Architecture) => a.moduleSplit.length,
     modules: (a: Architecture) =>
       moduleRanges(a.moduleSplit).map((r) => ({

@@ -17,6 +17,7 @@ import type { Dataset, Prisma } from "../../generated/prisma/client.ts";
 import { datasetSpecOf, readDatasetOptions } from "../../platform/db/json-columns.ts";
 import { DATASET_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
 import { serverPath, withServerPaths } from "../auth/server-paths.ts";
+import { projectOfRow, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { checkDataPaths, fileProblem } from "../data-roots.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
@@ -155,7 +156,7 @@ export const datasetResolvers = {
   Mutation: {
     registerDataset: async (
       _: unknown,
-      { input }: { input: { name: string; spec: unknown } },
+      { input }: { input: { name: string; spec: unknown; projectId?: string | null } },
       ctx: ApiContext,
     ) => {
       const fail = (userErrors: UserError[]) => ({ dataset: null, userErrors });
@@ -184,12 +185,16 @@ export const datasetResolvers = {
         );
       }
       errors.push(...specBounds(parsed.data));
-      if (errors.length > 0) return fail(errors);
+      const projectId = await targetProjectOf(ctx, input);
+      if (typeof projectId !== "string") errors.push(projectId);
+      if (errors.length > 0 || typeof projectId !== "string") return fail(errors);
       // Files only inside the data roots, checked before any byte is read.
       const outside = await checkDataPaths(specPaths(parsed.data), ctx.dataRoots);
       if (outside.length > 0) return fail(outside);
-      const taken = () => userError(["input", "name"], `a dataset named "${name}" already exists`, "TAKEN");
-      if (await ctx.db.dataset.findUnique({ where: { name }, select: { id: true } })) return fail([taken()]);
+      const taken = () =>
+        userError(["input", "name"], `a dataset named "${name}" already exists in this project`, "TAKEN");
+      const where = { projectId_name: { projectId, name } };
+      if (await ctx.db.dataset.findUnique({ where, select: { id: true } })) return fail([taken()]);
 
       const spec = parsed.data;
       // What is stored: the spec without `split` (jobs choose the split).
@@ -212,6 +217,7 @@ export const datasetResolvers = {
       try {
         const dataset = await ctx.db.dataset.create({
           data: {
+            projectId,
             name,
             format: spec.format,
             path:
@@ -233,6 +239,7 @@ export const datasetResolvers = {
   },
   Dataset: {
     id: (d: Dataset) => toGlobalId("Dataset", d.id),
+    project: projectOfRow,
     // Server paths are for admins; others see file and folder names (auth/server-paths.ts).
     path: (d: Dataset, _: unknown, ctx: ApiContext) => serverPath(d.path, ctx.principal),
     spec: (d: Dataset, _: unknown, ctx: ApiContext) => withServerPaths(readDatasetOptions(d), ctx.principal),

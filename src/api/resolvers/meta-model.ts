@@ -3,11 +3,13 @@ import type { MetaModelResolvers } from "../../generated/graphql.ts";
 import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { targetConfig } from "../../platform/dispatch/plan.ts";
 import { metaModelConfig, metaModelSource } from "../../platform/meta-model-source.ts";
+import { projectOfRow } from "../auth/target-project.ts";
 import { fromGlobalId, toGlobalId } from "../global-id.ts";
 import { badArgument } from "../pagination.ts";
 
 export const metaModelFields: MetaModelResolvers = {
   id: (m) => toGlobalId("MetaModel", m.id),
+  project: projectOfRow,
   dataset: (m, _, ctx) => (m.datasetId ? ctx.loaders.dataset.load(m.datasetId) : null),
   sourceRun: (m, _, ctx) => (m.sourceRunId ? ctx.loaders.run.load(m.sourceRunId) : null),
   checkpoint: (m, _, ctx) => (m.checkpointId ? ctx.loaders.artifact.load(m.checkpointId) : null),

@@ -24,15 +24,18 @@ import {
   type PretrainedFormat,
   PretrainedImportError,
 } from "../../incubation/pretrained.ts";
+import { checkArtifactQuota, QuotaExceededError } from "../../platform/artifacts/quota.ts";
 import { ARCHITECTURE_LIMITS, INPUT_LIMITS } from "../../platform/limits.ts";
 import { type MetaModelSource, metaModelColumns } from "../../platform/meta-model-source.ts";
+import { sameProject, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { fileProblem, insideDataRoots, outsideRootsMessage } from "../data-roots.ts";
-import { type UserError, userError } from "../user-errors.ts";
+import { isUniqueViolation, type UserError, userError } from "../user-errors.ts";
 import { lookup } from "./run-mutations.ts";
 
 interface RegisterMetaModelInput {
   name: string;
+  projectId?: string | null;
   weightsPath?: string | null;
   weightsSha256?: string | null;
   heads: number;
@@ -41,6 +44,7 @@ interface RegisterMetaModelInput {
 
 interface ImportMetaModelInput {
   name: string;
+  projectId?: string | null;
   path: string;
   format?: "SAFETENSORS" | "ONNX" | null;
   heads: number;
@@ -85,26 +89,44 @@ function numberBounds(input: {
   return errors;
 }
 
+/** What both mutations have checked: where the row goes and what it refers to. */
+interface CheckedInput {
+  name: string;
+  projectId: string;
+  datasetId: string | null;
+  realPath: string;
+}
+
 /**
- * What both mutations check before reading any weights: numbers within bounds, a name not yet
- * taken, a file inside the data roots, a dataset that exists. Returns the trimmed name, the
- * file's real path and the dataset id, or the errors.
+ * What both mutations check before reading any weights: numbers within bounds, the project, a
+ * name not yet taken in it, a file inside the data roots, a dataset of the same project.
  */
 async function checkCommonInput(
   ctx: ApiContext,
-  input: { name: string; datasetId?: string | null; heads: number },
+  input: { name: string; projectId?: string | null; datasetId?: string | null; heads: number },
   file: { field: string; path: string },
   /** The file is an upload in the artifact store, not a client-named server path. */
   inStore = false,
-): Promise<{ name: string; datasetId: string | null; realPath: string } | UserError[]> {
+): Promise<CheckedInput | UserError[]> {
   if (!ctx.artifacts) throw new Error("this server has no artifact store configured");
   const errors: UserError[] = numberBounds(input);
+  const target = await targetProjectOf(ctx, input);
+  const projectId = typeof target === "string" ? target : null;
+  if (typeof target !== "string") errors.push(target);
   const name = input.name.trim();
   if (!name) errors.push(userError(["input", "name"], "name must not be empty", "REQUIRED"));
   else if (name.length > INPUT_LIMITS.nameLength)
     errors.push(userError(["input", "name"], `name must be at most ${INPUT_LIMITS.nameLength} characters`));
-  else if (await ctx.db.metaModel.findUnique({ where: { name }, select: { id: true } }))
-    errors.push(userError(["input", "name"], `a meta model named "${name}" already exists`, "TAKEN"));
+  else if (
+    projectId &&
+    (await ctx.db.metaModel.findUnique({
+      where: { projectId_name: { projectId, name } },
+      select: { id: true },
+    }))
+  )
+    errors.push(
+      userError(["input", "name"], `a meta model named "${name}" already exists in this project`, "TAKEN"),
+    );
   // Before any byte of the file is read: it must lie inside the data roots.
   const realPath = inStore ? file.path : await insideDataRoots(file.path, ctx.dataRoots);
   if (realPath === null)
@@ -112,37 +134,67 @@ async function checkCommonInput(
   const dataset = input.datasetId
     ? await lookup(errors, "datasetId", "Dataset", input.datasetId, (id) => ctx.loaders.dataset.load(id))
     : null;
-  return errors.length || realPath === null ? errors : { name, datasetId: dataset?.id ?? null, realPath };
+  if (dataset && projectId) errors.push(...sameProject("datasetId", "dataset", dataset, projectId));
+  return errors.length || realPath === null || !projectId
+    ? errors
+    : { name, projectId, datasetId: dataset?.id ?? null, realPath };
 }
 
 /** Stores the weights file and writes the artifact and MetaModel rows. */
 async function createMetaModel(
   ctx: ApiContext,
-  row: { name: string; datasetId: string | null },
-  given: { path: string; weightsPath: string },
+  row: CheckedInput,
+  given: { field: string; path: string; weightsPath: string },
   config: VitConfig,
   source: MetaModelSource,
 ): Promise<Payload> {
   const stored = await ctx.artifacts!.putFile(given.weightsPath);
-  const artifact = await ctx.db.artifact.create({
-    data: {
-      kind: ArtifactKind.META_WEIGHTS,
-      sha256: stored.sha256,
-      sizeBytes: BigInt(stored.sizeBytes),
-      // The file's name only: where it lay on the server is not for every reader.
-      metadata: { source: basename(given.path) },
-    },
-  });
-  const metaModel = await ctx.db.metaModel.create({
-    data: {
-      name: row.name,
-      ...metaModelColumns(config, source),
-      checkpointId: artifact.id,
-      ...(row.datasetId ? { datasetId: row.datasetId } : {}),
-    },
-  });
-  return { metaModel, userErrors: [] };
+  try {
+    const metaModel = await ctx.db.$transaction(async (tx) => {
+      // The weights count against the project's artifact quota (once per content hash).
+      await checkArtifactQuota(tx, row.projectId, [stored], ctx.artifactQuotaBytes);
+      const artifact = await tx.artifact.create({
+        data: {
+          projectId: row.projectId,
+          kind: ArtifactKind.META_WEIGHTS,
+          sha256: stored.sha256,
+          sizeBytes: BigInt(stored.sizeBytes),
+          // The file's name only: where it lay on the server is not for every reader.
+          metadata: { source: basename(given.path) },
+        },
+      });
+      return tx.metaModel.create({
+        data: {
+          projectId: row.projectId,
+          name: row.name,
+          ...metaModelColumns(config, source),
+          checkpointId: artifact.id,
+          ...(row.datasetId ? { datasetId: row.datasetId } : {}),
+        },
+      });
+    });
+    return { metaModel, userErrors: [] };
+  } catch (error) {
+    if (error instanceof QuotaExceededError)
+      return fail([userError(["input", given.field], error.message, "QUOTA_EXCEEDED")]);
+    if (isUniqueViolation(error))
+      return fail([
+        userError(
+          ["input", "name"],
+          `a meta model named "${row.name}" already exists in this project`,
+          "TAKEN",
+        ),
+      ]);
+    throw error;
+  }
 }
+
+const noUpload = () =>
+  userError(
+    ["input", "weightsSha256"],
+    "no file with this sha256 (64 lowercase hex digits) uploaded into this project; upload it first with PUT /artifacts/<sha256>?project=<project ID>",
+    "NOT_FOUND",
+  );
 
 /**
  * The weights file registerMetaModel reads: a server path inside the data roots, or an upload
@@ -158,12 +210,7 @@ async function weightsFile(
   if (weightsPath != null)
     return { field: "weightsPath", path: weightsPath, fileName: basename(weightsPath) };
   const sha = weightsSha256!;
-  if (!/^[0-9a-f]{64}$/.test(sha) || !(await ctx.artifacts!.has(sha)))
-    return userError(
-      ["input", "weightsSha256"],
-      "no uploaded file with this sha256 (64 lowercase hex digits); upload it first with PUT /artifacts/<sha256>",
-      "NOT_FOUND",
-    );
+  if (!/^[0-9a-f]{64}$/.test(sha) || !(await ctx.artifacts!.has(sha))) return noUpload();
   return { field: "weightsSha256", path: await ctx.artifacts!.getFile(sha), fileName: `${sha}.safetensors` };
 }
 
@@ -174,6 +221,15 @@ async function registerMetaModel(input: RegisterMetaModelInput, ctx: ApiContext)
   const uploaded = file.field === "weightsSha256";
   const checked = await checkCommonInput(ctx, input, file, uploaded);
   if (Array.isArray(checked)) return fail(checked);
+  // An upload is registered only in the project it was uploaded into (PUT /artifacts?project=).
+  if (
+    uploaded &&
+    !(await ctx.db.artifact.findFirst({
+      where: { projectId: checked.projectId, sha256: input.weightsSha256! },
+      select: { id: true },
+    }))
+  )
+    return fail([noUpload()]);
   const weightsPath = checked.realPath;
   let cfg: VitConfig;
   try {
@@ -191,7 +247,7 @@ async function registerMetaModel(input: RegisterMetaModelInput, ctx: ApiContext)
     fileName: file.fileName,
     sha256: await sha256File(weightsPath),
   };
-  const paths = { path: file.fileName, weightsPath };
+  const paths = { field: file.field, path: file.fileName, weightsPath };
   return createMetaModel(ctx, checked, paths, cfg, source);
 }
 
@@ -209,7 +265,7 @@ async function importMetaModel(input: ImportMetaModelInput, ctx: ApiContext): Pr
       ...(input.numClasses != null ? { numClasses: input.numClasses } : {}),
       out: join(dir, "meta.safetensors"),
     });
-    const paths = { path: input.path, weightsPath: imported.saved.path };
+    const paths = { field: "path", path: input.path, weightsPath: imported.saved.path };
     return await createMetaModel(ctx, checked, paths, imported.config, {
       kind: "imported",
       ...imported.source,

@@ -15,12 +15,14 @@ import { ARCHITECTURE_LIMITS, RUN_LIMITS } from "../../platform/limits.ts";
 import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
 import { IllegalTransition } from "../../platform/state/machine.ts";
+import { sameProject, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId } from "../global-id.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
 
 interface StartRunInput {
   kind: RunKind;
+  projectId?: string | null;
   architectureId: string;
   datasetId: string;
   metaModelId?: string | null;
@@ -210,6 +212,14 @@ export const runMutationResolvers = {
             )
           : null,
       ]);
+      const projectId = await targetProjectOf(ctx, input);
+      if (typeof projectId !== "string") errors.push(projectId);
+      else {
+        // Everything a run reads is in its own project (auth/target-project.ts).
+        if (arch) errors.push(...sameProject("architectureId", "architecture", arch, projectId));
+        if (dataset) errors.push(...sameProject("datasetId", "dataset", dataset, projectId));
+        if (meta) errors.push(...sameProject("metaModelId", "meta model", meta, projectId));
+      }
       if (input.metaModelId != null && input.kind !== "INCUBATION") {
         errors.push(userError(["input", "metaModelId"], `a ${input.kind} run does not use a meta model`));
       }
@@ -232,7 +242,8 @@ export const runMutationResolvers = {
           ),
         );
       }
-      if (errors.length > 0 || !arch || !dataset) return { run: null, userErrors: errors };
+      if (errors.length > 0 || !arch || !dataset || typeof projectId !== "string")
+        return { run: null, userErrors: errors };
 
       const modules =
         input.kind === "INCUBATION"
@@ -245,6 +256,7 @@ export const runMutationResolvers = {
           : [];
       const run = await ctx.db.run.create({
         data: {
+          projectId,
           kind: input.kind,
           architectureId: arch.id,
           datasetId: dataset.id,

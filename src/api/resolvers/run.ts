@@ -5,6 +5,7 @@ import type { Artifact, Job, JobState, Prisma, Run, StageKind } from "../../gene
 import { ArtifactKind } from "../../generated/prisma/enums.ts";
 import { runPlacement, storedJobResult } from "../../platform/db/run-columns.ts";
 import { parseRunEvent, type RunEvent } from "../../platform/events/run-event.ts";
+import { projectOfRow } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { toGlobalId } from "../global-id.ts";
 import { badArgument, toConnection } from "../pagination.ts";
@@ -64,6 +65,7 @@ function seqOfCursor(cursor: string): number {
 
 export const runFields: RunResolvers = {
   id: (r) => toGlobalId("Run", r.id),
+  project: projectOfRow,
   architecture: async (r, _, ctx) =>
     required(await ctx.loaders.architecture.load(r.architectureId), "architecture"),
   dataset: async (r, _, ctx) => required(await ctx.loaders.dataset.load(r.datasetId), "dataset"),

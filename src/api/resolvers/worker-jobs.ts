@@ -10,6 +10,7 @@
 import type { JobArtifactInput, MutationResolvers, WorkerCommand } from "../../generated/graphql.ts";
 import type { Job, WorkerToken } from "../../generated/prisma/client.ts";
 import type { JobResult } from "../../incubation/job.ts";
+import { QuotaExceededError } from "../../platform/artifacts/quota.ts";
 import { INPUT_LIMITS } from "../../platform/limits.ts";
 import {
   type HeartbeatAnswer,
@@ -25,6 +26,7 @@ import { type UserError, userError } from "../user-errors.ts";
 import { requireWorker } from "../worker-auth.ts";
 
 const SHA256 = /^[0-9a-f]{64}$/;
+const BATCH_KEY = /^[A-Za-z0-9_.:-]{1,100}$/;
 
 const COMMAND = {
   continue: "CONTINUE",
@@ -59,7 +61,8 @@ const badLease = () =>
 
 /**
  * Run a lifecycle call for a lease, after the token, the lease and `check` (input problems)
- * passed; not holding the job (any more) is a NOT_HELD user error.
+ * passed; not holding the job (any more) is a NOT_HELD user error, a project over its artifact
+ * quota QUOTA_EXCEEDED on `quotaField` (the worker fails the job with that message).
  */
 async function withLease<T extends object>(
   ctx: ApiContext,
@@ -67,6 +70,7 @@ async function withLease<T extends object>(
   empty: T,
   call: (holder: Holder, lifecycle: NonNullable<ApiContext["lifecycle"]>) => Promise<T>,
   check: () => Promise<UserError[]> = async () => [],
+  quotaField = "artifacts",
 ): Promise<T & { userErrors: UserError[] }> {
   const { token, lifecycle } = await requireWorker(ctx);
   const holder = decodeLease(lease, token);
@@ -76,6 +80,8 @@ async function withLease<T extends object>(
   try {
     return { ...(await call(holder, lifecycle)), userErrors: [] };
   } catch (error) {
+    if (error instanceof QuotaExceededError)
+      return { ...empty, userErrors: [userError(["input", quotaField], error.message, "QUOTA_EXCEEDED")] };
     if (!(error instanceof JobNotHeldError)) throw error;
     return { ...empty, userErrors: [userError(["input", "lease"], error.message, "NOT_HELD")] };
   }
@@ -172,12 +178,17 @@ export const workerJobResolvers = {
 
     recordJobEvents: (
       _: unknown,
-      { input }: { input: { lease: string; events: unknown[] } },
+      { input }: { input: { lease: string; events: unknown[]; batchKey?: string | null } },
       ctx: ApiContext,
     ) => {
+      const batchKey = input.batchKey ?? undefined;
       const parsed = input.events.map((e) => workerEvent.safeParse(e));
       const events = parsed.flatMap((p) => (p.success ? [p.data] : [])) as WorkerEvent[];
       const check = async () => {
+        if (batchKey !== undefined && !BATCH_KEY.test(batchKey))
+          return [
+            userError(["input", "batchKey"], "batchKey must be 1–100 letters, digits or _.:-, e.g. 1:17"),
+          ];
         if (input.events.length > INPUT_LIMITS.eventsPerBatch)
           return [
             userError(
@@ -203,8 +214,11 @@ export const workerJobResolvers = {
         ctx,
         input.lease,
         { seqs: null as number[] | null },
-        async (holder, lifecycle) => ({ seqs: await lifecycle.recordEvents(holder, events) }),
+        async (holder, lifecycle) => ({
+          seqs: (await lifecycle.recordEvents(holder, events, batchKey)).seqs,
+        }),
         check,
+        "events",
       );
     },
 

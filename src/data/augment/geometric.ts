@@ -64,15 +64,24 @@ export function resize(img: Image, height: number, width: number): Image {
 
 /**
  * Pads by `padding` on every side (zeros or reflection) and takes a random crop of the
- * original size — torchvision `RandomCrop(size, padding, padding_mode)`.
+ * original size — torchvision `RandomCrop(size, padding, padding_mode)`: the offset is drawn
+ * anew for every image, row and column each uniform over the 2·padding + 1 positions.
  */
 export function paddedRandomCrop(img: Image, rng: Rng, padding: number, mode: "zero" | "reflect"): Image {
-  const { channels: C, height: H, width: W } = img;
   const top = rng.int(2 * padding + 1) - padding; // source row of output row 0
   const left = rng.int(2 * padding + 1) - padding;
+  return shiftedCrop(img, top, left, mode);
+}
+
+/**
+ * The crop of the padded image whose output pixel (y, x) is source pixel (y + top, x + left);
+ * outside the image: 0 (`zero`, torchvision's default fill, before normalisation) or the
+ * reflection without repeating the edge pixel (torchvision/numpy "reflect"; |top|, |left| < size).
+ */
+export function shiftedCrop(img: Image, top: number, left: number, mode: "zero" | "reflect"): Image {
+  const { channels: C, height: H, width: W } = img;
   const out = emptyLike(img);
   const reflect = (i: number, n: number) => {
-    // Reflection without repeating the edge pixel (numpy/torch "reflect"); padding < n.
     if (n === 1) return 0;
     const period = 2 * (n - 1);
     let m = ((i % period) + period) % period;

@@ -32,13 +32,14 @@ export interface MixResult {
   box?: { y0: number; y1: number; x0: number; x1: number };
 }
 
-/** timm `rand_bbox`: a box of side √(1−λ)·size centred uniformly, clipped to the image. */
-function cutmixBox(rng: Rng, height: number, width: number, lambda: number) {
+/**
+ * timm `rand_bbox`: a box of side int(√(1−λ)·size) centred at (cy, cx) (drawn uniformly over the
+ * pixels), clipped to the image.
+ */
+export function cutmixBox(height: number, width: number, lambda: number, cy: number, cx: number) {
   const ratio = Math.sqrt(1 - lambda);
   const cutH = Math.floor(height * ratio);
   const cutW = Math.floor(width * ratio);
-  const cy = rng.int(height);
-  const cx = rng.int(width);
   const clip = (v: number, hi: number) => Math.min(hi, Math.max(0, v));
   return {
     y0: clip(cy - Math.floor(cutH / 2), height),
@@ -79,7 +80,6 @@ export function mixBatch(
   rng: Rng,
   opts: MixOptions,
 ): MixResult {
-  const { batch: B, channels: C, height: H, width: W } = shape;
   const enabled = opts.mixupAlpha > 0 || opts.cutmixAlpha > 0;
   let lambda = 1;
   let useCutmix = false;
@@ -96,18 +96,33 @@ export function mixBatch(
       lambda = sampleBeta(rng, opts.cutmixAlpha, opts.cutmixAlpha);
     }
   }
-  if (lambda === 1) {
-    return {
-      targets: mixTargets(labels, opts.numClasses, 1, opts.labelSmoothing),
-      lambda: 1,
-      method: "none",
-    };
-  }
+  if (lambda === 1) return applyMix(images, labels, shape, { method: "none", lambda: 1 }, opts);
+  if (!useCutmix) return applyMix(images, labels, shape, { method: "mixup", lambda }, opts);
+  const center = { cy: rng.int(shape.height), cx: rng.int(shape.width) };
+  return applyMix(images, labels, shape, { method: "cutmix", lambda, ...center }, opts);
+}
+
+/** What `mixBatch` drew for a batch: the method, λ before CutMix's area correction, the box centre. */
+export type MixDraw =
+  | { method: "none" | "mixup"; lambda: number }
+  | { method: "cutmix"; lambda: number; cy: number; cx: number };
+
+/** Mixes `images` in place as `draw` says (timm `Mixup._mix_batch`) and returns the soft targets. */
+export function applyMix(
+  images: Float32Array,
+  labels: ArrayLike<number>,
+  shape: { batch: number; channels: number; height: number; width: number },
+  draw: MixDraw,
+  opts: Pick<MixOptions, "labelSmoothing" | "numClasses">,
+): MixResult {
+  const { batch: B, channels: C, height: H, width: W } = shape;
+  const targets = (lambda: number) => mixTargets(labels, opts.numClasses, lambda, opts.labelSmoothing);
+  if (draw.method === "none" || draw.lambda === 1) return { targets: targets(1), lambda: 1, method: "none" };
   const size = C * H * W;
   const original = Float32Array.from(images); // partners must be read before they are overwritten
-  if (useCutmix) {
-    const box = cutmixBox(rng, H, W, lambda);
-    lambda = 1 - ((box.y1 - box.y0) * (box.x1 - box.x0)) / (H * W);
+  if (draw.method === "cutmix") {
+    const box = cutmixBox(H, W, draw.lambda, draw.cy, draw.cx);
+    const lambda = 1 - ((box.y1 - box.y0) * (box.x1 - box.x0)) / (H * W);
     for (let i = 0; i < B; i++) {
       const dst = i * size;
       const src = (B - 1 - i) * size;
@@ -118,22 +133,14 @@ export function mixBatch(
         }
       }
     }
-    return {
-      targets: mixTargets(labels, opts.numClasses, lambda, opts.labelSmoothing),
-      lambda,
-      method: "cutmix",
-      box,
-    };
+    return { targets: targets(lambda), lambda, method: "cutmix", box };
   }
+  const { lambda } = draw;
   for (let i = 0; i < B; i++) {
     const dst = i * size;
     const src = (B - 1 - i) * size;
     for (let k = 0; k < size; k++)
       images[dst + k] = original[dst + k]! * lambda + original[src + k]! * (1 - lambda);
   }
-  return {
-    targets: mixTargets(labels, opts.numClasses, lambda, opts.labelSmoothing),
-    lambda,
-    method: "mixup",
-  };
+  return { targets: targets(lambda), lambda, method: "mixup" };
 }

@@ -40,7 +40,8 @@ export const augmentConfigSchema = z
           .object({
             kind: z.literal("padded"),
             padding: z.number().int().min(0).default(4),
-            mode: z.enum(["zero", "reflect"]).default("reflect"),
+            /** torchvision's RandomCrop(padding=p) fills with zeros; DeiT-III's simple crop reflects. */
+            mode: z.enum(["zero", "reflect"]).default("zero"),
           })
           .strict(),
       ])
@@ -60,7 +61,11 @@ export const augmentConfigSchema = z
       .object({ colorJitter: z.number().min(0).max(1).default(0.3) })
       .strict()
       .optional(),
-    /** Per-channel mean and std on the 0..1 scale (one value broadcasts). Default 0.5 / 0.5. */
+    /**
+     * Per-channel mean and std on the 0..1 scale (one value broadcasts). Default 0.5 / 0.5; a
+     * training job gives its dataset format's constants when the recipe sets none
+     * (data/normalization.ts), and evaluates with the same.
+     */
     normalize: z
       .object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) })
       .strict()

@@ -10,6 +10,7 @@ import type { Rng } from "../rng.ts";
 import type { ParamSpec } from "../train/params.ts";
 import type { ForwardContext, ForwardResult, InputSpec, TrainSpec } from "../train/spec.ts";
 import {
+  type BlockDropMasks,
   dropPathRates,
   type ForwardPlan,
   forwardPlan,
@@ -61,14 +62,22 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
   const depth = plan.blocks.length;
   const useDropPath = (opts.dropPathRate ?? cfg.dropPathRate) > 0;
   const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
-  if (useDropPath) inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: [depth, batch] });
+  if (useDropPath)
+    inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: dropMaskShape(depth, batch) });
 
   const forward = (ctx: ForwardContext): ForwardResult => {
     const { b } = ctx;
-    let masks: Value[] | undefined;
+    let masks: BlockDropMasks[] | undefined;
     if (ctx.training && useDropPath) {
-      const all = ctx.input(INPUT.dropMask);
-      masks = b.split(all, 0, Array(depth).fill(1)).map((m) => b.reshape(m, [batch]));
+      const rows = b.split(
+        b.reshape(ctx.input(INPUT.dropMask), [2 * depth, batch]),
+        0,
+        Array(2 * depth).fill(1),
+      );
+      masks = Array.from({ length: depth }, (_, i) => ({
+        attn: b.reshape(rows[2 * i]!, [batch]),
+        mlp: b.reshape(rows[2 * i + 1]!, [batch]),
+      }));
     }
     const logits = forwardPlan(b, cfg, ctx.param, ctx.input(INPUT.images), plan, masks);
     if (ctx.training && opts.softTargets) {
@@ -98,16 +107,27 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
 }
 
 /**
- * Per-sample stochastic-depth masks [depth, B]: 0 (branch dropped) or 1/keep, with block i's
- * drop rate from timm's linspace over `depth` (a hybrid's own depth in modular training, with
- * the frozen meta blocks included). Drawn from `rng`, so the run's seed fixes them.
+ * Shape of the drop-path input: [depth, 2, B], block i's attention branch at [i, 0] and its MLP
+ * branch at [i, 1]. timm calls DropPath once per residual branch, so the two branches of a block
+ * drop independently (one shared mask per block would drop both together, a stronger and
+ * differently correlated regulariser than the method's).
+ */
+export const dropMaskShape = (depth: number, batch: number): number[] => [depth, 2, batch];
+
+/**
+ * Per-sample stochastic-depth masks [depth, 2, B] (see `dropMaskShape`): 0 (branch dropped) or
+ * 1/keep, with block i's drop rate from timm's linspace over `depth` (a hybrid's own depth in
+ * modular training, with the frozen meta blocks included). Drawn from `rng`, so the run's seed
+ * fixes them.
  */
 export function dropPathMasks(rng: Rng, rate: number, depth: number, batch: number): Float32Array {
   const rates = dropPathRates(rate, depth);
-  const out = new Float32Array(depth * batch);
+  const out = new Float32Array(depth * 2 * batch);
   rates.forEach((r, i) => {
     const keep = 1 - r;
-    for (let j = 0; j < batch; j++) out[i * batch + j] = keep >= 1 || rng.uniform() < keep ? 1 / keep : 0;
+    for (let j = 0; j < 2 * batch; j++) {
+      out[i * 2 * batch + j] = keep >= 1 || rng.uniform() < keep ? 1 / keep : 0;
+    }
   });
   return out;
 }

@@ -120,12 +120,20 @@ const TRUNC = { kind: "truncNormal", std: 0.02 } as const;
 const ZEROS = { kind: "zeros" } as const;
 const ONES = { kind: "ones" } as const;
 
-/** Embedding parameters (module 0 of a split). cls/pos embeddings take no weight decay. */
+/**
+ * Embedding parameters (module 0 of a split). cls/pos embeddings take no weight decay.
+ *
+ * Initialisation as timm's VisionTransformer (the version the official Deep Incubation code
+ * ships) leaves it: cls_token and pos_embed trunc_normal(.02); its init touches only Linear and
+ * LayerNorm modules, so the patch Conv2d keeps PyTorch's default — kaiming_uniform_(a=√5) on the
+ * weight and U(±1/√fan_in) on the bias, both U(±1/√fan_in) with fan_in = C·p·p.
+ */
 export function embedParamSpecs(cfg: VitConfig, prefix = ""): ParamSpec[] {
   const { width: d, channels: c, patchSize: p } = cfg;
+  const conv = { kind: "uniform", bound: 1 / Math.sqrt(c * p * p) } as const;
   return [
-    { name: `${prefix}patch_embed.proj.weight`, shape: [d, c, p, p], init: TRUNC },
-    { name: `${prefix}patch_embed.proj.bias`, shape: [d], init: ZEROS },
+    { name: `${prefix}patch_embed.proj.weight`, shape: [d, c, p, p], init: conv },
+    { name: `${prefix}patch_embed.proj.bias`, shape: [d], init: conv },
     { name: `${prefix}cls_token`, shape: [1, 1, d], init: TRUNC, decay: false },
     { name: `${prefix}pos_embed`, shape: [1, numTokens(cfg), d], init: TRUNC, decay: false },
   ];
@@ -239,9 +247,15 @@ function dropPath(b: GraphBuilder, branch: Value, mask: Value | undefined, t: To
   return b.reshape(b.mul(perSample, b.reshape(mask, [-1, 1])), [-1, d]);
 }
 
+/** A block's drop-path masks [B], one per residual branch (timm draws each branch apart). */
+export interface BlockDropMasks {
+  attn: Value;
+  mlp: Value;
+}
+
 export interface BlockOptions {
-  /** Drop-path mask [B] for this block (training only). */
-  dropMask?: Value;
+  /** Drop-path masks for this block (training only). */
+  dropMask?: BlockDropMasks;
   /**
    * Compute only the class token's output (tokens → [B, D], `tokens: 1`). For the last block
    * before the head, which reads nothing else: keys and values still come from every token, but
@@ -288,12 +302,12 @@ export function block(
   const v = b.reshape(v3, [-1, heads, tokens, hd]);
   const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
   const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, d]);
-  const { x1, normed } = residualNorm(b, cfg, param, t, mixed, name, opts.dropMask);
+  const { x1, normed } = residualNorm(b, cfg, param, t, mixed, name, opts.dropMask?.attn);
 
   // MLP.
   const hidden = b.gelu(linear(b, normed, param, `${name}.mlp.fc1`));
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
-  return { ...t, x: b.add(x1, dropPath(b, mlpOut, opts.dropMask, { ...t, x: x1 }, d)) };
+  return { ...t, x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, { ...t, x: x1 }, d)) };
 }
 
 /**
@@ -364,10 +378,10 @@ function clsBlock(
   const mixed = b.reshape(b.matmul(attn, v), [-1, d]); // [B,H,1,hd] is [B,1,H,hd] in memory
   const one: Tokens = { x: mixed, batch, tokens: 1 };
   const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
-  const x1 = b.add(classRows(b, t.x, t, d), dropPath(b, attnOut, opts.dropMask, one, d));
+  const x1 = b.add(classRows(b, t.x, t, d), dropPath(b, attnOut, opts.dropMask?.attn, one, d));
   const hidden = b.gelu(linear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
-  return { x: b.add(x1, dropPath(b, mlpOut, opts.dropMask, one, d)), batch, tokens: 1 };
+  return { x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, one, d)), batch, tokens: 1 };
 }
 
 /** Final norm on the class token and the classifier: tokens → logits [B, classes]. */
@@ -415,14 +429,14 @@ export function vitPlan(cfg: VitConfig, prefix = ""): ForwardPlan {
   };
 }
 
-/** images → logits along `plan`; `dropMasks[i]` is the i-th block's mask (training only). */
+/** images → logits along `plan`; `dropMasks[i]` are the i-th block's masks (training only). */
 export function forwardPlan(
   b: GraphBuilder,
   cfg: VitConfig,
   param: ParamReader,
   images: Value,
   plan: ForwardPlan,
-  dropMasks?: readonly (Value | undefined)[],
+  dropMasks?: readonly (BlockDropMasks | undefined)[],
 ): Value {
   const widths = plan.widths;
   const adapt = (t: Tokens, before: number): Tokens => {
@@ -444,13 +458,13 @@ export function forwardPlan(
   return head(b, widths?.head ?? cfg, param, t, plan.headPrefix);
 }
 
-/** The whole model: images → logits. `dropMasks[i]` is block i's mask (training only). */
+/** The whole model: images → logits. `dropMasks[i]` are block i's masks (training only). */
 export function vitForward(
   b: GraphBuilder,
   cfg: VitConfig,
   param: ParamReader,
   images: Value,
-  dropMasks?: readonly (Value | undefined)[],
+  dropMasks?: readonly (BlockDropMasks | undefined)[],
   prefix = "",
 ): Value {
   return forwardPlan(b, cfg, param, images, vitPlan(cfg, prefix), dropMasks);

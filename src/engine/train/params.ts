@@ -17,8 +17,10 @@ export type ParamInit =
   | { kind: "ones" }
   | { kind: "constant"; value: number }
   | { kind: "normal"; std: number }
-  /** timm's trunc_normal_(std): normal truncated at ±2 std */
+  /** timm's trunc_normal_(std): normal truncated at ±2 (absolute, as timm and PyTorch do) */
   | { kind: "truncNormal"; std: number }
+  /** Uniform on [−bound, bound]: PyTorch's default Conv2d init (kaiming_uniform_(a=√5) and its bias) */
+  | { kind: "uniform"; bound: number }
   /** A 2-D [rows, cols] identity, cut or zero-padded when not square: W[r][c] = (r == c). */
   | { kind: "eye" };
 
@@ -128,6 +130,9 @@ export class FlatLayout {
           break;
         case "truncNormal":
           r.fillTruncNormal(v, init.std);
+          break;
+        case "uniform":
+          for (let i = 0; i < v.length; i++) v[i] = (2 * r.uniform() - 1) * init.bound;
           break;
         case "eye": {
           if (spec.shape.length !== 2) throw new Error(`"${spec.name}": eye init needs a 2-D shape`);

@@ -1,7 +1,7 @@
 /**
  * Content-addressed artifact storage (checkpoints, weights, ONNX models): files are stored
- * under their sha256 and verified on read. One interface; the local directory is the default,
- * and an S3-compatible store for several machines plugs in behind the same calls.
+ * under their sha256 and verified on read. One interface, two stores: this local directory (the
+ * default) and an S3-compatible bucket for several machines (`s3-store.ts`); `open.ts` picks one.
  *
  * Writes are durable and atomic: the bytes go to a uniquely named temporary file (hashed on the
  * way), which is fsynced, renamed onto its address, and the directory fsynced — a crash leaves
@@ -10,7 +10,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -48,6 +48,15 @@ export interface ArtifactStore {
    * hash of whatever it hands out.
    */
   has(sha256: string, check?: ArtifactCheck): Promise<boolean>;
+  /** Where the artifacts live, for logs and `incubator doctor` (no credentials in it). */
+  readonly location: string;
+  /** Throws ArtifactStoreUnavailableError, saying what to fix, unless the store can be written. */
+  check(): Promise<void>;
+}
+
+/** The store cannot be reached or written (missing bucket, refused credentials, read-only folder). */
+export class ArtifactStoreUnavailableError extends Error {
+  override name = "ArtifactStoreUnavailableError";
 }
 
 export class ArtifactIntegrityError extends Error {
@@ -55,6 +64,12 @@ export class ArtifactIntegrityError extends Error {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+
+/** Every store's addresses are lowercase hex sha256; anything else is a caller's bug. */
+export function assertContentAddress(sha256: string): void {
+  if (!SHA256.test(sha256)) throw new Error(`not a sha256 content address: "${sha256}"`);
+}
+
 const EMPTY_SHA256 = createHash("sha256").digest("hex");
 /** Temporary files untouched this long belong to a process that died mid-write. */
 const ABANDONED_TEMP_MS = 60 * 60 * 1000;
@@ -70,6 +85,34 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+/**
+ * A file's content address, then — unless `stored` says the store has it — its bytes to `write`.
+ * Both reads go through one open file descriptor: a job that renames its next checkpoint over
+ * `path` meanwhile changes the name, not the file we are reading, so what is stored is exactly
+ * what was hashed (reading by name twice refused such files, and the worker lost the batch).
+ */
+export async function putOpenFile(
+  path: string,
+  stored: (a: StoredArtifact) => Promise<boolean>,
+  write: (read: () => Readable, a: StoredArtifact) => Promise<StoredArtifact>,
+): Promise<StoredArtifact> {
+  const file = await open(path, "r");
+  try {
+    const read = () => file.createReadStream({ start: 0, autoClose: false });
+    const hash = createHash("sha256");
+    let sizeBytes = 0;
+    for await (const chunk of read()) {
+      hash.update(chunk as Buffer);
+      sizeBytes += (chunk as Buffer).length;
+    }
+    const artifact = { sha256: hash.digest("hex"), sizeBytes };
+    if (await stored(artifact)) return artifact;
+    return await write(read, artifact);
+  } finally {
+    await file.close();
+  }
+}
+
 /** `<root>/ab/cdef…` — two-level fan-out keeps directories small; temporaries in `<root>/.tmp`. */
 export class LocalArtifactStore implements ArtifactStore {
   readonly root: string;
@@ -82,32 +125,35 @@ export class LocalArtifactStore implements ArtifactStore {
     this.sweepAbandonedTemps();
   }
 
-  private pathOf(sha256: string): string {
-    if (!SHA256.test(sha256)) throw new Error(`not a sha256 content address: "${sha256}"`);
+  get location(): string {
+    return this.root;
+  }
+
+  async check(): Promise<void> {
+    const probe = join(this.tempDir, `${process.pid}-${randomUUID()}.probe`);
+    try {
+      await writeFile(probe, "");
+      await rm(probe, { force: true });
+    } catch (error) {
+      throw new ArtifactStoreUnavailableError(
+        `the artifact folder ${this.root} is not writable (${(error as NodeJS.ErrnoException).code ?? "error"}); ` +
+          "fix its permissions or point DATA_DIR elsewhere",
+      );
+    }
+  }
+
+  /** Where the artifact's file is (or would be); not verified: `getFile` verifies. */
+  pathOf(sha256: string): string {
+    assertContentAddress(sha256);
     return join(this.root, sha256.slice(0, 2), sha256.slice(2));
   }
 
-  /**
-   * Both reads go through one open file descriptor: a job that renames its next checkpoint over
-   * `path` meanwhile changes the name, not the file we are reading, so what is stored is exactly
-   * what was hashed (reading by name twice refused such files, and the worker lost the batch).
-   */
-  async putFile(path: string): Promise<StoredArtifact> {
-    const file = await open(path, "r");
-    try {
-      const read = () => file.createReadStream({ start: 0, autoClose: false });
-      const hash = createHash("sha256");
-      let sizeBytes = 0;
-      for await (const chunk of read()) {
-        hash.update(chunk as Buffer);
-        sizeBytes += (chunk as Buffer).length;
-      }
-      const sha256 = hash.digest("hex");
-      if (await this.has(sha256, { sizeBytes })) return { sha256, sizeBytes };
-      return await this.putStream(read(), { sha256, sizeBytes });
-    } finally {
-      await file.close();
-    }
+  putFile(path: string): Promise<StoredArtifact> {
+    return putOpenFile(
+      path,
+      (a) => this.has(a.sha256, { sizeBytes: a.sizeBytes }),
+      (read, a) => this.putStream(read(), a),
+    );
   }
 
   /**

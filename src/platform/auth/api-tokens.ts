@@ -59,12 +59,26 @@ export async function createApiToken(
   return { token, secret };
 }
 
-/** Revoke by id; returns the token (already revoked ones unchanged), or null when unknown. */
+/**
+ * NOTIFY channel of revocations (payload: the token's id). API servers LISTEN and close the
+ * token's WebSocket connections at once (api/auth/revocations.ts); their subscriptions' periodic
+ * re-check stays as the safety net for a notice lost while a server was not listening.
+ */
+export const API_TOKEN_REVOKED_CHANNEL = "api_token_revoked";
+
+/**
+ * Revoke by id; returns the token (already revoked ones unchanged), or null when unknown. The
+ * notice goes out with the update's commit, so a listener that hears it finds the token revoked.
+ */
 export async function revokeApiToken(db: Db, id: string): Promise<ApiTokenWithProjects | null> {
   const include = { projects: { select: { id: true, name: true } } } as const;
   const token = await db.apiToken.findUnique({ where: { id }, include });
   if (!token || token.revokedAt) return token;
-  return db.apiToken.update({ where: { id }, data: { revokedAt: new Date() }, include });
+  return db.$transaction(async (tx) => {
+    const revoked = await tx.apiToken.update({ where: { id }, data: { revokedAt: new Date() }, include });
+    await tx.$executeRaw`select pg_notify(${API_TOKEN_REVOKED_CHANNEL}, ${id})`;
+    return revoked;
+  });
 }
 
 export type ApiTokenCheck =

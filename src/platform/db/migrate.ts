@@ -106,3 +106,33 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
     await client.end();
   }
 }
+
+export interface MigrationStatus {
+  /** Migrations in the folder that the database has finished. */
+  applied: number;
+  /** Migrations in the folder that it has not (`serve` applies them at start). */
+  pending: string[];
+}
+
+/** Which of the folder's migrations a database has applied; reads only, takes no lock. */
+export async function migrationStatus(
+  databaseUrl: string,
+  dir = DEFAULT_MIGRATIONS_DIR,
+): Promise<MigrationStatus> {
+  const names = readMigrations(dir).map((m) => m.name);
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    const { rows: table } = await client.query<{ present: boolean }>(
+      `select to_regclass('"_prisma_migrations"') is not null as present`,
+    );
+    if (!table[0]?.present) return { applied: 0, pending: names };
+    const { rows } = await client.query<{ migration_name: string }>(
+      `select migration_name from "_prisma_migrations" where finished_at is not null and rolled_back_at is null`,
+    );
+    const done = new Set(rows.map((r) => r.migration_name));
+    return { applied: names.filter((n) => done.has(n)).length, pending: names.filter((n) => !done.has(n)) };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

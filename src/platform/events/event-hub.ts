@@ -14,6 +14,7 @@
 import pg from "pg";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
+import { recordEventDelivery } from "../metrics/event-delivery.ts";
 import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents } from "./event-log.ts";
 import { isTerminalRunEvent, type RunEvent } from "./run-event.ts";
 
@@ -74,6 +75,7 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
   }
 
   private push(row: RunEvent): void {
+    recordEventDelivery(row.createdAt, this.replaying);
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = null;
@@ -146,6 +148,12 @@ export interface RunEventHubOptions {
 
 export class RunEventHub {
   private readonly channels = new Map<string, RunChannel>();
+  /**
+   * Other NOTIFY channels this process hears on the same LISTEN connection (one per process),
+   * e.g. API token revocations. A notice sent while the connection was down is lost: listeners
+   * keep their own poll as the safety net.
+   */
+  private readonly otherChannels = new Map<string, (payload: string) => void>();
   private listener: pg.Client | null = null;
   private poll: NodeJS.Timeout | null = null;
   private closed = false;
@@ -157,6 +165,13 @@ export class RunEventHub {
     await this.connectListener();
     this.poll = setInterval(() => this.refreshAll(), this.options.pollIntervalMs ?? 5_000);
     this.poll.unref();
+  }
+
+  /** Hear `channel`'s notices (its payload) from now on, across reconnects. */
+  async listen(channel: string, handler: (payload: string) => void): Promise<void> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
+    this.otherChannels.set(channel, handler);
+    await this.listener?.query(`LISTEN ${channel}`);
   }
 
   /** Number of live subscribers in this process (for metrics and tests). */
@@ -271,6 +286,8 @@ export class RunEventHub {
   private async connectListener(): Promise<void> {
     const client = new pg.Client({ connectionString: this.options.databaseUrl });
     client.on("notification", (message) => {
+      const other = this.otherChannels.get(message.channel);
+      if (other) return other(message.payload ?? "");
       if (message.channel !== RUN_EVENTS_CHANNEL || !message.payload) return;
       try {
         this.onNotice(JSON.parse(message.payload) as RunEventNotice);
@@ -284,6 +301,7 @@ export class RunEventHub {
     });
     await client.connect();
     await client.query(`LISTEN ${RUN_EVENTS_CHANNEL}`);
+    for (const channel of this.otherChannels.keys()) await client.query(`LISTEN ${channel}`);
     this.listener = client;
     this.reconnectDelayMs = 250;
   }

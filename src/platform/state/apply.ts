@@ -24,6 +24,7 @@ import {
 import { appendRunEventsInTx } from "../events/event-log.ts";
 import type { Logger } from "../logger.ts";
 import { metaModelColumns, metaModelConfig } from "../meta-model-source.ts";
+import { recordJobChanges } from "../metrics/job-timings.ts";
 import { placementOfJob, queueOfJob } from "../queue/placement.ts";
 import { ensureTrainQueue, type TrainMessage } from "../queue/queue.ts";
 import { type NewJob, type Occurrence, type RunSnapshot, type Transition, transition } from "./machine.ts";
@@ -56,6 +57,15 @@ function bossDb(tx: Tx) {
   };
 }
 
+/**
+ * Every transaction that writes a run's rows takes the run row's lock first, then its module,
+ * job and event rows: one order, so two writers (a state change and a worker's events) queue
+ * instead of deadlocking.
+ */
+export async function lockRunRow(tx: Tx, runId: string): Promise<void> {
+  await tx.$queryRaw`select id from "run" where id = ${runId}::uuid for update`;
+}
+
 export class StateWriter {
   constructor(
     private readonly db: Db,
@@ -65,25 +75,29 @@ export class StateWriter {
 
   /** Apply `occurrence` to run `runId`; returns the transition (IllegalTransition when refused). */
   async apply(runId: string, occurrence: Occurrence, options: ApplyOptions = {}): Promise<Transition> {
-    return this.db.$transaction(
+    const done = await this.db.$transaction(
       async (tx) => {
-        await tx.$queryRaw`select id from "run" where id = ${runId}::uuid for update`;
+        await lockRunRow(tx, runId);
         await options.before?.(tx);
         const ctx = await loadContext(tx, runId);
         const t = transition(ctx.snapshot, occurrence, randomUUID);
-        await this.write(tx, ctx, t);
+        const now = await this.write(tx, ctx, t);
         if (options.message) {
           const { queue, id, action, reason } = options.message;
           if (action === "complete") await this.boss.complete(queue, id, {}, { db: bossDb(tx) });
           else await this.boss.fail(queue, id, { reason: reason ?? "failed" }, { db: bossDb(tx) });
         }
-        return t;
+        return { t, jobsBefore: ctx.jobRows, now };
       },
       { timeout: 30_000 },
     );
+    // Committed: only now do its claims and ended attempts count (metrics/job-timings.ts).
+    recordJobChanges(done.jobsBefore, done.t.jobs, done.now);
+    return done.t;
   }
 
-  private async write(tx: Tx, ctx: LoadedRun, t: Transition): Promise<void> {
+  /** Writes the transition; returns the database time it is stamped with. */
+  private async write(tx: Tx, ctx: LoadedRun, t: Transition): Promise<Date> {
     // The database's clock (the stale sweep compares heartbeats with it); one instant for the whole change.
     const [{ now }] = await tx.$queryRaw<[{ now: Date }]>`select now() as now`;
     const { run } = ctx;
@@ -130,6 +144,7 @@ export class StateWriter {
     for (const jobId of t.enqueue) await this.enqueue(tx, ctx, jobId);
     if (t.run?.state === RunState.CANCELLED) await this.cancelQueued(tx, ctx);
     await appendRunEventsInTx(tx, run.id, t.events);
+    return now;
   }
 
   private async recordMetaModel(tx: Tx, ctx: LoadedRun, jobId: string): Promise<void> {

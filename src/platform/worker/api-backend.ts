@@ -8,6 +8,7 @@ import { createReadStream, statSync } from "node:fs";
 import { Readable } from "node:stream";
 import { sha256File } from "../../engine/checkpoint/file-hash.ts";
 import type { JobResult } from "../../incubation/job.ts";
+import { ARTIFACT_QUOTA_EXCEEDED } from "../artifacts/quota.ts";
 import { ArtifactIntegrityError, LocalArtifactStore, type StoredArtifact } from "../artifacts/store.ts";
 import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import type { WorkerBackend } from "./backend.ts";
@@ -78,6 +79,8 @@ export class ApiWorkerBackend implements WorkerBackend {
     const [problem] = payload.userErrors ?? [];
     if (problem) {
       if (problem.code === "NOT_HELD") throw new JobNotHeldError(problem.message);
+      if (problem.code === "QUOTA_EXCEEDED")
+        throw Object.assign(new Error(problem.message), { code: ARTIFACT_QUOTA_EXCEEDED });
       throw new Error(`${(problem.field ?? []).join(".")}: ${problem.message}`);
     }
     return payload;
@@ -86,7 +89,7 @@ export class ApiWorkerBackend implements WorkerBackend {
   /** Check the token before taking work; returns the token's name and labels. */
   async connect(): Promise<{ name: string; labels: string[] }> {
     const data = await this.call<{ name: string; labels: string[] }>(
-      "query { currentWorkerToken { name labels } }",
+      "query CurrentWorkerToken { currentWorkerToken { name labels } }",
       {},
     );
     const missing = this.o.identity.labels.filter((l) => !data.labels.includes(l));
@@ -120,7 +123,7 @@ export class ApiWorkerBackend implements WorkerBackend {
         resumeFrom: { id: string; sha256: string; step: number | null } | null;
       } | null;
     }>(
-      `mutation ($input: ClaimJobInput!) { claimJob(input: $input) {
+      `mutation ClaimJob($input: ClaimJobInput!) { claimJob(input: $input) {
         claimed { lease attempt spec job { id stage run { id } module { index } } resumeFrom { id sha256 step } }
         userErrors { field message code } } }`,
       {
@@ -152,7 +155,7 @@ export class ApiWorkerBackend implements WorkerBackend {
   async heartbeat(h: Holder): Promise<HeartbeatAnswer> {
     try {
       const { command } = await this.call<{ command: string }>(
-        "mutation ($input: HeartbeatJobInput!) { heartbeatJob(input: $input) { command userErrors { field message code } } }",
+        "mutation HeartbeatJob($input: HeartbeatJobInput!) { heartbeatJob(input: $input) { command userErrors { field message code } } }",
         { input: { lease: this.lease(h) } },
       );
       return command.toLowerCase() as HeartbeatAnswer;
@@ -162,16 +165,16 @@ export class ApiWorkerBackend implements WorkerBackend {
     }
   }
 
-  async recordEvents(h: Holder, events: WorkerEvent[]): Promise<void> {
+  async recordEvents(h: Holder, events: WorkerEvent[], batchKey: string): Promise<void> {
     await this.call(
-      "mutation ($input: RecordJobEventsInput!) { recordJobEvents(input: $input) { seqs userErrors { field message code } } }",
-      { input: { lease: this.lease(h), events } },
+      "mutation RecordJobEvents($input: RecordJobEventsInput!) { recordJobEvents(input: $input) { seqs userErrors { field message code } } }",
+      { input: { lease: this.lease(h), events, batchKey } },
     );
   }
 
   async complete(h: Holder, result: JobResult, artifacts: ProducedArtifact[]): Promise<void> {
     await this.call(
-      "mutation ($input: CompleteJobInput!) { completeJob(input: $input) { job { id } userErrors { field message code } } }",
+      "mutation CompleteJob($input: CompleteJobInput!) { completeJob(input: $input) { job { id } userErrors { field message code } } }",
       { input: { lease: this.lease(h), result, artifacts } },
     );
     this.leases.delete(h.jobId);
@@ -179,7 +182,7 @@ export class ApiWorkerBackend implements WorkerBackend {
 
   async fail(h: Holder, message: string, permanent: boolean): Promise<{ willRetry: boolean }> {
     const payload = await this.call<{ willRetry: boolean }>(
-      "mutation ($input: FailJobInput!) { failJob(input: $input) { willRetry userErrors { field message code } } }",
+      "mutation FailJob($input: FailJobInput!) { failJob(input: $input) { willRetry userErrors { field message code } } }",
       { input: { lease: this.lease(h), message, permanent } },
     );
     this.leases.delete(h.jobId);

@@ -20,7 +20,8 @@ export interface WorkerBackend {
   /** The next job this worker may take, or null. */
   claim(): Promise<ClaimedJob | null>;
   heartbeat(h: Holder): Promise<HeartbeatAnswer>;
-  recordEvents(h: Holder, events: WorkerEvent[]): Promise<void>;
+  /** `batchKey`: the batch's name, the same on every retry of it, so it is recorded once. */
+  recordEvents(h: Holder, events: WorkerEvent[], batchKey: string): Promise<void>;
   complete(h: Holder, result: JobResult, artifacts: ProducedArtifact[]): Promise<void>;
   fail(h: Holder, message: string, permanent: boolean): Promise<{ willRetry: boolean }>;
   /** Put a file into the platform's artifact store. */
@@ -42,8 +43,8 @@ export class DbWorkerBackend implements WorkerBackend {
   heartbeat(h: Holder) {
     return this.lifecycle.heartbeat(h);
   }
-  async recordEvents(h: Holder, events: WorkerEvent[]) {
-    await this.lifecycle.recordEvents(h, events);
+  async recordEvents(h: Holder, events: WorkerEvent[], batchKey: string) {
+    await this.lifecycle.recordEvents(h, events, batchKey);
   }
   complete(h: Holder, result: JobResult, artifacts: ProducedArtifact[]) {
     return this.lifecycle.complete(h, result, artifacts);

@@ -12,13 +12,16 @@ import type PgBoss from "pg-boss";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { ArtifactKind, JobState, type StageKind } from "../../generated/prisma/enums.ts";
 import type { JobResult } from "../../incubation/job.ts";
+import { checkArtifactQuota } from "../artifacts/quota.ts";
 import type { ArtifactStore } from "../artifacts/store.ts";
 import type { Db } from "../db/client.ts";
+import { isUniqueViolation } from "../db/unique-violation.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { StoredJobSpec } from "../dispatch/plan.ts";
 import { parseStoredJobSpec } from "../dispatch/stored-spec.ts";
 import { appendRunEventsInTx } from "../events/event-log.ts";
 import { type NewRunEvent, RunEventType } from "../events/run-event.ts";
+import { DEFAULT_ARTIFACT_QUOTA_BYTES } from "../limits.ts";
 import type { Logger } from "../logger.ts";
 import { mayTake, placementOfQueue, queueOfJob, type WorkerPlacement } from "../queue/placement.ts";
 import { type TrainMessage, trainQueueNames } from "../queue/queue.ts";
@@ -68,9 +71,9 @@ export interface ProducedArtifact {
   metadata?: Record<string, unknown>;
 }
 
-/** The artifact row of a file a job reported (already in the store). */
+/** The artifact row of a file a job reported (already in the store): in the run's project. */
 function artifactRow(
-  job: { id: string; runId: string },
+  job: { id: string; runId: string; run: { projectId: string } },
   a: {
     kind: ArtifactKind;
     sha256: string;
@@ -81,6 +84,7 @@ function artifactRow(
 ) {
   return {
     runId: job.runId,
+    projectId: job.run.projectId,
     jobId: job.id,
     kind: a.kind,
     sha256: a.sha256,
@@ -95,14 +99,30 @@ export class JobNotHeldError extends Error {
   override name = "JobNotHeldError";
 }
 
+export interface JobLifecycleOptions {
+  /** Artifact bytes of a project without its own quota (ARTIFACT_QUOTA_BYTES). */
+  artifactQuotaBytes?: number;
+}
+
+/** Seqs a batch of events was recorded as; `repeated`: the batch key was seen before (a retry). */
+export interface RecordedBatch {
+  seqs: number[];
+  repeated: boolean;
+}
+
 export class JobLifecycle {
+  private readonly quotaBytes: number;
+
   constructor(
     private readonly db: Db,
     private readonly boss: PgBoss,
     private readonly dispatcher: Dispatcher,
     private readonly store: ArtifactStore,
     private readonly logger: Logger,
-  ) {}
+    options: JobLifecycleOptions = {},
+  ) {
+    this.quotaBytes = options.artifactQuotaBytes ?? DEFAULT_ARTIFACT_QUOTA_BYTES;
+  }
 
   /** Claim the next job this worker may take (placement.ts), or null when there is none. */
   async claimNext(worker: WorkerIdentity): Promise<ClaimedJob | null> {
@@ -172,7 +192,10 @@ export class JobLifecycle {
 
   /** The job row when `h` still holds it (in one of `states`); JobNotHeldError otherwise. */
   private async held(h: Holder, states: readonly string[] = ["RUNNING"]) {
-    const job = await this.db.job.findUnique({ where: { id: h.jobId }, include: { module: true } });
+    const job = await this.db.job.findUnique({
+      where: { id: h.jobId },
+      include: { module: true, run: { select: { projectId: true } } },
+    });
     if (!job) throw new JobNotHeldError(`no job ${h.jobId}`);
     if (job.workerId !== h.workerId || job.attempts !== h.attempt) {
       throw new JobNotHeldError(
@@ -201,10 +224,19 @@ export class JobLifecycle {
 
   /**
    * Append the job's events to the run's log in one transaction (dense seq), record checkpoint
-   * artifacts and the module's step/loss. A cancelled job may still report its last checkpoint.
+   * artifacts (within the project's artifact quota: QuotaExceededError otherwise) and the
+   * module's step/loss. A cancelled job may still report its last checkpoint.
+   *
+   * `batchKey` (the worker's name for the batch, unique per job) makes the call idempotent: a
+   * batch sent again — an API worker retrying after a lost answer — is not appended twice; the
+   * answer is the seqs it was recorded as the first time.
    */
-  async recordEvents(h: Holder, events: WorkerEvent[]): Promise<number[]> {
+  async recordEvents(h: Holder, events: WorkerEvent[], batchKey?: string): Promise<RecordedBatch> {
     const job = await this.held(h, ["RUNNING", "CANCELLED"]);
+    if (batchKey !== undefined) {
+      const earlier = await this.recordedBatch(job.id, batchKey);
+      if (earlier) return earlier;
+    }
     const stage = job.stage;
     const moduleIndex = job.module?.index ?? null;
     const rows: NewRunEvent[] = [];
@@ -252,17 +284,38 @@ export class JobLifecycle {
           break;
       }
     }
-    return this.db.$transaction(async (tx) => {
-      for (const c of checkpoints)
-        await tx.artifact.create({ data: artifactRow(job, { kind: ArtifactKind.CHECKPOINT, ...c }) });
-      if (progress && job.moduleId) {
-        await tx.module.update({
-          where: { id: job.moduleId },
-          data: { step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss },
-        });
-      }
-      return appendRunEventsInTx(tx, job.runId, rows);
-    });
+    try {
+      return await this.db.$transaction(async (tx) => {
+        // The run's row lock first (appending takes it), then the project's (the quota): the
+        // order every writer of artifacts keeps (artifacts/quota.ts).
+        const seqs = await appendRunEventsInTx(tx, job.runId, rows);
+        await checkArtifactQuota(tx, job.run.projectId, checkpoints, this.quotaBytes);
+        for (const c of checkpoints)
+          await tx.artifact.create({ data: artifactRow(job, { kind: ArtifactKind.CHECKPOINT, ...c }) });
+        if (progress && job.moduleId) {
+          await tx.module.update({
+            where: { id: job.moduleId },
+            data: { step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss },
+          });
+        }
+        // Same transaction: the batch is recorded exactly when its events are.
+        if (batchKey !== undefined)
+          await tx.jobEventBatch.create({ data: { jobId: job.id, batchKey, seqs } });
+        return { seqs, repeated: false };
+      });
+    } catch (error) {
+      // The same batch, sent again while the first copy was still being written, lost the race
+      // on (job, batchKey): the first copy's seqs are the answer.
+      const earlier =
+        batchKey !== undefined && isUniqueViolation(error) && (await this.recordedBatch(job.id, batchKey));
+      if (earlier) return earlier;
+      throw error;
+    }
+  }
+
+  private async recordedBatch(jobId: string, batchKey: string): Promise<RecordedBatch | null> {
+    const batch = await this.db.jobEventBatch.findUnique({ where: { jobId_batchKey: { jobId, batchKey } } });
+    return batch ? { seqs: batch.seqs, repeated: true } : null;
   }
 
   /** An artifact a worker reports must be in the store already (it uploads first). */
@@ -289,6 +342,8 @@ export class JobLifecycle {
       {
         before: async (tx) => {
           await this.stillHeld(tx, h);
+          // Under the run's lock (apply took it); the project's lock comes second, as everywhere.
+          await checkArtifactQuota(tx, job.run.projectId, artifacts, this.quotaBytes);
           for (const a of artifacts) await tx.artifact.create({ data: artifactRow(job, a) });
           await tx.job.update({ where: { id: job.id }, data: { result: stored as Prisma.InputJsonValue } });
         },

@@ -1,7 +1,7 @@
 /** Wire a worker that reaches the database: queue, dispatcher, job lifecycle, store, worker loop. */
 import { join } from "node:path";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
-import { LocalArtifactStore } from "../artifacts/store.ts";
+import type { ArtifactStore } from "../artifacts/store.ts";
 import { shardCacheDir } from "../config/config.ts";
 import type { Db } from "../db/client.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
@@ -16,6 +16,8 @@ export interface StartWorkerOptions {
   db: Db;
   databaseUrl: string;
   dataDir: string;
+  /** The platform's artifact store (`artifacts/open.ts`): a database worker reads and writes it directly. */
+  artifacts: ArtifactStore;
   logger: Logger;
   bin: string;
   threads?: number;
@@ -27,6 +29,8 @@ export interface StartWorkerOptions {
   labels?: string[];
   /** Shards it is pinned to (empty: any job). */
   shards?: number[];
+  /** Artifact bytes of a project without its own quota (ARTIFACT_QUOTA_BYTES). */
+  artifactQuotaBytes?: number;
 }
 
 export async function startWorker(
@@ -34,11 +38,17 @@ export async function startWorker(
 ): Promise<{ worker: TrainingWorker; stop(): Promise<void> }> {
   const boss = await openQueue(o.databaseUrl);
   const dispatcher = new Dispatcher(o.db, boss, o.logger);
-  const store = new LocalArtifactStore(join(o.dataDir, "artifacts"));
   const workerId = o.workerId ?? defaultWorkerId();
-  const lifecycle = new JobLifecycle(o.db, boss, dispatcher, store, o.logger);
+  const lifecycle = new JobLifecycle(
+    o.db,
+    boss,
+    dispatcher,
+    o.artifacts,
+    o.logger,
+    o.artifactQuotaBytes === undefined ? {} : { artifactQuotaBytes: o.artifactQuotaBytes },
+  );
   const worker = new TrainingWorker({
-    backend: new DbWorkerBackend(lifecycle, store, {
+    backend: new DbWorkerBackend(lifecycle, o.artifacts, {
       workerId,
       labels: o.labels ?? [],
       shards: o.shards ?? [],

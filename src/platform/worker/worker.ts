@@ -25,6 +25,7 @@ import {
   type JobSpec,
 } from "../../incubation/job.ts";
 import { type JobProcess, onJobEvents, spawnJobProcess } from "../../incubation/job-process.ts";
+import { isQuotaRefusal } from "../artifacts/quota.ts";
 import { ARTIFACT_REF } from "../dispatch/plan.ts";
 import type { Logger } from "../logger.ts";
 import type { WorkerBackend } from "./backend.ts";
@@ -138,8 +139,10 @@ export class TrainingWorker {
       }
       const message = this.stopping ? `worker ${this.id} stopped` : (error as Error).message;
       try {
+        // A project over its artifact quota stays over it on a retry: the failure is permanent.
+        const permanent = error instanceof PermanentJobFailure || isQuotaRefusal(error);
         const { willRetry } = await this.untilAnswered("reporting the failure", () =>
-          backend.fail(holder, message, error instanceof PermanentJobFailure),
+          backend.fail(holder, message, permanent),
         );
         logger.warn({ jobId: job.jobId, err: error, willRetry }, "job failed");
       } catch (e) {
@@ -231,7 +234,10 @@ export class TrainingWorker {
     const child = spawnJobProcess(this.o.bin, `@${specPath}`);
     this.running.add(child);
     let result: JobResult | undefined;
-    let stop: "cancelled" | "taken_over" | null = null;
+    let stop: "cancelled" | "taken_over" | "quota" | null = null;
+    let quotaRefusal: Error | undefined;
+    // Each batch's key (attempt and number) goes with every retry of it: recorded once (recordEvents).
+    let batches = 0;
     let stderr = "";
     // Events go out in order, in batches: whatever arrived while the previous batch was in
     // flight travels together (one transaction, consecutive seq).
@@ -247,11 +253,13 @@ export class TrainingWorker {
             if (uploaded) batch.push({ type: "checkpoint", step: event.step, ...uploaded });
           } else batch.push(event);
         }
-        if (batch.length)
-          await this.untilAnswered("recording events", () => backend.recordEvents(holder, batch));
+        if (batch.length) {
+          const batchKey = `${holder.attempt}:${++batches}`;
+          await this.untilAnswered("recording events", () => backend.recordEvents(holder, batch, batchKey));
+        }
       }
     };
-    const kill = (why: "cancelled" | "taken_over") => {
+    const kill = (why: "cancelled" | "taken_over" | "quota") => {
       if (stop) return;
       stop = why;
       child.kill("SIGTERM");
@@ -278,7 +286,10 @@ export class TrainingWorker {
           pending.push(event);
           sending = sending.then(send).catch((e) => {
             if (e instanceof JobNotHeldError) kill("taken_over");
-            else logger.warn({ err: e }, "recording events failed");
+            else if (isQuotaRefusal(e)) {
+              quotaRefusal = e as Error;
+              kill("quota");
+            } else logger.warn({ err: e }, "recording events failed");
           });
         },
         (line, problem) => {
@@ -298,6 +309,7 @@ export class TrainingWorker {
         void sending.then(() => {
           if (stop === "cancelled") reject(new JobCancelled("cancelled"));
           else if (stop === "taken_over") reject(new JobNotHeldError("taken over"));
+          else if (stop === "quota") reject(new PermanentJobFailure(quotaRefusal!.message));
           else if (code === 0 && result) resolvePromise(result);
           else {
             const last = (stderr.trim().split("\n").filter(Boolean).at(-1) ?? "").replace(/^incubator: /, "");
