@@ -1,16 +1,22 @@
 /**
- * `incubator bench events`: progress-event latency from the writer's commit to a graphql-ws
- * subscriber's receipt, with 1, 100 and 1,000 concurrent subscribers on one run.
+ * `incubator bench events`: run-event latency from the writer's commit to the subscriber's
+ * receipt, at several subscriber counts, over one or more API processes.
  *
- * The writer appends PROGRESS events (as a worker does) carrying their write time; every
- * subscriber (its own WebSocket connection) records the receipt time. Reported: p50/p99/max over
- * all (event, subscriber) pairs. Everything runs on this machine, against loopback only.
+ * Processes (all on this machine, loopback only): this one writes the events (as workers do,
+ * `appendRunEvents`, one transaction each) and takes the commit time when the transaction
+ * returns; `--api-processes` API servers (bench/events-api.ts) share one PostgreSQL; subscriber
+ * processes (bench/events-clients.ts) hold one WebSocket connection per subscriber, spread
+ * round-robin over the API processes and `--runs` runs written at once, and take receipt times.
+ * Latency = receipt − commit, for every (event, subscriber) pair; p50/p90/p99/max per point,
+ * repeated `--repeat` times with the spread. Also per point: what GC, the event loop, the
+ * commit, NOTIFY handling, GraphQL execution and WebSocket writes cost (the breakdown), and
+ * memory per idle subscription.
  */
-import { createClient } from "graphql-ws";
-import pino from "pino";
-import WebSocket from "ws";
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { cpus, loadavg, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { toGlobalId } from "../src/api/global-id.ts";
-import { startApiServer } from "../src/api/server.ts";
 import { createDb } from "../src/platform/db/client.ts";
 import { openDatabase } from "../src/platform/db/database.ts";
 import { migrate } from "../src/platform/db/migrate.ts";
@@ -18,22 +24,158 @@ import { createScratchDatabase } from "../src/platform/db/scratch.ts";
 import { appendRunEvents } from "../src/platform/events/event-log.ts";
 import { createArchitectureAndDataset } from "../test/helpers/rows.ts";
 
-export interface EventLatencyResult {
-  subscribers: number;
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+export interface EventBenchOptions {
+  subscribers: number[];
+  /** Timed events per point, over all runs. */
   events: number;
-  deliveries: number;
+  /** Runs written at once; subscribers are spread over them. */
+  runs: number;
+  /** Events per second written to each run. */
+  ratePerRun: number;
+  repeat: number;
+  apiProcesses: number;
+  /** Subscriber processes (0: one per 2,500 subscribers, at least one). */
+  clientProcesses: number;
+  /** The `src` folder whose API server is measured (default: this checkout's). */
+  apiSrc: string;
+  dataDir: string;
+  log: (line: string) => void;
+}
+
+export interface Percentiles {
   p50_ms: number;
+  p90_ms: number;
   p99_ms: number;
   max_ms: number;
 }
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+export interface PointResult extends Percentiles {
+  subscribers: number;
+  repeat: number;
+  events: number;
+  deliveries: number;
+  expected: number;
+  client_errors: number;
+  /** Subscribers whose connection never succeeded (retries spent); `expected` leaves them out. */
+  subscribers_connected: number;
+  /** Subscribers that lost their connection and came back with afterSeq (e.g. a handshake timeout under load). */
+  client_reconnects: number;
+  /** What each cause cost during the timed window (null where the build does not report it). */
+  breakdown: Breakdown;
+  /** Bytes of API heap per idle subscription (its own WebSocket connection included), after a full GC. */
+  heap_bytes_per_subscription: number | null;
+  rss_bytes_per_subscription: number | null;
+}
 
-export async function measureEventLatency(
-  counts: number[],
-  opts: { events: number; intervalMs: number; dataDir: string },
-): Promise<EventLatencyResult[]> {
+export interface Breakdown {
+  write_commit_ms: Percentiles;
+  gc: { count: number; total_ms: number; max_ms: number };
+  event_loop_delay_p99_ms: number;
+  event_loop_delay_max_ms: number;
+  notify_to_rows_avg_ms: number | null;
+  notify_to_rows_max_ms: number | null;
+  executions_per_event: number | null;
+  execution_ms_per_event: number | null;
+  ws_flush_avg_ms: number | null;
+  ws_flush_max_ms: number | null;
+  ws_max_buffered_bytes: number | null;
+}
+
+export interface EventBenchReport {
+  machine: {
+    cpu: string;
+    cores: number;
+    memory_gib: number;
+    node: string;
+    loadavg_start: number[];
+    loadavg_end: number[];
+  };
+  date: string;
+  commit: string;
+  api_src: string;
+  options: Omit<EventBenchOptions, "log" | "dataDir">;
+  points: PointResult[];
+  summary: {
+    subscribers: number;
+    p99_ms: number[];
+    p99_median_ms: number;
+    p99_min_ms: number;
+    p99_max_ms: number;
+  }[];
+}
+
+/** What a dashboard selects. */
+const QUERY = `subscription ($runId: ID!) {
+  runEvents(runId: $runId) {
+    seq type moduleIndex createdAt
+    ... on TrainingProgress { stage step totalSteps loss lr imagesPerSecond etaSeconds }
+    ... on LogMessage { level message }
+  }
+}`;
+
+/** Children speak by IPC; each waits for one message type at a time. */
+function ask<T>(child: ChildProcess, message: unknown, reply: string, timeoutMs = 600_000): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`bench child did not answer "${reply}"`)), timeoutMs);
+    const onMessage = (m: { type: string }) => {
+      if (m.type !== reply) return;
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      resolvePromise(m as T);
+    };
+    child.on("message", onMessage);
+    if (message !== null) child.send(message as object);
+  });
+}
+
+const forkTs = (script: string) =>
+  fork(join(HERE, script), [], {
+    execArgv: ["--import", "tsx", "--expose-gc"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function percentilesOf(histogram: Map<number, number>): Percentiles {
+  const buckets = [...histogram].sort((a, b) => a[0] - b[0]);
+  const total = buckets.reduce((n, [, c]) => n + c, 0);
+  const at = (p: number) => {
+    const rank = Math.ceil((p / 100) * total);
+    let seen = 0;
+    for (const [bucket, count] of buckets) {
+      seen += count;
+      if (seen >= rank) return bucket / 10;
+    }
+    return Number.NaN;
+  };
+  return { p50_ms: at(50), p90_ms: at(90), p99_ms: at(99), max_ms: (buckets.at(-1)?.[0] ?? Number.NaN) / 10 };
+}
+
+const sortedPercentiles = (values: number[]): Percentiles => {
+  const h = new Map<number, number>();
+  for (const v of values) h.set(Math.round(v * 10), (h.get(Math.round(v * 10)) ?? 0) + 1);
+  return percentilesOf(h);
+};
+
+function commitOf(apiSrc: string): string {
+  try {
+    const cwd = dirname(apiSrc);
+    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], {
+      cwd,
+      encoding: "utf8",
+    });
+    return dirty.trim() ? `${sha}+changes` : sha;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
+export async function measureEventLatency(opts: EventBenchOptions): Promise<EventBenchReport> {
+  const loadStart = loadavg();
+  const date = new Date().toISOString();
   const server = await openDatabase({
     databaseUrl: process.env.DATABASE_URL,
     dataDir: opts.dataDir,
@@ -42,87 +184,247 @@ export async function measureEventLatency(
   const scratch = await createScratchDatabase(server.url, "incubator_bench_events");
   await migrate(scratch.url);
   const db = createDb(scratch.url);
-  const api = await startApiServer({
-    db,
-    databaseUrl: scratch.url,
-    logger: pino({ level: "silent" }),
-    port: 0,
-    host: "127.0.0.1",
-  });
-  const results: EventLatencyResult[] = [];
+  const apis: ChildProcess[] = [];
+  /** Subscriber processes of the point in progress: killed if the point fails, not left behind. */
+  const clients: ChildProcess[] = [];
+  const points: PointResult[] = [];
   try {
-    // The same small architecture/dataset rows the tests use: events need a run to belong to.
-    const { architecture: arch, dataset } = await createArchitectureAndDataset(db, { name: "bench" });
-    for (const count of counts) {
-      const run = await db.run.create({
-        data: { kind: "INCUBATION", architectureId: arch.id, datasetId: dataset.id },
-      });
-      const latencies: number[] = [];
-      let subscribed = 0;
-      const clients = Array.from({ length: count }, () =>
-        createClient({ url: api.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false }),
-      );
-      const ready = clients.map(
-        (client) =>
-          new Promise<void>((resolve) => {
-            let first = true;
-            client.subscribe<{ runEvents: { seq: number; type: string; message?: string } }>(
-              {
-                // The timed events are log lines carrying the writer's clock (Date.now() as text).
-                query: `subscription ($runId: ID!) { runEvents(runId: $runId) { seq type ... on LogMessage { message } } }`,
-                variables: { runId: toGlobalId("Run", run.id) },
-              },
-              {
-                next: (message) => {
-                  const { message: text } = message.data!.runEvents;
-                  if (first) {
-                    first = false;
-                    subscribed++;
-                    resolve();
-                    return; // the warm-up event
-                  }
-                  if (!text || text === "warm-up") return;
-                  latencies.push(Date.now() - Number(text));
-                },
-                error: () => resolve(),
-                complete: () => resolve(),
-              },
-            );
-          }),
-      );
-      // A warm-up event tells us every subscriber is live before timing starts.
-      const warm = setInterval(() => {
-        void appendRunEvents(db, run.id, [{ type: "LOG", level: "INFO", message: "warm-up" }]);
-      }, 200);
-      await Promise.all(ready);
-      clearInterval(warm);
-      latencies.length = 0;
-      for (let i = 0; i < opts.events; i++) {
-        await appendRunEvents(db, run.id, [
-          { type: "LOG", level: "INFO", moduleIndex: i % 4, message: String(Date.now()) },
-        ]);
-        await new Promise((r) => setTimeout(r, opts.intervalMs));
+    const apiSrc = resolve(opts.apiSrc);
+    const wsUrls: string[] = [];
+    for (let i = 0; i < opts.apiProcesses; i++) {
+      const child = forkTs("events-api.ts");
+      apis.push(child);
+      const ready = await ask<{ wsUrl: string }>(child, { apiSrc, databaseUrl: scratch.url }, "ready");
+      wsUrls.push(ready.wsUrl);
+    }
+    const { architecture, dataset } = await createArchitectureAndDataset(db, { name: "bench" });
+    for (let repeat = 1; repeat <= opts.repeat; repeat++) {
+      for (const count of opts.subscribers) {
+        const point = await measurePoint(count, repeat);
+        points.push(point);
+        opts.log(
+          `${String(count).padStart(6)} subscribers, repeat ${repeat}: p50 ${point.p50_ms} p90 ${point.p90_ms} ` +
+            `p99 ${point.p99_ms} max ${point.max_ms} ms (${point.deliveries}/${point.expected} deliveries to ${point.subscribers_connected} connected, ${point.client_reconnects} reconnects)`,
+        );
+        opts.log(`        breakdown: ${JSON.stringify(point.breakdown)}`);
+        if (point.heap_bytes_per_subscription !== null)
+          opts.log(
+            `        memory per idle subscription: heap ${point.heap_bytes_per_subscription} B, rss ${point.rss_bytes_per_subscription} B`,
+          );
       }
-      const expected = opts.events * subscribed;
-      const deadline = Date.now() + 10_000;
-      while (latencies.length < expected && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
-      await Promise.all(clients.map((c) => c.dispose()));
-      const sorted = [...latencies].sort((a, b) => a - b);
-      results.push({
-        subscribers: count,
-        events: opts.events,
-        deliveries: latencies.length,
-        p50_ms: percentile(sorted, 50),
-        p99_ms: percentile(sorted, 99),
-        max_ms: sorted.at(-1) ?? Number.NaN,
+    }
+
+    async function measurePoint(count: number, repeat: number): Promise<PointResult> {
+      const runs = [];
+      for (let r = 0; r < opts.runs; r++) {
+        runs.push(
+          await db.run.create({
+            data: { kind: "INCUBATION", architectureId: architecture.id, datasetId: dataset.id },
+          }),
+        );
+      }
+      const runIds = runs.map((run) => toGlobalId("Run", run.id));
+      const memoryBefore = await Promise.all(
+        apis.map((api) => ask<Memory>(api, { type: "memory" }, "memory")),
+      );
+      const processes = opts.clientProcesses || Math.max(1, Math.ceil(count / 2500));
+      clients.length = 0;
+      const readies: Promise<{ gaveUp: number }>[] = [];
+      for (let p = 0; p < processes; p++) {
+        const share = Math.floor(count / processes) + (p < count % processes ? 1 : 0);
+        if (share === 0) continue;
+        const child = forkTs("events-clients.ts");
+        clients.push(child);
+        readies.push(ask<{ gaveUp: number }>(child, null, "ready"));
+        child.send({ wsUrls, runIds, offset: p * Math.ceil(count / processes), count: share, query: QUERY });
+      }
+      // Warm-up events until every subscriber has one: then all are live.
+      let warming = true;
+      let gaveUp = 0;
+      const allReady = Promise.all(readies).then((answers) => {
+        warming = false;
+        gaveUp = answers.reduce((n, a) => n + a.gaveUp, 0);
       });
+      while (warming) {
+        await Promise.all(
+          runs.map((run) =>
+            appendRunEvents(db, run.id, [{ type: "LOG", level: "INFO", message: "warm-up" }]),
+          ),
+        );
+        await Promise.race([allReady, sleep(250)]);
+      }
+      await sleep(500); // let the last warm-ups drain
+      const memoryIdle = await Promise.all(apis.map((api) => ask<Memory>(api, { type: "memory" }, "memory")));
+      await Promise.all(apis.map((api) => ask(api, { type: "reset" }, "reset")));
+      for (const child of clients) child.send({ type: "timing", on: true });
+
+      // The writer: each run gets `ratePerRun` events a second, runs interleaved evenly.
+      const writes: number[] = [];
+      const period = 1000 / (opts.ratePerRun * opts.runs);
+      const started = performance.now();
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < opts.events; i++) {
+        const due = started + i * period;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        const run = runs[i % runs.length]!;
+        const runId = runIds[i % runs.length]!;
+        const step = Math.floor(i / runs.length) + 1;
+        pending.push(
+          (async () => {
+            const before = performance.now();
+            const [seq] = await appendRunEvents(db, run.id, [
+              {
+                type: "PROGRESS",
+                moduleIndex: step % 4,
+                stage: "MODULAR",
+                step,
+                totalSteps: opts.events,
+                loss: 2.3 - step / opts.events,
+                lr: 1e-3,
+                imagesPerSecond: 1000,
+                etaSeconds: 60,
+              },
+            ]);
+            const at = performance.timeOrigin + performance.now();
+            writes.push(performance.now() - before);
+            for (const child of clients) child.send({ type: "commit", runId, seq, at });
+          })(),
+        );
+      }
+      await Promise.all(pending);
+      await sleep(3_000); // stragglers
+      for (const child of clients) child.send({ type: "timing", on: false });
+      const stats = await Promise.all(apis.map((api) => ask<ApiStats>(api, { type: "stats" }, "stats")));
+      const collected = await Promise.all(
+        clients.map((child) => ask<Collected>(child, { type: "collect" }, "collected")),
+      );
+      await Promise.all(clients.map((child) => ask(child, { type: "stop" }, "stopped")));
+      const histogram = new Map<number, number>();
+      let deliveries = 0;
+      let clientErrors = 0;
+      let reconnects = 0;
+      for (const c of collected) {
+        reconnects += c.reconnects;
+        deliveries += c.deliveries;
+        clientErrors += c.errors;
+        for (const [bucket, n] of c.histogram) histogram.set(bucket, (histogram.get(bucket) ?? 0) + n);
+      }
+      const perSubscription = (field: "heapUsed" | "rss") => {
+        let grown = 0;
+        let subscribers = 0;
+        for (let i = 0; i < apis.length; i++) {
+          const idle = memoryIdle[i]!;
+          if (idle.subscribers === null) return null;
+          grown += idle[field] - memoryBefore[i]![field];
+          subscribers += idle.subscribers - (memoryBefore[i]!.subscribers ?? 0);
+        }
+        // Below 100 the first subscription's warm-up (code loaded, caches filled) dominates.
+        return subscribers >= 100 ? Math.round(grown / subscribers) : null;
+      };
+      return {
+        subscribers: count,
+        repeat,
+        events: opts.events,
+        deliveries,
+        expected: (count - gaveUp) * Math.round(opts.events / opts.runs),
+        subscribers_connected: count - gaveUp,
+        client_errors: clientErrors,
+        client_reconnects: reconnects,
+        ...percentilesOf(histogram),
+        breakdown: breakdownOf(stats, writes, opts.events),
+        heap_bytes_per_subscription: perSubscription("heapUsed"),
+        rss_bytes_per_subscription: perSubscription("rss"),
+      };
     }
   } finally {
-    await api.close();
+    for (const child of clients) if (child.exitCode === null) child.kill();
+    await Promise.all(
+      apis.map((api) => ask(api, { type: "stop" }, "stopped", 30_000).catch(() => api.kill())),
+    );
     await db.$disconnect();
     await scratch.drop();
     await server.stop();
   }
-  return results;
+  const summary = opts.subscribers.map((subscribers) => {
+    const p99 = points.filter((p) => p.subscribers === subscribers).map((p) => p.p99_ms);
+    const sorted = [...p99].sort((a, b) => a - b);
+    return {
+      subscribers,
+      p99_ms: p99,
+      p99_median_ms: sorted[Math.floor((sorted.length - 1) / 2)]!,
+      p99_min_ms: sorted[0]!,
+      p99_max_ms: sorted.at(-1)!,
+    };
+  });
+  const { log: _log, dataDir: _dataDir, ...options } = opts;
+  return {
+    machine: {
+      cpu: cpus()[0]?.model ?? "?",
+      cores: cpus().length,
+      memory_gib: Math.round(totalmem() / 1024 ** 3),
+      node: process.version,
+      loadavg_start: loadStart.map((l) => Math.round(l * 100) / 100),
+      loadavg_end: loadavg().map((l) => Math.round(l * 100) / 100),
+    },
+    date,
+    commit: commitOf(resolve(opts.apiSrc)),
+    api_src: resolve(opts.apiSrc),
+    options,
+    points,
+    summary,
+  };
+}
+
+interface Memory {
+  heapUsed: number;
+  rss: number;
+  subscribers: number | null;
+}
+
+interface Collected {
+  deliveries: number;
+  errors: number;
+  reconnects: number;
+  histogram: [number, number][];
+}
+
+type Counters = Record<string, Record<string, number>>;
+
+interface ApiStats {
+  gc: { count: number; totalMs: number; maxMs: number };
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  before: Counters | null;
+  after: Counters | null;
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+function breakdownOf(stats: ApiStats[], writes: number[], events: number): Breakdown {
+  const sum = (pick: (s: ApiStats) => number) => stats.reduce((n, s) => n + pick(s), 0);
+  const max = (pick: (s: ApiStats) => number) => Math.max(...stats.map(pick));
+  const reported = stats.every((s) => s.before && s.after);
+  const delta = (s: ApiStats, area: string, field: string) =>
+    s.after![area]![field]! - s.before![area]![field]!;
+  const notices = reported ? sum((s) => delta(s, "hub", "reads")) : 0;
+  const sends = reported ? sum((s) => delta(s, "transport", "sends")) : 0;
+  return {
+    write_commit_ms: sortedPercentiles(writes),
+    gc: {
+      count: sum((s) => s.gc.count),
+      total_ms: round2(sum((s) => s.gc.totalMs)),
+      max_ms: round2(max((s) => s.gc.maxMs)),
+    },
+    event_loop_delay_p99_ms: round2(max((s) => s.loopDelayP99Ms)),
+    event_loop_delay_max_ms: round2(max((s) => s.loopDelayMaxMs)),
+    notify_to_rows_avg_ms:
+      reported && notices ? round2(sum((s) => delta(s, "hub", "noticeToRowsMs")) / notices) : null,
+    notify_to_rows_max_ms: reported ? round2(max((s) => s.after!.hub!.maxNoticeToRowsMs!)) : null,
+    executions_per_event: reported ? round2(sum((s) => delta(s, "fanout", "executions")) / events) : null,
+    execution_ms_per_event: reported ? round2(sum((s) => delta(s, "fanout", "executionMs")) / events) : null,
+    ws_flush_avg_ms: reported && sends ? round2(sum((s) => delta(s, "transport", "flushMs")) / sends) : null,
+    ws_flush_max_ms: reported ? round2(max((s) => s.after!.transport!.maxFlushMs!)) : null,
+    ws_max_buffered_bytes: reported ? max((s) => s.after!.transport!.maxBufferedBytes!) : null,
+  };
 }

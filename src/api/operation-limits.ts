@@ -111,3 +111,34 @@ export function checkOperation(
         }),
   );
 }
+
+/** Valid documents kept by their text (most recently used first out last). */
+const CHECKED_CACHE_SIZE = 500;
+
+/**
+ * `checkOperation` remembering the documents that passed, by their text: a dashboard's
+ * thousand viewers send one query, and each parsed copy (AST with its token list) would be kept
+ * for as long as its subscription runs. Validation here sees only the schema, the text and the
+ * limits (never variables), so a text that passed once passes again. Refusals are not kept.
+ */
+export function cachedOperationCheck(
+  schema: GraphQLSchema,
+  limits: RequestLimits,
+  rules: readonly ValidationRule[],
+): (query: string) => DocumentNode | GraphQLError[] {
+  const passed = new Map<string, DocumentNode>();
+  return (query) => {
+    const hit = passed.get(query);
+    if (hit) {
+      passed.delete(query);
+      passed.set(query, hit);
+      return hit;
+    }
+    const checked = checkOperation(schema, query, limits, rules);
+    if (!Array.isArray(checked)) {
+      passed.set(query, checked);
+      if (passed.size > CHECKED_CACHE_SIZE) passed.delete(passed.keys().next().value!);
+    }
+    return checked;
+  };
+}

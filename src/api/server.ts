@@ -9,12 +9,11 @@ import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHt
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
 import type { GraphQLError } from "graphql";
-import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { ArtifactStore } from "../platform/artifacts/store.ts";
 import { API_TOKEN_REVOKED_CHANNEL } from "../platform/auth/api-tokens.ts";
 import type { Db } from "../platform/db/client.ts";
-import { RunEventHub } from "../platform/events/event-hub.ts";
+import { type HubStats, RunEventHub } from "../platform/events/event-hub.ts";
 import {
   DEFAULT_ARTIFACT_QUOTA_BYTES,
   DEFAULT_REQUEST_LIMITS,
@@ -42,11 +41,19 @@ import {
 import { createLoaders } from "./loaders.ts";
 import { metricsPlugin } from "./metrics-plugin.ts";
 import { METRICS_PATH, metricsRoute } from "./metrics-route.ts";
-import { checkOperation, isTokenLimit, limitError, limitRules, parseFailure } from "./operation-limits.ts";
+import {
+  cachedOperationCheck,
+  isTokenLimit,
+  limitError,
+  limitRules,
+  parseFailure,
+} from "./operation-limits.ts";
 import { ConnectionCounter, callerKey, RateLimiter, rateLimitError } from "./rate-limit.ts";
+import { createRunEventFanout, type FanoutStats } from "./run-event-fanout.ts";
 import { buildSchema } from "./schema.ts";
 import { shardRoute } from "./shard-route.ts";
 import { requireWorkerToken } from "./worker-auth.ts";
+import { type TransportStats, useGraphqlWs } from "./ws-transport.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 /** WebSocket close code at shutdown: "Service Restart", which graphql-ws clients retry. */
@@ -98,6 +105,8 @@ export interface ApiServer {
   httpServer: Server;
   /** `local` (loopback, no token needed) or `tokens`. */
   authMode: "local" | "tokens";
+  /** What run-event delivery costs in this process (`incubator bench events` prints these). */
+  eventStats(): { hub: HubStats; fanout: FanoutStats; transport: TransportStats; subscribers: number };
   /** Stop accepting, close WebSockets, drain in-flight requests. */
   close(): Promise<void>;
 }
@@ -120,7 +129,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const schema = auth.protect(buildSchema());
   const startedAt = new Date();
   const version = packageVersion();
-  const events = new RunEventHub({ db, databaseUrl: options.databaseUrl, logger });
+  const events = new RunEventHub({
+    db,
+    databaseUrl: options.databaseUrl,
+    logger,
+    maxQueuedEvents: limits.maxQueuedEventsPerSubscription,
+  });
+  const fanout = createRunEventFanout();
   await events.start();
   // Revocations close the token's WebSocket connections at once (auth/revocations.ts).
   await events.listen(API_TOKEN_REVOKED_CHANNEL, (tokenId) => {
@@ -153,6 +168,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     };
   };
   const validationRules = limitRules(limits, { introspection });
+  const checkOperation = cachedOperationCheck(schema, limits, validationRules);
 
   const app = express();
   app.disable("x-powered-by");
@@ -175,9 +191,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     ids.set(id, requestId);
     return requestId;
   };
-  const wsCleanup = useServer(
+  const wsCleanup = useGraphqlWs(
     {
       schema,
+      subscribe: fanout.subscribe,
       onConnect: auth.onConnect,
       onSubscribe: (ctx, id, payload) => {
         const remote = (ctx.extra as { request: { socket: { remoteAddress?: string } } }).request.socket;
@@ -194,7 +211,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
             ),
           ];
         }
-        const checked = checkOperation(schema, payload.query, limits, validationRules);
+        const checked = checkOperation(payload.query);
         if (Array.isArray(checked)) return checked;
         const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         return {
@@ -390,6 +407,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     dashboardUrl: `http://${host}:${port}${DASHBOARD_PATH}/`,
     httpServer,
     authMode: auth.mode,
+    eventStats: () => ({
+      hub: events.stats,
+      fanout: fanout.stats,
+      transport: wsCleanup.stats,
+      subscribers: events.subscriberCount,
+    }),
     close: () => {
       closing ??= apollo.stop();
       return closing;

@@ -30,7 +30,7 @@ import {
   type SideRun,
   spread,
 } from "../../bench/pairs.ts";
-import { BIN_PATH } from "./paths.ts";
+import { BIN_PATH, SRC_DIR } from "./paths.ts";
 
 interface EngineBenchOptions {
   models: string;
@@ -251,25 +251,68 @@ function runEngineChild(model: string, opts: EngineChildOptions): EngineRun {
 
 function eventsCommand(): Command {
   return new Command("events")
-    .description("progress-event latency, worker write → graphql-ws subscriber, at several subscriber counts")
-    .option("--subscribers <list>", "comma-separated subscriber counts", "1,100,1000")
-    .option("--events <n>", "timed events per count", "50")
-    .option("--interval-ms <ms>", "pause between events", "20")
-    .option("--json", "last line: a JSON array with one object per count")
-    .action(async (o: { subscribers: string; events: string; intervalMs: string; json?: boolean }) => {
-      const counts = o.subscribers.split(",").map((s) => int(s.trim(), "--subscribers"));
-      const rows = await measureEventLatency(counts, {
-        events: int(o.events, "--events"),
-        intervalMs: int(o.intervalMs, "--interval-ms"),
-        dataDir: ".data/bench-events",
-      });
-      for (const r of rows) {
-        process.stderr.write(
-          `${String(r.subscribers).padStart(5)} subscribers: p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.deliveries} deliveries)\n`,
+    .description(
+      "run-event latency, writer's commit → graphql-ws subscriber's receipt, at several subscriber counts (bench/RESULTS.md)",
+    )
+    .option(
+      "--subscribers <list>",
+      "comma-separated subscriber counts (each its own WebSocket)",
+      "1,100,1000",
+    )
+    .option("--events <n>", "timed events per point, over all runs", "500")
+    .option("--runs <n>", "runs written at once; subscribers are spread over them", "4")
+    .option("--rate-per-run <n>", "events per second written to each run", "4")
+    .option("--repeat <n>", "repeat every point this many times (the spread is reported)", "1")
+    .option("--api-processes <n>", "API processes sharing the database; subscribers spread over them", "1")
+    .option("--client-processes <n>", "subscriber processes (0: one per 2,500 subscribers)", "0")
+    .option(
+      "--api-src <dir>",
+      "the src folder whose API server to measure (an older checkout's for before/after)",
+    )
+    .option("--json", "last line: the whole report as JSON")
+    .action(
+      async (o: {
+        subscribers: string;
+        events: string;
+        runs: string;
+        ratePerRun: string;
+        repeat: string;
+        apiProcesses: string;
+        clientProcesses: string;
+        apiSrc?: string;
+        json?: boolean;
+      }) => {
+        const positive = (value: string, flag: string) => {
+          const n = int(value, flag);
+          if (n < 1) throw new Error(`${flag} must be at least 1, got "${value}"`);
+          return n;
+        };
+        const log = (line: string) => process.stderr.write(`${line}\n`);
+        const report = await measureEventLatency({
+          subscribers: o.subscribers.split(",").map((s) => positive(s.trim(), "--subscribers")),
+          events: positive(o.events, "--events"),
+          runs: positive(o.runs, "--runs"),
+          ratePerRun: positive(o.ratePerRun, "--rate-per-run"),
+          repeat: positive(o.repeat, "--repeat"),
+          apiProcesses: positive(o.apiProcesses, "--api-processes"),
+          clientProcesses: int(o.clientProcesses, "--client-processes"),
+          apiSrc: o.apiSrc ?? SRC_DIR,
+          dataDir: ".data/bench-events",
+          log,
+        });
+        log(
+          `machine: ${report.machine.cpu} × ${report.machine.cores}, node ${report.machine.node}, ${report.date}, ` +
+            `commit ${report.commit}, load ${report.machine.loadavg_start.join(" ")} → ${report.machine.loadavg_end.join(" ")}`,
         );
-      }
-      if (o.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-    });
+        for (const s of report.summary) {
+          log(
+            `${String(s.subscribers).padStart(6)} subscribers: p99 over ${s.p99_ms.length} runs ${s.p99_ms.join(", ")} ms ` +
+              `(median ${s.p99_median_ms}, range ${s.p99_min_ms}–${s.p99_max_ms})`,
+          );
+        }
+        if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+      },
+    );
 }
 
 const median = (xs: number[]) => spread(xs).median;

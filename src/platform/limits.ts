@@ -43,6 +43,11 @@ export interface RequestLimits {
   rateLimitBurst: number;
   /** Per caller: WebSocket connections open at once. */
   maxWsConnectionsPerToken: number;
+  /**
+   * Run events one subscription may have waiting for a slow connection; past it the subscription
+   * ends with RESUBSCRIBE_WITH_AFTER_SEQ (at least 1,000: one read's page).
+   */
+  maxQueuedEventsPerSubscription: number;
 }
 
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
@@ -62,6 +67,7 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
   rateLimitPerSecond: 20,
   rateLimitBurst: 100,
   maxWsConnectionsPerToken: 50,
+  maxQueuedEventsPerSubscription: 2_000,
 };
 
 /**

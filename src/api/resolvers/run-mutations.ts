@@ -200,18 +200,21 @@ function checkDataset(dataset: Dataset, arch: Architecture, errors: UserError[])
 export const runMutationResolvers = {
   Mutation: {
     startRun: async (_: unknown, { input }: { input: StartRunInput }, ctx: ApiContext) => {
-      const errors: UserError[] = [];
+      // One list per lookup, joined in field order: the loads finish in any order, and clients
+      // (and tests) read userErrors in the order of the input's fields.
+      const found: [UserError[], UserError[], UserError[]] = [[], [], []];
       const [arch, dataset, meta] = await Promise.all([
-        lookup(errors, "architectureId", "Architecture", input.architectureId, (id) =>
+        lookup(found[0], "architectureId", "Architecture", input.architectureId, (id) =>
           ctx.loaders.architecture.load(id),
         ),
-        lookup(errors, "datasetId", "Dataset", input.datasetId, (id) => ctx.loaders.dataset.load(id)),
+        lookup(found[1], "datasetId", "Dataset", input.datasetId, (id) => ctx.loaders.dataset.load(id)),
         input.metaModelId != null
-          ? lookup(errors, "metaModelId", "MetaModel", input.metaModelId, (id) =>
+          ? lookup(found[2], "metaModelId", "MetaModel", input.metaModelId, (id) =>
               ctx.loaders.metaModel.load(id),
             )
           : null,
       ]);
+      const errors: UserError[] = found.flat();
       const projectId = await targetProjectOf(ctx, input);
       if (typeof projectId !== "string") errors.push(projectId);
       else {

@@ -72,6 +72,7 @@ const schema = z
     RATE_LIMIT_PER_SECOND: count(D.rateLimitPerSecond),
     RATE_LIMIT_BURST: count(D.rateLimitBurst),
     WS_MAX_CONNECTIONS_PER_TOKEN: count(D.maxWsConnectionsPerToken),
+    WS_MAX_QUEUED_EVENTS: count(D.maxQueuedEventsPerSubscription, 1000),
     /** auto: no token on loopback, tokens elsewhere; tokens: always; local: no token, loopback only. */
     AUTH_MODE: z.enum(AUTH_SETTINGS, { error: `must be one of ${AUTH_SETTINGS.join(", ")}` }).default("auto"),
     /** Browser origins (scheme://host:port, comma-separated) that may call the API besides its own. */
@@ -156,6 +157,7 @@ export function limitsFromConfig(c: Config): RequestLimits {
     rateLimitPerSecond: c.RATE_LIMIT_PER_SECOND,
     rateLimitBurst: c.RATE_LIMIT_BURST,
     maxWsConnectionsPerToken: c.WS_MAX_CONNECTIONS_PER_TOKEN,
+    maxQueuedEventsPerSubscription: c.WS_MAX_QUEUED_EVENTS,
   };
 }
 

@@ -10,6 +10,12 @@
  * A subscriber first replays the table from its `afterSeq`, buffering live rows meanwhile, then
  * goes live; its own cursor drops anything it has already delivered. So the stream is exactly
  * the table's rows with seq > afterSeq, in order, without gaps or repeats.
+ *
+ * Every subscriber of a run gets the same row objects: the API executes and serialises each
+ * once per sharing key (api/run-event-fanout.ts). A subscriber's queue is bounded
+ * (`maxQueuedEvents`): a consumer that falls that far behind — a slow socket — ends with a
+ * `SubscriberBehindError` naming the seq to resume after, and never holds up the others, whose
+ * queues are their own. The replay reads its next page only once the queue has room.
  */
 import pg from "pg";
 import type { Db } from "../db/client.ts";
@@ -19,8 +25,31 @@ import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents } from "./event-
 import { isTerminalRunEvent, type RunEvent } from "./run-event.ts";
 
 const FETCH_PAGE = 1000;
-/** A subscriber this far behind is cut off (it can resubscribe with its last seq). */
-const MAX_QUEUED_EVENTS = 50_000;
+/** Default bound of a subscriber's queue: past it the subscriber is cut off (it resumes with afterSeq). */
+export const DEFAULT_MAX_QUEUED_EVENTS = 2 * FETCH_PAGE;
+
+/** A subscriber's consumer fell `maxQueuedEvents` behind; it resumes with `afterSeq: resumeAfterSeq`. */
+export class SubscriberBehindError extends Error {
+  constructor(
+    readonly resumeAfterSeq: number,
+    maxQueued: number,
+  ) {
+    super(
+      `this subscription fell more than ${maxQueued} events behind (a slow connection); ` +
+        `resubscribe with afterSeq: ${resumeAfterSeq}`,
+    );
+  }
+}
+
+/** What the hub's reads cost, for `incubator bench events` and metrics. */
+export interface HubStats {
+  /** NOTIFY notices heard, and reads of new rows (coalesced notices share one). */
+  notices: number;
+  reads: number;
+  /** Milliseconds from a notice to its rows being handed to subscribers, summed, and the worst. */
+  noticeToRowsMs: number;
+  maxNoticeToRowsMs: number;
+}
 
 export interface SubscribeOptions {
   afterSeq?: number;
@@ -38,13 +67,27 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
   /** Buffer live rows until the replay has caught up. */
   replaying = true;
   private buffered: RunEvent[] = [];
+  /** The seq of the last event the consumer took: where it resumes if cut off. */
+  private taken: number;
+  private room: (() => void) | null = null;
 
   constructor(
     public cursor: number,
     private readonly moduleIndex: number | null,
     private readonly completeOnTerminal: boolean,
+    private readonly maxQueued: number,
     private readonly onClose: (subscriber: Subscriber) => void,
-  ) {}
+  ) {
+    this.taken = cursor;
+  }
+
+  /** Resolves once the consumer has taken enough that another replay page fits. */
+  whenRoom(): Promise<void> {
+    if (this.done || this.queue.length + FETCH_PAGE <= this.maxQueued) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.room = resolve;
+    });
+  }
 
   /** Deliver live rows (buffered while replaying). */
   offerLive(rows: RunEvent[]): void {
@@ -83,8 +126,9 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
       return;
     }
     this.queue.push(row);
-    if (this.queue.length > MAX_QUEUED_EVENTS) {
-      this.fail(new Error(`subscriber fell ${MAX_QUEUED_EVENTS} events behind; resubscribe with afterSeq`));
+    if (this.queue.length > this.maxQueued) {
+      this.queue = [];
+      this.fail(new SubscriberBehindError(this.taken, this.maxQueued));
     }
   }
 
@@ -97,6 +141,7 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
     if (this.done) return;
     this.done = true;
     this.onClose(this);
+    this.room?.();
     if (this.waiting && this.queue.length === 0) {
       // Settle the waiting `next()` as a fresh one would: done, or the failure that ended it.
       const settle = this.waiting;
@@ -107,7 +152,15 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
 
   next(): Promise<IteratorResult<RunEvent>> {
     const row = this.queue.shift();
-    if (row) return Promise.resolve({ value: row, done: false });
+    if (row) {
+      this.taken = row.seq;
+      if (this.room && this.queue.length + FETCH_PAGE <= this.maxQueued) {
+        const room = this.room;
+        this.room = null;
+        room();
+      }
+      return Promise.resolve({ value: row, done: false });
+    }
     if (this.failure) {
       const failure = this.failure;
       this.failure = null;
@@ -144,6 +197,8 @@ export interface RunEventHubOptions {
   logger: Logger;
   /** Safety net for lost connections: re-read runs with subscribers this often. */
   pollIntervalMs?: number;
+  /** Events one subscriber may have waiting before it is cut off (default DEFAULT_MAX_QUEUED_EVENTS). */
+  maxQueuedEvents?: number;
 }
 
 export class RunEventHub {
@@ -158,8 +213,15 @@ export class RunEventHub {
   private poll: NodeJS.Timeout | null = null;
   private closed = false;
   private reconnectDelayMs = 250;
+  /** When the oldest notice not yet read arrived, per run (for `stats`). */
+  private readonly noticedAt = new Map<string, number>();
+  readonly stats: HubStats = { notices: 0, reads: 0, noticeToRowsMs: 0, maxNoticeToRowsMs: 0 };
+  private readonly maxQueued: number;
 
-  constructor(private readonly options: RunEventHubOptions) {}
+  constructor(private readonly options: RunEventHubOptions) {
+    // A whole page of rows (one read) must fit in a queue.
+    this.maxQueued = Math.max(options.maxQueuedEvents ?? DEFAULT_MAX_QUEUED_EVENTS, FETCH_PAGE);
+  }
 
   async start(): Promise<void> {
     await this.connectListener();
@@ -174,10 +236,11 @@ export class RunEventHub {
     await this.listener?.query(`LISTEN ${channel}`);
   }
 
-  /** Number of live subscribers in this process (for metrics and tests). */
+  /** Subscribers in this process that have finished their replay and wait for live rows (for metrics and tests). */
   get subscriberCount(): number {
     let n = 0;
-    for (const channel of this.channels.values()) n += channel.subscribers.size;
+    for (const channel of this.channels.values())
+      for (const subscriber of channel.subscribers) if (!subscriber.replaying) n++;
     return n;
   }
 
@@ -188,6 +251,7 @@ export class RunEventHub {
       options.afterSeq ?? 0,
       options.moduleIndex ?? null,
       options.completeOnTerminal ?? true,
+      this.maxQueued,
       (s) => this.remove(runId, s),
     );
     void this.attach(runId, subscriber);
@@ -235,6 +299,7 @@ export class RunEventHub {
         const page = await readRunEvents(this.options.db, runId, subscriber.cursor, { limit: FETCH_PAGE });
         subscriber.deliver(page);
         if (page.length < FETCH_PAGE || subscriber.done) break;
+        await subscriber.whenRoom();
       }
       subscriber.finishReplay();
     } catch (error) {
@@ -250,8 +315,12 @@ export class RunEventHub {
   }
 
   private onNotice(notice: RunEventNotice): void {
+    this.stats.notices++;
     const channel = this.channels.get(notice.runId);
-    if (channel && notice.seq > channel.cursor) void this.fetch(notice.runId, channel);
+    if (channel && notice.seq > channel.cursor) {
+      if (!this.noticedAt.has(notice.runId)) this.noticedAt.set(notice.runId, performance.now());
+      void this.fetch(notice.runId, channel);
+    }
   }
 
   private refreshAll(): void {
@@ -270,8 +339,10 @@ export class RunEventHub {
         channel.again = false;
         for (;;) {
           const rows = await readRunEvents(this.options.db, runId, channel.cursor, { limit: FETCH_PAGE });
+          this.stats.reads++;
           if (rows.length === 0) break;
           channel.cursor = rows[rows.length - 1]!.seq;
+          this.noteRead(runId);
           for (const subscriber of channel.subscribers) subscriber.offerLive(rows);
           if (rows.length < FETCH_PAGE) break;
         }
@@ -281,6 +352,15 @@ export class RunEventHub {
     } finally {
       channel.fetching = false;
     }
+  }
+
+  private noteRead(runId: string): void {
+    const at = this.noticedAt.get(runId);
+    if (at === undefined) return;
+    this.noticedAt.delete(runId);
+    const took = performance.now() - at;
+    this.stats.noticeToRowsMs += took;
+    if (took > this.stats.maxNoticeToRowsMs) this.stats.maxNoticeToRowsMs = took;
   }
 
   private async connectListener(): Promise<void> {

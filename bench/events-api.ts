@@ -1,0 +1,89 @@
+/**
+ * One API process of `incubator bench events` (forked, IPC). It starts the API server of the
+ * source tree it is given (`apiSrc`: this checkout's `src`, or an older build's for before/after
+ * pairs) on the bench's database, and answers the orchestrator's questions: what GC pauses and
+ * event-loop delay cost during the timed window, what the event delivery cost (`eventStats`,
+ * when that build has it), and memory after a full GC (for memory per idle subscription).
+ *
+ * Run with `--expose-gc` and tsx (bench/events.ts forks it so).
+ */
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import pino from "pino";
+
+interface Start {
+  apiSrc: string;
+  databaseUrl: string;
+}
+
+type Request = { type: "reset" } | { type: "stats" } | { type: "memory" } | { type: "stop" };
+
+const send = (message: unknown) => process.send?.(message);
+
+process.once("message", async (start: Start) => {
+  const { startApiServer } = await import(`${start.apiSrc}/api/server.ts`);
+  const { createDb } = await import(`${start.apiSrc}/platform/db/client.ts`);
+  const db = createDb(start.databaseUrl);
+  const api = await startApiServer({
+    db,
+    databaseUrl: start.databaseUrl,
+    logger: pino({ level: "silent" }),
+    port: 0,
+    host: "127.0.0.1",
+    auth: "local",
+    // One machine plays thousands of viewers from one address: lift the per-caller limits.
+    limits: { rateLimitPerSecond: 1e9, rateLimitBurst: 1e9, maxWsConnectionsPerToken: 1e9 },
+  });
+
+  let gc = { count: 0, totalMs: 0, maxMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.count++;
+      gc.totalMs += entry.duration;
+      if (entry.duration > gc.maxMs) gc.maxMs = entry.duration;
+    }
+  }).observe({ entryTypes: ["gc"] });
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
+  const eventStats = () => (typeof api.eventStats === "function" ? api.eventStats() : null);
+  const snapshot = () =>
+    JSON.parse(JSON.stringify(eventStats())) as Record<string, Record<string, number>> | null;
+  let before = snapshot();
+
+  process.on("message", async (request: Request) => {
+    if (request.type === "reset") {
+      gc = { count: 0, totalMs: 0, maxMs: 0 };
+      loopDelay.reset();
+      const live = eventStats();
+      if (live) {
+        // The worst cases are per window: start them again.
+        live.hub.maxNoticeToRowsMs = 0;
+        live.transport.maxFlushMs = 0;
+        live.transport.maxBufferedBytes = 0;
+      }
+      before = snapshot();
+      send({ type: "reset" });
+    } else if (request.type === "stats") {
+      send({
+        type: "stats",
+        gc,
+        loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+        loopDelayMaxMs: loopDelay.max / 1e6,
+        before,
+        after: snapshot(),
+      });
+    } else if (request.type === "memory") {
+      global.gc?.();
+      await new Promise((r) => setTimeout(r, 50));
+      global.gc?.();
+      const { heapUsed, rss } = process.memoryUsage();
+      const subscribers = eventStats()?.subscribers ?? null;
+      send({ type: "memory", heapUsed, rss, subscribers });
+    } else if (request.type === "stop") {
+      await api.close();
+      await db.$disconnect();
+      send({ type: "stopped" });
+      process.exit(0);
+    }
+  });
+  send({ type: "ready", wsUrl: api.wsUrl });
+});
