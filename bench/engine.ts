@@ -2,7 +2,9 @@
  * `incubator bench engine`: the same ViT trained (forward + backward + AdamW, fp32) by our ONNX
  * Runtime engine and by PyTorch, side by side, on this machine.
  *
- * Each measurement runs in its own child process so peak RSS is per configuration. PyTorch is
+ * Each measurement runs in its own child process so peak RSS is per configuration; the CLI
+ * alternates the two sides in pairs (bench/pairs.ts). An engine `EngineVariant` (lowering and
+ * session switches) can be compared against another the same way. PyTorch is
  * Debian's python3-torch with the OpenMP OpenBLAS (bench/torch/vit_train_bench.py). A large
  * fp32 MatMul in ONNX Runtime gives the machine's practical peak, against which each model's
  * achieved GFLOP/s is reported.
@@ -48,6 +50,57 @@ export function trainStepFlops(cfg: VitConfig, batch: number): number {
   return 3 * forward;
 }
 
+/**
+ * Engine switches that change speed or memory but not the function computed: what `--compare`
+ * toggles between the two sides of a pair. Every key is optional; absent means the engine default.
+ */
+export interface EngineVariant {
+  /** com.microsoft fused kernels in float32 lowerings (Gelu, FusedMatMul) */
+  contribOps?: boolean;
+  /** skipLayerNorm as com.microsoft SkipLayerNormalization (else Add + LayerNormalization) */
+  skipLayerNorm?: boolean;
+  /** ORT CPU memory arena */
+  memArena?: boolean;
+  /** ORT memory-pattern planner */
+  memPattern?: boolean;
+  /** idle ORT intra-op threads spin (default) or sleep */
+  spinning?: boolean;
+  /** ORT graph optimisation level */
+  optLevel?: "disabled" | "basic" | "extended" | "all";
+}
+
+const BOOLEAN_KEYS = ["contribOps", "skipLayerNorm", "memArena", "memPattern", "spinning"] as const;
+const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
+
+/** Parses "key=value,key=value" (e.g. "memArena=false,contribOps=true"); "" is the default engine. */
+export function parseVariant(text: string, flag: string): EngineVariant {
+  const variant: EngineVariant = {};
+  const keys = [...BOOLEAN_KEYS, "optLevel"].join(", ");
+  for (const part of text
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [key, value, ...rest] = part.split("=");
+    if (!key || value === undefined || rest.length)
+      throw new Error(`${flag}: "${part}" is not key=value (keys: ${keys})`);
+    if ((BOOLEAN_KEYS as readonly string[]).includes(key)) {
+      if (value !== "true" && value !== "false")
+        throw new Error(`${flag}: ${key} must be true or false, got "${value}"`);
+      variant[key as (typeof BOOLEAN_KEYS)[number]] = value === "true";
+    } else if (key === "optLevel") {
+      if (!(OPT_LEVELS as readonly string[]).includes(value))
+        throw new Error(`${flag}: optLevel must be one of ${OPT_LEVELS.join(", ")}, got "${value}"`);
+      variant.optLevel = value as EngineVariant["optLevel"];
+    } else throw new Error(`${flag}: unknown key "${key}" (keys: ${keys})`);
+  }
+  return variant;
+}
+
+export const formatVariant = (v: EngineVariant) =>
+  Object.entries(v)
+    .map(([k, x]) => `${k}=${x}`)
+    .join(",") || "default";
+
 export interface EngineRun {
   model: string;
   steps_per_s: number;
@@ -58,11 +111,22 @@ export interface EngineRun {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+export interface TimingOptions {
+  threads: number;
+  warmup: number;
+  steps: number;
+  repeats: number;
+}
+
+export interface EngineChildOptions extends TimingOptions {
+  /** steps per run() in Loop mode; 0 or 1: one step per run() */
+  loop: number;
+  variant?: EngineVariant;
+}
+
 /** Time our engine in this process (called in a child by runEngineBench). */
-export async function measureEngine(
-  model: string,
-  opts: { threads: number; warmup: number; steps: number; repeats: number; loop: number },
-): Promise<EngineRun> {
+export async function measureEngine(model: string, opts: EngineChildOptions): Promise<EngineRun> {
+  const variant = opts.variant ?? {};
   const { cfg, batch } = BENCH_MODELS[model]!;
   const spec = vitClassifierSpec(cfg, {
     batch,
@@ -70,8 +134,20 @@ export async function measureEngine(
     labelSmoothing: 0.1,
   });
   const trainer = await Trainer.create(
-    compileTrainer(spec, { eval: false, loopSteps: opts.loop > 1 ? [opts.loop] : [] }),
-    { intraOpNumThreads: opts.threads, seed: 0 },
+    compileTrainer(spec, {
+      eval: false,
+      loopSteps: opts.loop > 1 ? [opts.loop] : [],
+      contribOps: variant.contribOps,
+      fusedSkipLayerNorm: variant.skipLayerNorm,
+    }),
+    {
+      intraOpNumThreads: opts.threads,
+      seed: 0,
+      memArena: variant.memArena,
+      memPattern: variant.memPattern,
+      spinning: variant.spinning,
+      graphOptimizationLevel: variant.optLevel,
+    },
   );
   const rng = new Rng(1);
   const makeBatch = (): Batch => {
@@ -152,14 +228,13 @@ export function torchAvailable(): string | null {
   return null;
 }
 
-export function measureTorch(
-  model: string,
-  opts: { threads: number; warmup: number; steps: number; repeats: number },
-) {
+/** `spinning: false` makes OpenMP's idle threads sleep (OMP_WAIT_POLICY=PASSIVE), as --no-spin does for ORT. */
+export function measureTorch(model: string, opts: TimingOptions & { spinning?: boolean }) {
   const env = { ...process.env };
   if (existsSync(OPENBLAS_OPENMP))
     env.LD_LIBRARY_PATH = [OPENBLAS_OPENMP, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
   env.OMP_NUM_THREADS = String(opts.threads);
+  if (opts.spinning === false) env.OMP_WAIT_POLICY = "PASSIVE";
   // These machines pin OpenBLAS to an older core type (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE) for
   // safety; that slows a current OpenBLAS, so the PyTorch baseline runs without them (benchmark only).
   delete env.OPENBLAS_CORETYPE;

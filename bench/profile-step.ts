@@ -2,7 +2,9 @@
  * Profile one compiled train step of a bench model: ONNX node counts per op type, and ONNX
  * Runtime's per-node profile (enableProfiling) aggregated per op type, plus the slowest nodes.
  *
- *   npx tsx bench/profile-step.ts [tiny|deit-t] [--steps N] [--threads T] [--top K] [--no-profile]
+ *   npx tsx bench/profile-step.ts [tiny|deit-t] [--steps N] [--threads T] [--top K] [--no-profile] [--no-contrib]
+ *
+ * --no-contrib lowers without com.microsoft kernels (as the `contribOps=false` engine variant).
  *
  * Timing (steps/s median over repeats) runs without profiling; the profile run is separate.
  */
@@ -36,7 +38,7 @@ const spec = vitClassifierSpec(cfg, {
   optimizer: { kind: "adamw", weightDecay: 0.05 },
   labelSmoothing: 0.1,
 });
-const compiled = compileTrainStep(spec);
+const compiled = compileTrainStep(spec, { contribOps: !args.includes("--no-contrib") });
 
 // ---- IR node counts --------------------------------------------------------------------------
 const irCounts = new Map<string, number>();

@@ -7,14 +7,29 @@ import { cpus } from "node:os";
 import { Command } from "commander";
 import {
   BENCH_MODELS,
+  type EngineChildOptions,
   type EngineRun,
+  type EngineVariant,
+  formatVariant,
   measureEngine,
   measureMatmulPeak,
   measureTorch,
+  parseVariant,
+  type TimingOptions,
   torchAvailable,
   trainStepFlops,
 } from "../../bench/engine.ts";
 import { measureEventLatency } from "../../bench/events.ts";
+import {
+  alternate,
+  endLoad,
+  type Pair,
+  pairRatios,
+  round3,
+  runContext,
+  type SideRun,
+  spread,
+} from "../../bench/pairs.ts";
 import { BIN_PATH, SRC_DIR } from "./paths.ts";
 
 interface EngineBenchOptions {
@@ -24,7 +39,11 @@ interface EngineBenchOptions {
   steps: string;
   repeats: string;
   loop: string;
+  pairs: string;
+  base: string;
+  compare?: string;
   torch: boolean;
+  spin: boolean;
   json: boolean;
 }
 
@@ -34,16 +53,34 @@ const int = (value: string, flag: string) => {
   return n;
 };
 
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const mb = (x: number) => Math.round(x);
+const range = (s: { min: number; max: number }) => `${s.min.toFixed(2)}–${s.max.toFixed(2)}`;
+
 function engineCommand(): Command {
   return new Command("engine")
-    .description("train the same ViT in our ONNX Runtime engine and in PyTorch, side by side (fp32, AdamW)")
+    .description(
+      "train the same ViT in our ONNX Runtime engine and in PyTorch, alternating the two in pairs (fp32, AdamW)",
+    )
     .option("--models <list>", `comma-separated: ${Object.keys(BENCH_MODELS).join(", ")}`, "tiny,deit-t")
     .option("--threads <n>", "intra-op threads for both engines", "2")
-    .option("--warmup <n>", "untimed warm-up steps", "5")
+    .option("--warmup <n>", "untimed warm-up steps per process", "5")
     .option("--steps <n>", "timed steps per repeat", "20")
-    .option("--repeats <n>", "repeats (the median is reported)", "3")
-    .option("--loop <n>", "also time Loop mode with n steps per run() (0: off)", "10")
-    .option("--no-torch", "skip the PyTorch side")
+    .option("--repeats <n>", "repeats per process (its median is that process's figure)", "3")
+    .option("--loop <n>", "our engine runs n steps per run() in an ONNX Loop (0: one step per run())", "10")
+    .option("--pairs <n>", "alternating pairs per model (A B A B …, each side its own process)", "5")
+    .option("--base <variant>", "engine variant of our side, key=value,… (see --compare)", "")
+    .option(
+      "--compare <variant>",
+      "instead of PyTorch, pair the --base engine (A) against this variant (B): " +
+        "contribOps|skipLayerNorm|memArena|memPattern|spinning=true|false, optLevel=disabled|basic|extended|all",
+    )
+    .option("--no-torch", "only our engine, no pairs (a quick smoke run)")
+    .option(
+      "--no-spin",
+      "idle threads sleep instead of spinning, in both engines (ORT allow_spinning=0, OMP_WAIT_POLICY=PASSIVE): " +
+        "fairer on a machine shared with other work, where spinning OpenMP threads collapse PyTorch",
+    )
     .option("--json", "last line: a JSON array with one object per model")
     .action(async (o: EngineBenchOptions) => {
       const models = o.models.split(",").map((m) => m.trim());
@@ -52,61 +89,160 @@ function engineCommand(): Command {
           throw new Error(`--models: unknown model "${m}"; choose from ${Object.keys(BENCH_MODELS)}`);
       }
       const threads = int(o.threads, "--threads");
-      const common = {
+      const timing: TimingOptions = {
         threads,
         warmup: int(o.warmup, "--warmup"),
         steps: int(o.steps, "--steps"),
         repeats: int(o.repeats, "--repeats"),
       };
       const loop = int(o.loop, "--loop");
-      const torchMissing = o.torch ? torchAvailable() : "skipped (--no-torch)";
-      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const pairs = int(o.pairs, "--pairs");
+      const spin = o.spin ? {} : { spinning: false };
+      const base = { ...parseVariant(o.base, "--base"), ...spin };
+      const compare =
+        o.compare === undefined ? undefined : { ...spin, ...parseVariant(o.compare, "--compare") };
+      if (!compare && o.torch) {
+        const missing = torchAvailable();
+        if (missing) throw new Error(`PyTorch: ${missing} (or pass --no-torch, or --compare <variant>)`);
+      }
+      const context = runContext();
       log(
-        `machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
+        `machine: ${context.machine}, node ${context.node}, ${context.date}, commit ${context.commit}, ` +
+          `load average (1 min) ${context.loadavg_1m_start}${o.spin ? "" : ", idle threads sleep (--no-spin)"}`,
       );
       const peak = await measureMatmulPeak(threads);
       log(`ONNX Runtime fp32 MatMul 2048³ peak: ${peak.toFixed(1)} GFLOP/s (${threads} threads)`);
-      if (torchMissing) log(`PyTorch: ${torchMissing}`);
+      const ours = (model: string, variant: EngineVariant) => () =>
+        runEngineChild(model, { ...timing, loop, variant });
       const rows = [];
       for (const model of models) {
-        const single = runEngineChild(model, { ...common, loop: 0 });
-        const looped = loop > 1 ? runEngineChild(model, { ...common, loop }) : undefined;
-        const best = looped && looped.steps_per_s > single.steps_per_s ? looped : single;
-        const torch = torchMissing ? undefined : measureTorch(model, common);
         const { cfg, batch } = BENCH_MODELS[model]!;
-        const gflops = (trainStepFlops(cfg, batch) * best.steps_per_s) / 1e9;
-        const row = {
+        const flops = trainStepFlops(cfg, batch);
+        const shared = {
           model,
-          ort_steps_per_s: round(best.steps_per_s),
-          ort_single_step_steps_per_s: round(single.steps_per_s),
-          ort_loop_steps_per_s: looped ? round(looped.steps_per_s) : null,
-          torch_steps_per_s: torch ? round(torch.torch_steps_per_s) : null,
-          ratio: torch ? round(best.steps_per_s / torch.torch_steps_per_s) : null,
-          gflops: round(gflops),
-          peak_fraction: round(gflops / peak),
-          matmul_peak_gflops: round(peak),
-          ort_peak_rss_mb: Math.round(best.peak_rss_mb),
-          torch_peak_rss_mb: torch ? Math.round(torch.torch_peak_rss_mb) : null,
           threads,
+          loop_steps: Math.max(loop, 1),
+          matmul_peak_gflops: round3(peak),
+          idle_threads_spin: o.spin,
         };
-        rows.push(row);
-        log(
-          `${model.padEnd(7)} ours ${row.ort_steps_per_s} steps/s (single ${row.ort_single_step_steps_per_s}, loop ${row.ort_loop_steps_per_s ?? "-"}) · ` +
-            `torch ${row.torch_steps_per_s ?? "-"} · ratio ${row.ratio ?? "-"} · ${row.gflops} GFLOP/s = ${(row.peak_fraction * 100).toFixed(0)}% of peak · ` +
-            `RSS ours ${row.ort_peak_rss_mb} MB, torch ${row.torch_peak_rss_mb ?? "-"} MB`,
-        );
+        if (compare) {
+          log(`${model}: A = ${formatVariant(base)}, B = ${formatVariant(compare)}`);
+          const done = alternate(pairs, ours(model, base), ours(model, compare), (p, i) =>
+            logPair(model, i, p, "A", "B", "b"),
+          );
+          const r = pairRatios(done, "b");
+          const row = {
+            ...shared,
+            variant_a: formatVariant(base),
+            variant_b: formatVariant(compare),
+            ...summary(done, r, "a", "b"),
+          };
+          log(
+            `${model}: B/A speed ${row.ratio} (${range(r.speed)}), B/A peak RSS ${row.rss_ratio} (${range(r.rss)}) over ${pairs} pairs`,
+          );
+          rows.push({ ...row, ...context, loadavg_1m_end: endLoad() });
+        } else if (!o.torch) {
+          const run = ours(model, base)();
+          log(
+            `${model}: ours ${run.steps_per_s.toFixed(3)} steps/s, peak RSS ${mb(run.peak_rss_mb)} MB (one run, no pairs)`,
+          );
+          rows.push({
+            ...shared,
+            variant: formatVariant(base),
+            ...run,
+            ...context,
+            loadavg_1m_end: endLoad(),
+          });
+        } else {
+          const torchSide = (): SideRun => {
+            const t = measureTorch(model, { ...timing, spinning: o.spin });
+            return { steps_per_s: t.torch_steps_per_s, peak_rss_mb: t.torch_peak_rss_mb };
+          };
+          const done = alternate(pairs, ours(model, base), torchSide, (p, i) =>
+            logPair(model, i, p, "ours", "torch", "a"),
+          );
+          const r = pairRatios(done, "a");
+          const s = summary(done, r, "ort", "torch");
+          const gflops = (flops * s.ort_steps_per_s) / 1e9;
+          const row = {
+            ...shared,
+            variant: formatVariant(base),
+            ...s,
+            gflops: round3(gflops),
+            peak_fraction: round3(gflops / peak),
+          };
+          log(
+            `${model}: ours/torch speed ${row.ratio} (${range(r.speed)}) · ours ${row.ort_steps_per_s}, torch ${row.torch_steps_per_s} steps/s · ` +
+              `peak RSS ours ${row.ort_peak_rss_mb} MB, torch ${row.torch_peak_rss_mb} MB, ratio ${row.rss_ratio} (${range(r.rss)}) · ` +
+              `${row.gflops} GFLOP/s = ${(row.peak_fraction * 100).toFixed(0)}% of peak · ${pairs} pairs`,
+          );
+          rows.push({ ...row, ...context, loadavg_1m_end: endLoad() });
+        }
       }
       if (o.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
     });
 }
 
-const round = (x: number) => Math.round(x * 1000) / 1000;
+/** One pair as it completes; `ratio` is the numerator side's speed over the other's. */
+function logPair(
+  model: string,
+  i: number,
+  p: Pair<SideRun, SideRun>,
+  a: string,
+  b: string,
+  numerator: "a" | "b",
+) {
+  const ratio = numerator === "a" ? p.a.steps_per_s / p.b.steps_per_s : p.b.steps_per_s / p.a.steps_per_s;
+  log(
+    `  ${model} pair ${i + 1}: ${a} ${p.a.steps_per_s.toFixed(3)} steps/s ${mb(p.a.peak_rss_mb)} MB · ` +
+      `${b} ${p.b.steps_per_s.toFixed(3)} steps/s ${mb(p.b.peak_rss_mb)} MB · ratio ${ratio.toFixed(3)}`,
+  );
+}
+
+/**
+ * The JSON fields of a paired comparison: `ratio` is the median per-pair speed ratio (min–max
+ * beside it), `rss_ratio` the same for peak RSS; each side's own medians are kept under its label.
+ */
+function summary<A extends string, B extends string>(
+  pairs: Pair<SideRun, SideRun>[],
+  r: ReturnType<typeof pairRatios>,
+  a: A,
+  b: B,
+) {
+  const side = (label: string, k: "a" | "b") => ({
+    [`${label}_steps_per_s`]: round3(spread(pairs.map((p) => p[k].steps_per_s)).median),
+    [`${label}_peak_rss_mb`]: mb(spread(pairs.map((p) => p[k].peak_rss_mb)).median),
+  });
+  return {
+    pairs: pairs.length,
+    ratio: round3(r.speed.median),
+    ratio_min: round3(r.speed.min),
+    ratio_max: round3(r.speed.max),
+    rss_ratio: round3(r.rss.median),
+    rss_ratio_min: round3(r.rss.min),
+    rss_ratio_max: round3(r.rss.max),
+    ...side(a, "a"),
+    ...side(b, "b"),
+    per_pair: pairs.map((p) => ({
+      [`${a}_steps_per_s`]: round3(p.a.steps_per_s),
+      [`${b}_steps_per_s`]: round3(p.b.steps_per_s),
+      [`${a}_peak_rss_mb`]: mb(p.a.peak_rss_mb),
+      [`${b}_peak_rss_mb`]: mb(p.b.peak_rss_mb),
+    })),
+  } as Record<`${A | B}_steps_per_s` | `${A | B}_peak_rss_mb`, number> & {
+    pairs: number;
+    ratio: number;
+    ratio_min: number;
+    ratio_max: number;
+    rss_ratio: number;
+    rss_ratio_min: number;
+    rss_ratio_max: number;
+    per_pair: Record<string, number>[];
+  };
+}
 
 /** Each engine measurement in a fresh process, so its peak RSS is its own. */
-function runEngineChild(
-  model: string,
-  opts: { threads: number; warmup: number; steps: number; repeats: number; loop: number },
-): EngineRun {
+function runEngineChild(model: string, opts: EngineChildOptions): EngineRun {
   const args = [BIN_PATH, "bench", "engine-child", model, JSON.stringify(opts)];
   const result = spawnSync(process.execPath, args, { encoding: "utf8" });
   if (result.status !== 0) throw new Error(`engine benchmark for ${model} failed:\n${result.stderr}`);
@@ -179,10 +315,7 @@ function eventsCommand(): Command {
     );
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const median = (xs: number[]) => spread(xs).median;
 
 function uiCommand(): Command {
   return new Command("ui")
@@ -195,7 +328,6 @@ function uiCommand(): Command {
     .action(async (o: { pairs: string; events: string; json?: boolean }) => {
       // Loaded on demand: playwright-core is a dev dependency (the browser tests' driver).
       const { measureDashboard } = await import("../../bench/ui.ts");
-      const log = (line: string) => process.stderr.write(`${line}\n`);
       log(
         `machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
       );

@@ -63,6 +63,14 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   ).toBeLessThanOrEqual(tol);
 }
 
+/** Every parameter's gradient against the fixture's `${key}.<name>`, within 1e-4 of its scale. */
+function expectGradients(out: Record<string, HostTensor>, fx: Fixture, key: string) {
+  for (const n of fx.json.param_names) {
+    const tol = 1e-4 * fx.json.max_abs[`${key}.${n}`]! + 1e-6;
+    expectClose(out[`grad.${n}`]!.data as Float32Array, fx.f32(`${key}.${n}`), tol, `${key}.${n}`);
+  }
+}
+
 const TINY: VitConfig = tinyVit({ mlpRatio: 4, numClasses: 10 });
 
 /** Build a graph whose parameters are plain inputs, run forward + gradients once. */
@@ -73,6 +81,7 @@ async function runWithGradients(
     param: (n: string) => Value,
   ) => { loss: Value; outputs: Record<string, Value>; wrt?: Value[] },
   feeds: Record<string, HostTensor>,
+  contribOps = true,
 ): Promise<Record<string, HostTensor>> {
   const b = new GraphBuilder("reference");
   const params = new Map<string, Value>();
@@ -89,7 +98,7 @@ async function runWithGradients(
   for (let i = 0; i < wrt.length; i++) b.output(`grad.wrt${i}`, grads[names.length + i]!);
   b.output("loss", loss);
   for (const [k, v] of Object.entries(outputs)) b.output(k, v);
-  const session = await EngineSession.create(toOnnxModel(b.graph), { intraOpNumThreads: 1 });
+  const session = await EngineSession.create(toOnnxModel(b.graph, { contribOps }), { intraOpNumThreads: 1 });
   try {
     return await session.run(feeds);
   } finally {
@@ -97,7 +106,17 @@ async function runWithGradients(
   }
 }
 
-describe("a ViT block against PyTorch (float64 reference)", () => {
+/**
+ * Every check below runs twice: with com.microsoft fused kernels (Gelu, FusedMatMul,
+ * SkipLayerNormalization — the default) and with plain opset-17 lowerings, so neither path is
+ * assumed equal to the other.
+ */
+const LOWERINGS = [
+  { label: "fused kernels", contribOps: true },
+  { label: "unfused", contribOps: false },
+] as const;
+
+describe.each(LOWERINGS)("a ViT block against PyTorch (float64 reference), $label", ({ contribOps }) => {
   it("matches y, dx and every parameter gradient", async () => {
     const fx = fixture("vit_block");
     const cfg = fx.json.config as {
@@ -127,6 +146,7 @@ describe("a ViT block against PyTorch (float64 reference)", () => {
         return { loss: b.sumAll(b.mul(y, dy)), outputs: { y }, wrt: [x] };
       },
       feeds,
+      contribOps,
     );
     const tol = (key: string) => 1e-4 * fx.json.max_abs[key]! + 1e-6;
     expectClose(out.y!.data as Float32Array, fx.f32("y"), tol("y"), "y");
@@ -142,63 +162,110 @@ describe("a ViT block against PyTorch (float64 reference)", () => {
   });
 });
 
-describe("a whole small ViT against PyTorch (float64 reference)", () => {
-  const fx = fixture("vit_tiny_step");
-  const shapes = new Map(fx.json.param_names.map((n) => [n, fx.shape(`param.${n}`)] as const));
-  const feeds = (): Record<string, HostTensor> => {
-    const f: Record<string, HostTensor> = {
+describe.each(LOWERINGS)(
+  "a whole small ViT against PyTorch (float64 reference), $label",
+  ({ contribOps }) => {
+    const fx = fixture("vit_tiny_step");
+    const shapes = new Map(fx.json.param_names.map((n) => [n, fx.shape(`param.${n}`)] as const));
+    const feeds = (): Record<string, HostTensor> => {
+      const f: Record<string, HostTensor> = {
+        images: f32(fx.shape("images"), fx.f32("images")),
+        labels: {
+          dtype: "int64",
+          shape: [4],
+          data: tensorData(fx.st.tensors.get("labels")!) as BigInt64Array,
+        },
+        targets: f32(fx.shape("soft_targets"), fx.f32("soft_targets")),
+      };
+      for (const n of fx.json.param_names)
+        f[`param.${n}`] = f32(fx.shape(`param.${n}`), fx.f32(`param.${n}`));
+      return f;
+    };
+    const tol = (key: string) => 1e-4 * fx.json.max_abs[key]! + 1e-6;
+
+    it("matches logits, the label-smoothed loss and every gradient", async () => {
+      const out = await runWithGradients(
+        shapes,
+        (b, param) => {
+          const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
+          const labels = b.input("labels", "int64", [4]);
+          b.input("targets", "float32", [4, 10]);
+          return { loss: b.softmaxCrossEntropy(logits, labels, 0.1), outputs: { logits } };
+        },
+        feeds(),
+        contribOps,
+      );
+      expect((out.loss!.data as Float32Array)[0]).toBeCloseTo(fx.json.loss as number, 5);
+      expectClose(out.logits!.data as Float32Array, fx.f32("logits"), tol("logits"), "logits");
+      expectGradients(out, fx, "grad");
+    });
+
+    it("matches the soft-target (Mixup) loss and its gradients", async () => {
+      const out = await runWithGradients(
+        shapes,
+        (b, param) => {
+          const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
+          b.input("labels", "int64", [4]);
+          const targets = b.input("targets", "float32", [4, 10]);
+          return { loss: b.softCrossEntropy(logits, targets), outputs: {} };
+        },
+        feeds(),
+        contribOps,
+      );
+      expect((out.loss!.data as Float32Array)[0]).toBeCloseTo(fx.json.soft_loss as number, 5);
+      expectGradients(out, fx, "soft_grad");
+    });
+  },
+);
+
+describe("fused and unfused lowerings of the whole small ViT", () => {
+  it("give the same loss, logits and gradients (float32, to rounding)", async () => {
+    const fx = fixture("vit_tiny_step");
+    const shapes = new Map(fx.json.param_names.map((n) => [n, fx.shape(`param.${n}`)] as const));
+    const feeds: Record<string, HostTensor> = {
       images: f32(fx.shape("images"), fx.f32("images")),
       labels: { dtype: "int64", shape: [4], data: tensorData(fx.st.tensors.get("labels")!) as BigInt64Array },
-      targets: f32(fx.shape("soft_targets"), fx.f32("soft_targets")),
     };
-    for (const n of fx.json.param_names) f[`param.${n}`] = f32(fx.shape(`param.${n}`), fx.f32(`param.${n}`));
-    return f;
-  };
-  const tol = (key: string) => 1e-4 * fx.json.max_abs[key]! + 1e-6;
-
-  it("matches logits, the label-smoothed loss and every gradient", async () => {
-    const out = await runWithGradients(
-      shapes,
-      (b, param) => {
-        const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
-        const labels = b.input("labels", "int64", [4]);
-        b.input("targets", "float32", [4, 10]);
-        return { loss: b.softmaxCrossEntropy(logits, labels, 0.1), outputs: { logits } };
-      },
-      feeds(),
-    );
-    expect((out.loss!.data as Float32Array)[0]).toBeCloseTo(fx.json.loss as number, 5);
-    expectClose(out.logits!.data as Float32Array, fx.f32("logits"), tol("logits"), "logits");
-    for (const n of fx.json.param_names) {
-      expectClose(out[`grad.${n}`]!.data as Float32Array, fx.f32(`grad.${n}`), tol(`grad.${n}`), `grad.${n}`);
-    }
-  });
-
-  it("matches the soft-target (Mixup) loss and its gradients", async () => {
-    const out = await runWithGradients(
-      shapes,
-      (b, param) => {
-        const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
-        b.input("labels", "int64", [4]);
-        const targets = b.input("targets", "float32", [4, 10]);
-        return { loss: b.softCrossEntropy(logits, targets), outputs: {} };
-      },
-      feeds(),
-    );
-    expect((out.loss!.data as Float32Array)[0]).toBeCloseTo(fx.json.soft_loss as number, 5);
-    for (const n of fx.json.param_names) {
-      expectClose(
-        out[`grad.${n}`]!.data as Float32Array,
-        fx.f32(`soft_grad.${n}`),
-        tol(`soft_grad.${n}`),
-        `soft_grad.${n}`,
+    for (const n of fx.json.param_names)
+      feeds[`param.${n}`] = f32(fx.shape(`param.${n}`), fx.f32(`param.${n}`));
+    const run = (contribOps: boolean) =>
+      runWithGradients(
+        shapes,
+        (b, param) => {
+          const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
+          const labels = b.input("labels", "int64", [4]);
+          return { loss: b.softmaxCrossEntropy(logits, labels, 0.1), outputs: { logits } };
+        },
+        feeds,
+        contribOps,
       );
-    }
+    const [fused, plain] = [await run(true), await run(false)];
+    expect((fused.loss!.data as Float32Array)[0]).toBeCloseTo((plain.loss!.data as Float32Array)[0]!, 6);
+    const tol = (key: string) => 1e-5 * fx.json.max_abs[key]! + 1e-7;
+    expectClose(
+      fused.logits!.data as Float32Array,
+      plain.logits!.data as Float32Array,
+      tol("logits"),
+      "logits",
+    );
+    for (const n of fx.json.param_names)
+      expectClose(
+        fused[`grad.${n}`]!.data as Float32Array,
+        plain[`grad.${n}`]!.data as Float32Array,
+        tol(`grad.${n}`),
+        `grad.${n}`,
+      );
   });
 });
 
 /** Train the tiny ViT on the fixture's batches with our compiled step; compare with torch. */
-async function trajectory(name: string, optimizer: OptimizerConfig, lr: number, clipGradNorm?: number) {
+async function trajectory(
+  name: string,
+  optimizer: OptimizerConfig,
+  lr: number,
+  contribOps: boolean,
+  clipGradNorm?: number,
+) {
   const fx = fixture(name);
   const steps = fx.json.steps as number;
   const spec = vitClassifierSpec(TINY, {
@@ -211,7 +278,7 @@ async function trajectory(name: string, optimizer: OptimizerConfig, lr: number, 
   const decayed = spec.params.filter((p) => p.decay ?? p.shape.length >= 2).map((p) => p.name);
   expect(decayed.sort()).toEqual([...(fx.json.decay_params as string[])].sort());
   const initial = new Map(fx.json.param_names.map((n) => [n, fx.f32(`init.${n}`)] as const));
-  const trainer = await Trainer.create(compileTrainer(spec, { eval: false }), {
+  const trainer = await Trainer.create(compileTrainer(spec, { eval: false, contribOps }), {
     initial,
     intraOpNumThreads: 1,
   });
@@ -250,12 +317,13 @@ function expectFinalParams(fx: Fixture, final: Map<string, Float32Array>, tol: n
   }
 }
 
-describe("optimizer trajectories against PyTorch (float32)", () => {
+describe.each(LOWERINGS)("optimizer trajectories against PyTorch (float32), $label", ({ contribOps }) => {
   it("20 AdamW steps give torch.optim.AdamW's losses and parameters", async () => {
     const { fx, losses, final } = await trajectory(
       "vit_tiny_adamw20",
       { kind: "adamw", weightDecay: 0.05 },
       1e-3,
+      contribOps,
     );
     expectClose(losses, fx.json.losses as number[], 1e-4, "losses");
     expectFinalParams(fx, final, 1e-4);
@@ -266,6 +334,7 @@ describe("optimizer trajectories against PyTorch (float32)", () => {
       "vit_tiny_adamw20_clip",
       { kind: "adamw", weightDecay: 0.05 },
       5e-3,
+      contribOps,
       1.0,
     );
     expectClose(losses, fx.json.losses as number[], 1e-4, "losses");
@@ -277,6 +346,7 @@ describe("optimizer trajectories against PyTorch (float32)", () => {
       "vit_tiny_lamb",
       { kind: "lamb", weightDecay: 0.05, eps: 1e-6, maxGradNorm: 1.0 },
       1e-2,
+      contribOps,
     );
     expectClose(losses, fx.json.losses as number[], 1e-4, "losses");
     expectFinalParams(fx, final, 1e-4);

@@ -157,6 +157,30 @@ const CASES: Case[] = [
     inputs: [inp("x", [2, 3, 8]), inp("s", [8]), inp("b", [8])],
     build: (b, [x, s, c]) => b.layerNorm(x!, s!, c!, { epsilon: 1e-6 }),
   },
+  // residual add + LayerNorm; both outputs (normalised and sum) reach the loss
+  {
+    name: "skipLayerNorm with bias (float64, Add + primitive LayerNorm lowering)",
+    inputs: [inp("x", [2, 3, 6]), inp("skip", [2, 3, 6]), inp("s", [6]), inp("c", [6]), inp("bias", [6])],
+    build: (b, [x, k, s, c, bias]) => {
+      const { y, sum } = b.skipLayerNorm(x!, k!, s!, c!, { bias: bias!, epsilon: 1e-6 });
+      return b.add(y, b.mul(sum, 0.5));
+    },
+  },
+  {
+    name: "skipLayerNorm with bias (float32, com.microsoft SkipLayerNormalization)",
+    dtype: "float32",
+    inputs: [inp("x", [6, 8]), inp("skip", [6, 8]), inp("s", [8]), inp("c", [8]), inp("bias", [8])],
+    build: (b, [x, k, s, c, bias]) => {
+      const { y, sum } = b.skipLayerNorm(x!, k!, s!, c!, { bias: bias!, epsilon: 1e-6 });
+      return b.add(y, b.mul(sum, 0.5));
+    },
+  },
+  {
+    name: "skipLayerNorm without bias, only the normalised output used (float32)",
+    dtype: "float32",
+    inputs: [inp("x", [2, 3, 8]), inp("skip", [2, 3, 8]), inp("s", [8]), inp("c", [8])],
+    build: (b, [x, k, s, c]) => b.skipLayerNorm(x!, k!, s!, c!).y,
+  },
   // reductions
   {
     name: "reduceSum keepDims",

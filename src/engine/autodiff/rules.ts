@@ -63,6 +63,46 @@ function when(need: boolean | undefined, f: () => Value): Value | undefined {
   return need ? f() : undefined;
 }
 
+// x̂ = (x−μ)/σ;  dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ⊙x̂)) with ĝ = g⊙scale, over the normalised axes
+// Over the last axis alone (every transformer LayerNorm) the two row means are matrix-vector
+// products with the scale — mean(g⊙scale) = g·scale/D, mean(g⊙scale⊙x̂) = (g⊙x̂)·scale/D — which
+// read their operand once and write only [.., 1]; g⊙x̂ is shared with the scale's gradient.
+// Returns [dx, dscale, dshift] for the inputs `needs` asks for.
+function layerNormVjp(
+  b: GraphBuilder,
+  x: Value,
+  scale: Value,
+  mean: Value,
+  invStd: Value,
+  g: Value,
+  axisAttr: number,
+  needs: readonly (boolean | undefined)[],
+): (Value | undefined)[] {
+  const axis = normAxis(axisAttr, x.rank);
+  const normAxes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
+  const batchAxes = Array.from({ length: axis }, (_, i) => i);
+  const xhat = b.mul(b.sub(x, mean), invStd);
+  const needGX = needs[1] || (needs[0] && axis === x.rank - 1);
+  const gx = needGX ? b.mul(g, xhat) : undefined;
+  const dx = when(needs[0], () => {
+    const gh = b.mul(g, scale);
+    let meanG: Value;
+    let meanGX: Value;
+    const d = x.shape[axis]!;
+    if (axis === x.rank - 1 && isStaticDim(d) && x.rank >= 2) {
+      const col = b.reshape(scale, [d, 1]);
+      meanG = b.mul(b.matmul(g, col), 1 / d);
+      meanGX = b.mul(b.matmul(gx!, col), 1 / d);
+    } else {
+      meanG = b.reduceMean(gh, normAxes, true);
+      meanGX = b.reduceMean(b.mul(gh, xhat), normAxes, true);
+    }
+    return b.mul(b.sub(b.sub(gh, meanG), b.mul(xhat, meanGX)), invStd);
+  });
+  const reduceBatch = (t: Value) => (batchAxes.length ? b.reduceSum(t, batchAxes) : t);
+  return [dx, when(needs[1], () => reduceBatch(gx!)), when(needs[2], () => reduceBatch(g))];
+}
+
 export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
   // ---- elementwise binary (broadcast gradients are summed back to the operand's shape) ------
   add: ({ b, x: [a, c], dy: [g], needs }) => [
@@ -185,35 +225,29 @@ export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
   logSoftmax: ({ b, node, y: [y], dy: [g] }) => [
     b.sub(g!, b.mul(b.exp(y!), b.reduceSum(g!, [node.attrs.axis], true))),
   ],
-  // x̂ = (x−μ)/σ;  dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ⊙x̂)) with ĝ = g⊙scale, over the normalised axes
-  // Over the last axis alone (every transformer LayerNorm) the two row means are matrix-vector
-  // products with the scale — mean(g⊙scale) = g·scale/D, mean(g⊙scale⊙x̂) = (g⊙x̂)·scale/D — which
-  // read their operand once and write only [.., 1]; g⊙x̂ is shared with the scale's gradient.
-  layerNorm: ({ b, node, x: [x, scale], y: [, mean, invStd], dy, needs }) => {
-    const g = only(dy, "layerNorm");
-    const axis = normAxis(node.attrs.axis, x!.rank);
-    const normAxes = Array.from({ length: x!.rank - axis }, (_, i) => axis + i);
-    const batchAxes = Array.from({ length: axis }, (_, i) => i);
-    const xhat = b.mul(b.sub(x!, mean!), invStd!);
-    const needGX = needs[1] || (needs[0] && axis === x!.rank - 1);
-    const gx = needGX ? b.mul(g, xhat) : undefined;
-    const dx = when(needs[0], () => {
-      const gh = b.mul(g, scale!);
-      let meanG: Value;
-      let meanGX: Value;
-      const d = x!.shape[axis]!;
-      if (axis === x!.rank - 1 && isStaticDim(d) && x!.rank >= 2) {
-        const col = b.reshape(scale!, [d, 1]);
-        meanG = b.mul(b.matmul(g, col), 1 / d);
-        meanGX = b.mul(b.matmul(gx!, col), 1 / d);
-      } else {
-        meanG = b.reduceMean(gh, normAxes, true);
-        meanGX = b.reduceMean(b.mul(gh, xhat), normAxes, true);
-      }
-      return b.mul(b.sub(b.sub(gh, meanG), b.mul(xhat, meanGX)), invStd!);
-    });
-    const reduceBatch = (t: Value) => (batchAxes.length ? b.reduceSum(t, batchAxes) : t);
-    return [dx, when(needs[1], () => reduceBatch(gx!)), when(needs[2], () => reduceBatch(g))];
+  layerNorm: ({ b, node, x: [x, scale], y: [, mean, invStd], dy, needs }) =>
+    layerNormVjp(b, x!, scale!, mean!, invStd!, only(dy, "layerNorm"), node.attrs.axis, needs),
+  // sum = x + skip (+ bias), y = LayerNorm(sum): the gradient reaching `sum` is what comes in
+  // through the residual stream (dy[3]) plus LayerNorm's dx; x, skip and bias all receive it.
+  skipLayerNorm: ({ b, x: [x, , scale, , bias], y: [, mean, invStd, sum], dy, needs }) => {
+    if (dy[1] || dy[2]) throw new Error("skipLayerNorm: gradients through mean/invStd are not supported");
+    const [gy, gSum] = [dy[0], dy[3]];
+    const [dNorm, dScale, dShift] = gy
+      ? layerNormVjp(b, sum!, scale!, mean!, invStd!, gy, -1, [
+          needs[0] || needs[1] || !!needs[4],
+          needs[2],
+          needs[3],
+        ])
+      : [undefined, undefined, undefined];
+    const dSum = dNorm && gSum ? b.add(dNorm, gSum) : (dNorm ?? gSum);
+    const rows = Array.from({ length: x!.rank - 1 }, (_, i) => i);
+    return [
+      when(needs[0], () => dSum!),
+      when(needs[1], () => dSum!),
+      dScale ?? (needs[2] ? b.zeros(scale!.shape, scale!.dtype) : undefined),
+      dShift ?? (needs[3] ? b.zeros(scale!.shape, scale!.dtype) : undefined),
+      when(bias !== undefined && needs[4], () => b.reduceSum(dSum!, rows)),
+    ];
   },
 
   // ---- reductions --------------------------------------------------------------------------

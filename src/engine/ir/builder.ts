@@ -243,6 +243,22 @@ export class GraphBuilder {
     return this.one("layerNorm", [x, scale, bias], { axis: opts.axis ?? -1, epsilon: opts.epsilon ?? 1e-5 });
   }
 
+  /**
+   * sum = x + skip (+ bias); y = LayerNorm(sum) over the last axis. Returns both: `sum` is the
+   * residual stream a pre-norm block carries on, `y` what the next sub-layer reads.
+   */
+  skipLayerNorm(
+    x: Value,
+    skip: Value,
+    scale: Value,
+    shift: Value,
+    opts: { bias?: Value; epsilon?: number } = {},
+  ): { y: Value; sum: Value } {
+    const ins = [x, skip, scale, shift, ...(opts.bias ? [opts.bias] : [])];
+    const [y, , , sum] = this.apply("skipLayerNorm", ins, { epsilon: opts.epsilon ?? 1e-5 });
+    return { y: y!, sum: sum! };
+  }
+
   // ---- reductions --------------------------------------------------------------------------
 
   reduceSum(x: Value, axes: number[], keepDims = false): Value {

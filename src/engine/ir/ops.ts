@@ -83,6 +83,12 @@ export interface OpAttrs<Body extends LoopBody = LoopBody> {
   logSoftmax: { axis: number };
   /** normalises over axes [axis, rank); outputs y, mean, invStd (the latter two keep dims) */
   layerNorm: { axis: number; epsilon: number };
+  /**
+   * A residual add and the LayerNorm after it, as one op: sum = x + skip (+ bias), then
+   * LayerNorm over the last axis. Outputs y, mean, invStd (as layerNorm) and sum (the residual
+   * stream, which the block also needs). float32 lowers to com.microsoft SkipLayerNormalization.
+   */
+  skipLayerNorm: { epsilon: number };
   // reductions
   reduceSum: ReduceAttrs;
   reduceMean: ReduceAttrs;
@@ -294,6 +300,27 @@ export const OPS: { [K in OpName]: OpDef<K> } = {
           );
       const statShape = x!.shape.map((d, i) => (i < axis ? d : 1));
       return [{ ...x! }, { dtype: x!.dtype, shape: statShape }, { dtype: x!.dtype, shape: statShape }];
+    },
+  },
+  skipLayerNorm: {
+    arity: [4, 5],
+    infer: ([x, skip, scale, shift, bias]) => {
+      requireFloat(x!);
+      sameDType([x!, skip!, scale!, shift!, ...(bias ? [bias] : [])]);
+      if (x!.shape.length < 2) fail(`input must have rank ≥ 2, got ${formatShape(x!.shape)}`);
+      if (skip!.shape.length !== x!.shape.length || !skip!.shape.every((d, i) => dimsEqual(d, x!.shape[i]!)))
+        fail(`skip ${formatShape(skip!.shape)} must have the input's shape ${formatShape(x!.shape)}`);
+      const d = x!.shape.at(-1)!;
+      for (const p of [scale!, shift!, ...(bias ? [bias] : [])])
+        if (p.shape.length !== 1 || !dimsEqual(p.shape[0]!, d))
+          fail(`scale/shift/bias shape ${formatShape(p.shape)} must be [${d}] (the last axis)`);
+      const statShape = [...x!.shape.slice(0, -1), 1];
+      return [
+        { ...x! },
+        { dtype: x!.dtype, shape: statShape },
+        { dtype: x!.dtype, shape: statShape },
+        { ...x! },
+      ];
     },
   },
   reduceSum: { arity: [1, 1], infer: reduce },

@@ -302,13 +302,46 @@ export function block(
   const v = b.reshape(v3, [-1, heads, tokens, hd]);
   const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
   const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, d]);
-  const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
-  const x1 = b.add(t.x, dropPath(b, attnOut, opts.dropMask?.attn, t, d));
+  const { x1, normed } = residualNorm(b, cfg, param, t, mixed, name, opts.dropMask?.attn);
 
   // MLP.
-  const hidden = b.gelu(linear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
+  const hidden = b.gelu(linear(b, normed, param, `${name}.mlp.fc1`));
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
   return { ...t, x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, { ...t, x: x1 }, d)) };
+}
+
+/**
+ * x1 = x + proj(mixed) and norm2(x1). Without drop-path the projection's bias add, the residual
+ * add and the LayerNorm are one skipLayerNorm op (one fused kernel in float32); with a drop-path
+ * mask the branch is scaled per sample first, so they stay separate.
+ */
+function residualNorm(
+  b: GraphBuilder,
+  cfg: VitConfig,
+  param: ParamReader,
+  t: Tokens,
+  mixed: Value,
+  name: string,
+  dropMask: Value | undefined,
+): { x1: Value; normed: Value } {
+  const { d, ln } = blockParts(b, cfg, param, name);
+  if (dropMask) {
+    const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
+    const x1 = b.add(t.x, dropPath(b, attnOut, dropMask, t, d));
+    return { x1, normed: ln(x1, "norm2") };
+  }
+  const projected = linear(b, mixed, param, `${name}.attn.proj`, false);
+  const { y, sum } = b.skipLayerNorm(
+    projected,
+    t.x,
+    param(`${name}.norm2.weight`),
+    param(`${name}.norm2.bias`),
+    {
+      bias: param(`${name}.attn.proj.bias`),
+      epsilon: cfg.layerNormEps,
+    },
+  );
+  return { x1: sum, normed: y };
 }
 
 /** Rows of the class token: tokens [B·T, D] → [B, D]. */

@@ -14,6 +14,8 @@ export const MS_DOMAIN = "com.microsoft";
 /** What a lowering sees: names of IR values, and helpers that emit ONNX nodes and constants. */
 export interface LowerContext {
   readonly contribOps: boolean;
+  /** skipLayerNorm → SkipLayerNormalization (implies contribOps) */
+  readonly fusedSkipLayerNorm: boolean;
   name(v: Value): string;
   /** Emit one ONNX node; returns its output names (fresh temporaries when `outputs` is a count). */
   emit(

@@ -6,6 +6,8 @@
  *   cast back (≈1e-7 relative error). Gradient checks of erf/gelu therefore run in float32.
  * - `layerNorm`: float32 → LayerNormalization (which also returns the mean and 1/σ the backward
  *   reuses); float64 → explicit mean/variance ops, since ORT has no double stash type.
+ * - `skipLayerNorm`: float32 → com.microsoft SkipLayerNormalization (bias add, residual add and
+ *   LayerNorm in one kernel); otherwise Add(s) then the `layerNorm` lowering.
  * - `matmul` with transposed operands: 2-D → Gemm (transA/transB are free there); batched
  *   float32 → com.microsoft FusedMatMul; otherwise explicit Transpose + MatMul.
  * - `gemm` with a 1-D bias: Gemm without C, then Add (ORT fills C into the output on one thread).
@@ -74,6 +76,38 @@ function leadingSumAsMatMul(ctx: LowerContext, n: Node<"reduceSum">, x: string, 
 
 /** The ones row of each length, made once per lowered graph. */
 const onesRows = new WeakMap<LowerContext, Map<string, string>>();
+
+/**
+ * LayerNorm over axes [axis, rank): float32 → LayerNormalization (which also returns the mean
+ * and 1/σ the backward reuses); float64 → explicit mean/variance ops (ORT has no double stash type).
+ */
+function layerNormInto(
+  ctx: LowerContext,
+  dtype: DType,
+  rank: number,
+  axisAttr: number,
+  epsilon: number,
+  [x, scale, bias]: string[],
+  [y, mean, invStd]: string[],
+): void {
+  const axis = normAxis(axisAttr, rank);
+  if (dtype === "float32") {
+    ctx.emit(
+      "LayerNormalization",
+      [x!, scale!, bias!],
+      [y!, mean!, invStd!],
+      [attr.int("axis", axis), attr.float("epsilon", epsilon), attr.int("stash_type", 1)],
+    );
+    return;
+  }
+  const axes = Array.from({ length: rank - axis }, (_, i) => axis + i);
+  ctx.emit("ReduceMean", [x!], [mean!], reduceAttrs(axes, true));
+  const centred = ctx.op("Sub", [x!, mean!]);
+  const variance = ctx.op("ReduceMean", [ctx.op("Mul", [centred, centred])], reduceAttrs(axes, true));
+  const std = ctx.op("Sqrt", [ctx.op("Add", [variance, ctx.constScalar(epsilon, dtype)])]);
+  ctx.emit("Reciprocal", [std], [invStd!]);
+  ctx.emit("Add", [ctx.op("Mul", [ctx.op("Mul", [centred, invStd!]), scale!]), bias!], [y!]);
+}
 
 function reduceAttrs(axes: number[], keepDims: boolean) {
   return [attr.ints("axes", axes), attr.int("keepdims", keepDims ? 1 : 0)];
@@ -152,25 +186,25 @@ export const LOWERINGS: { [K in OpName]: Lowering<K> } = {
   },
   softmax: (ctx, n, ins, outs) => ctx.emit("Softmax", ins, outs, [attr.int("axis", n.attrs.axis)]),
   logSoftmax: (ctx, n, ins, outs) => ctx.emit("LogSoftmax", ins, outs, [attr.int("axis", n.attrs.axis)]),
-  layerNorm: (ctx, n, [x, scale, bias], [y, mean, invStd]) => {
+  layerNorm: (ctx, n, ins, outs) =>
+    layerNormInto(ctx, n.inputs[0]!.dtype, n.inputs[0]!.rank, n.attrs.axis, n.attrs.epsilon, ins, outs),
+  skipLayerNorm: (ctx, n, [x, skip, scale, shift, bias], [y, mean, invStd, sum]) => {
     const xv = n.inputs[0]!;
-    const axis = normAxis(n.attrs.axis, xv.rank);
-    if (xv.dtype === "float32") {
+    // ORT's CPU kernel takes [rows, D] or [B, T, D] and returns mean, 1/σ and the sum too.
+    if (xv.dtype === "float32" && ctx.fusedSkipLayerNorm && xv.rank <= 3) {
+      const ins = [x!, skip!, scale!, shift!, ...(bias ? [bias] : [])];
       ctx.emit(
-        "LayerNormalization",
-        [x!, scale!, bias!],
-        [y!, mean!, invStd!],
-        [attr.int("axis", axis), attr.float("epsilon", n.attrs.epsilon), attr.int("stash_type", 1)],
+        "SkipLayerNormalization",
+        ins,
+        [y!, mean!, invStd!, sum!],
+        [attr.float("epsilon", n.attrs.epsilon)],
+        MS_DOMAIN,
       );
       return;
     }
-    const axes = Array.from({ length: xv.rank - axis }, (_, i) => axis + i);
-    ctx.emit("ReduceMean", [x!], [mean!], reduceAttrs(axes, true));
-    const centred = ctx.op("Sub", [x!, mean!]);
-    const variance = ctx.op("ReduceMean", [ctx.op("Mul", [centred, centred])], reduceAttrs(axes, true));
-    const std = ctx.op("Sqrt", [ctx.op("Add", [variance, ctx.constScalar(n.attrs.epsilon, xv.dtype)])]);
-    ctx.emit("Reciprocal", [std], [invStd!]);
-    ctx.emit("Add", [ctx.op("Mul", [ctx.op("Mul", [centred, invStd!]), scale!]), bias!], [y!]);
+    if (bias) ctx.emit("Add", [ctx.op("Add", [x!, bias]), skip!], [sum!]);
+    else ctx.emit("Add", [x!, skip!], [sum!]);
+    layerNormInto(ctx, xv.dtype, xv.rank, -1, n.attrs.epsilon, [sum!, scale!, shift!], [y!, mean!, invStd!]);
   },
   reduceSum: (ctx, n, [x], [y]) => {
     if (n.attrs.axes.length === 0) ctx.emit("Identity", [x!], [y!]);

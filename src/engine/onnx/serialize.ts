@@ -35,6 +35,12 @@ export interface SerializeOptions {
   /** Allow com.microsoft contrib ops (Gelu, FusedMatMul) in float32 lowerings. Default true. */
   contribOps?: boolean;
   /**
+   * Lower `skipLayerNorm` to com.microsoft SkipLayerNormalization (with contribOps) rather than
+   * Add + LayerNormalization. Default true; a switch of its own so that the fused kernel can be
+   * measured against the pair it replaces (bench engine --compare skipLayerNorm=false).
+   */
+  fusedSkipLayerNorm?: boolean;
+  /**
    * Root-graph inputs to bake into the model as initializers, by input name (the weights of an
    * inference export). Such an input is no longer a graph input: ONNX (IR ≥ 4) lets an
    * initializer stand alone, and listing it as an input too would let callers override weights
@@ -54,7 +60,10 @@ export type Initializer =
 /** Serialise a root graph to ONNX model bytes. */
 export function toOnnxModel(graph: Graph, opts: SerializeOptions = {}): Uint8Array {
   if (graph.parent) throw new Error("toOnnxModel: pass the root graph, not a loop body");
-  const ctx = new GraphLowering(graph, new Map(), opts.contribOps ?? true);
+  const ctx = new GraphLowering(graph, new Map(), {
+    contribOps: opts.contribOps ?? true,
+    fusedSkipLayerNorm: opts.fusedSkipLayerNorm ?? true,
+  });
   const proto = ctx.lower();
   if (opts.initializers) bakeInitializers(graph, proto, opts.initializers);
   const opsets = [{ domain: "", version: OPSET }];
@@ -69,14 +78,18 @@ class GraphLowering implements LowerContext {
   private readonly constCache = new Map<string, string>();
   private readonly symbolSources = new Map<string, { value: Value; axis: number }>();
   private tmpCounter = 0;
+  readonly contribOps: boolean;
+  readonly fusedSkipLayerNorm: boolean;
   private msDomain = { used: false };
 
   constructor(
     private readonly graph: Graph,
     outerNames: Map<Value, string>,
-    readonly contribOps: boolean,
+    private readonly choices: { contribOps: boolean; fusedSkipLayerNorm: boolean },
     msDomain?: { used: boolean },
   ) {
+    this.contribOps = choices.contribOps;
+    this.fusedSkipLayerNorm = choices.contribOps && choices.fusedSkipLayerNorm;
     this.names = new Map(outerNames);
     if (msDomain) this.msDomain = msDomain;
   }
@@ -254,7 +267,7 @@ class GraphLowering implements LowerContext {
   }
 
   subgraph(g: Graph): GraphProto {
-    return new GraphLowering(g, this.names, this.contribOps, this.msDomain).lower();
+    return new GraphLowering(g, this.names, this.choices, this.msDomain).lower();
   }
 }
 

@@ -13,6 +13,24 @@ export interface SessionOptions {
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   /** ORT log severity (0 verbose … 4 fatal); default 3 (errors only). */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * ORT's CPU memory arena (default on): buffers are carved from chunks that grow and are never
+   * returned to the system, which trades peak RSS for allocation speed.
+   */
+  memArena?: boolean;
+  /**
+   * ORT's memory-pattern planner: after the first run, one pre-planned block for all of a run's
+   * activations. Default OFF here: the first run has already grown the arena to hold them, and
+   * the arena keeps those chunks, so the planned block comes on top and a train step's peak RSS
+   * nearly doubled (deit-t: 1226 → 769 MB with it off; bench/RESULTS.md). With it off, every run
+   * reuses the arena's chunks.
+   */
+  memPattern?: boolean;
+  /**
+   * Whether idle intra-op threads spin (ORT's default) or sleep. Spinning wins on a dedicated
+   * machine; on one shared with other work spinning threads steal the cores the busy ones need.
+   */
+  spinning?: boolean;
 }
 
 export class EngineSession {
@@ -30,6 +48,9 @@ export class EngineSession {
       logSeverityLevel: opts.logSeverityLevel ?? 3,
     };
     if (opts.intraOpNumThreads !== undefined) options.intraOpNumThreads = opts.intraOpNumThreads;
+    if (opts.memArena !== undefined) options.enableCpuMemArena = opts.memArena;
+    options.enableMemPattern = opts.memPattern ?? false;
+    if (opts.spinning === false) options.extra = { "session.intra_op.allow_spinning": "0" };
     try {
       return new EngineSession(await ort.InferenceSession.create(model, options), provider);
     } catch (e) {

@@ -11,7 +11,7 @@
 import { gradients } from "../autodiff/gradients.ts";
 import { GraphBuilder } from "../ir/builder.ts";
 import type { Value } from "../ir/graph.ts";
-import { toOnnxModel } from "../onnx/serialize.ts";
+import { type SerializeOptions, toOnnxModel } from "../onnx/serialize.ts";
 import { clipByGlobalNorm, globalNorm } from "../optim/clip.ts";
 import { applyOptimizer } from "../optim/index.ts";
 import { stateSlots } from "../optim/types.ts";
@@ -159,7 +159,15 @@ function declareFlat(b: GraphBuilder, layout: FlatLayout) {
   return { params, frozen };
 }
 
-function finish(kind: CompiledModel["kind"], b: GraphBuilder, steps: number): CompiledModel {
+/** How a compiled graph is lowered to ONNX (the same function either way; speed differs). */
+export type LoweringOptions = Pick<SerializeOptions, "contribOps" | "fusedSkipLayerNorm">;
+
+function finish(
+  kind: CompiledModel["kind"],
+  b: GraphBuilder,
+  steps: number,
+  lowering: LoweringOptions = {},
+): CompiledModel {
   const g = b.graph;
   let irNodes = 0;
   const count = (graph: typeof g) => {
@@ -171,7 +179,7 @@ function finish(kind: CompiledModel["kind"], b: GraphBuilder, steps: number): Co
   count(g);
   return {
     kind,
-    model: toOnnxModel(g),
+    model: toOnnxModel(g, lowering),
     inputs: g.inputs.map((v) => ({ name: v.name!, dtype: v.dtype, shape: [...v.shape] })),
     outputs: g.outputs.map((o) => o.name),
     irNodes,
@@ -180,8 +188,8 @@ function finish(kind: CompiledModel["kind"], b: GraphBuilder, steps: number): Co
 }
 
 /** One training step as one ONNX model. */
-export function compileTrainStep(spec: TrainSpec): CompiledModel {
-  return finish("train", buildTrainStepGraph(spec), 1);
+export function compileTrainStep(spec: TrainSpec, lowering: LoweringOptions = {}): CompiledModel {
+  return finish("train", buildTrainStepGraph(spec), 1, lowering);
 }
 
 /** The train-step graph itself (for inspection with dumpGraph). */
@@ -205,7 +213,11 @@ export function buildTrainStepGraph(spec: TrainSpec): GraphBuilder {
 }
 
 /** `steps` training steps in one ONNX model via Loop (batch inputs stacked as [steps, …]). */
-export function compileTrainLoop(spec: TrainSpec, steps: number): CompiledModel {
+export function compileTrainLoop(
+  spec: TrainSpec,
+  steps: number,
+  lowering: LoweringOptions = {},
+): CompiledModel {
   checkInputs(spec.inputs);
   const layout = new FlatLayout(spec.params);
   const b = new GraphBuilder("train_loop");
@@ -241,12 +253,12 @@ export function compileTrainLoop(spec: TrainSpec, steps: number): CompiledModel 
   b.output(NAMES.gradNorm, gradNorms!);
   b.output(NAMES.next(NAMES.params), nextParams!);
   for (const [i, s] of slots.entries()) b.output(NAMES.next(NAMES.state(s)), nextState[i]!);
-  return finish("loop", b, steps);
+  return finish("loop", b, steps, lowering);
 }
 
 /** Forward-only evaluation graph. */
-export function compileEval(spec: TrainSpec): CompiledModel {
-  return finish("eval", buildEvalGraph(spec), 0);
+export function compileEval(spec: TrainSpec, lowering: LoweringOptions = {}): CompiledModel {
+  return finish("eval", buildEvalGraph(spec), 0, lowering);
 }
 
 export function buildEvalGraph(spec: TrainSpec): GraphBuilder {

@@ -11,7 +11,13 @@ import { type OptimizerConfig, stateSlots } from "../optim/types.ts";
 import { Rng } from "../rng.ts";
 import { EngineSession, type SessionOptions } from "../runtime/session.ts";
 import type { HostTensor } from "../runtime/tensor.ts";
-import { type CompiledModel, compileEval, compileTrainLoop, compileTrainStep } from "./compile.ts";
+import {
+  type CompiledModel,
+  compileEval,
+  compileTrainLoop,
+  compileTrainStep,
+  type LoweringOptions,
+} from "./compile.ts";
 import { FlatLayout, type ParamSpec } from "./params.ts";
 import { type InputSpec, NAMES, type TrainSpec } from "./spec.ts";
 
@@ -25,7 +31,7 @@ export interface TrainerArtifacts {
   loops: CompiledModel[];
 }
 
-export interface CompileTrainerOptions {
+export interface CompileTrainerOptions extends LoweringOptions {
   /** also compile Loop-mode models running this many steps per run() */
   loopSteps?: number[];
   /** compile the eval graph (default true) */
@@ -33,13 +39,17 @@ export interface CompileTrainerOptions {
 }
 
 export function compileTrainer(spec: TrainSpec, opts: CompileTrainerOptions = {}): TrainerArtifacts {
+  const lowering: LoweringOptions = {
+    contribOps: opts.contribOps,
+    fusedSkipLayerNorm: opts.fusedSkipLayerNorm,
+  };
   return {
     params: spec.params,
     optimizer: spec.optimizer,
     inputs: spec.inputs,
-    train: compileTrainStep(spec),
-    eval: opts.eval === false ? undefined : compileEval(spec),
-    loops: (opts.loopSteps ?? []).map((n) => compileTrainLoop(spec, n)),
+    train: compileTrainStep(spec, lowering),
+    eval: opts.eval === false ? undefined : compileEval(spec, lowering),
+    loops: (opts.loopSteps ?? []).map((n) => compileTrainLoop(spec, n, lowering)),
   };
 }
 
