@@ -80,6 +80,9 @@ beforeAll(async () => {
   const store = new LocalArtifactStore(join(root, "artifacts"));
   server = await startTestApiServer(t, {
     authRecheckMs: 100,
+    // Every route × every caller, as fast as the machine allows: anonymous and refused callers
+    // share one address budget, which a quiet machine exhausts. The rate limit has its own test.
+    limits: { rateLimitPerSecond: 1_000_000, rateLimitBurst: 1_000_000 },
     artifacts: store,
     shardCacheDir: join(root, "shards"),
   });
