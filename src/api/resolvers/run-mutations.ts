@@ -19,6 +19,7 @@ import { sameProject, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { decodeGlobalId } from "../global-id.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
+import { checkReuse } from "./run-reuse.ts";
 
 interface StartRunInput {
   kind: RunKind;
@@ -32,6 +33,8 @@ interface StartRunInput {
   placement?: { moduleIndex?: number | null; labels: string[] }[] | null;
   priority: number;
   seed: number;
+  reuseModulesFrom?: string | null;
+  retrain?: number[] | null;
 }
 
 const FINISHED_STATES: readonly string[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
@@ -245,17 +248,30 @@ export const runMutationResolvers = {
           ),
         );
       }
+      const reuse = await checkReuse(
+        ctx,
+        input,
+        arch,
+        meta,
+        typeof projectId === "string" ? projectId : null,
+        errors,
+      );
       if (errors.length > 0 || !arch || !dataset || typeof projectId !== "string")
         return { run: null, userErrors: errors };
 
       const modules =
         input.kind === "INCUBATION"
-          ? moduleRanges(arch.moduleSplit).map((r) => ({
-              index: r.index,
-              blockStart: r.start,
-              blockEnd: r.end,
-              shard: input.decentralized ? r.index : null,
-            }))
+          ? moduleRanges(arch.moduleSplit).map((r) => {
+              // A reused module is finished from the start: SUCCEEDED, pointing at the source's weights.
+              const reused = reuse?.reused.get(r.index);
+              return {
+                index: r.index,
+                blockStart: r.start,
+                blockEnd: r.end,
+                shard: input.decentralized ? r.index : null,
+                ...(reused ? { ...reused, state: "SUCCEEDED" as const } : {}),
+              };
+            })
           : [];
       const run = await ctx.db.run.create({
         data: {
@@ -263,7 +279,8 @@ export const runMutationResolvers = {
           kind: input.kind,
           architectureId: arch.id,
           datasetId: dataset.id,
-          metaModelId: meta?.id ?? null,
+          metaModelId: reuse?.metaModelId ?? meta?.id ?? null,
+          reusedFromRunId: reuse?.sourceRunId ?? null,
           recipe: input.recipe,
           overrides: (input.overrides ?? {}) as Prisma.InputJsonValue,
           decentralized: input.decentralized,
