@@ -14,6 +14,8 @@ const t = useTestDatabase();
 const CONFIG_COLUMNS = "20261201172143_meta_model_config_columns";
 /** The migration that gave artifacts a project and made names unique per project. */
 const PROJECT_NAMES = "20261201191901_project_names_quota_event_batches";
+/** The migration that let runs reuse another run's modules. */
+const RUN_REUSE = "20261201204500_run_reuse";
 
 describe("migrations", () => {
   it("creates every core table and records each migration as Prisma does", async () => {
@@ -188,6 +190,51 @@ describe("names per project, artifacts with a project", () => {
         client.query(`insert into architecture (name, id, image_size, patch_size, width, depth, heads, num_classes, module_split, project_id)
           values ('vit', '${id(12)}', 16, 4, 64, 4, 4, 7, '{1,1,1,1}', '${id(2)}')`),
       ).rejects.toThrow(/architecture_project_id_name_key/);
+    } finally {
+      await client.end();
+      await scratch.drop();
+    }
+  });
+});
+
+describe("the run-reuse migration", () => {
+  it("upgrades runs and modules in place: they reused nothing; new rows may point at old ones", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "incubator-migrations-"));
+    cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
+    for (const m of readMigrations(dir))
+      if (m.name >= RUN_REUSE) rmSync(join(dir, m.name), { recursive: true });
+    const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_reuse_upgrade");
+    const client = new pg.Client({ connectionString: scratch.url });
+    await client.connect();
+    const id = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
+    try {
+      await migrate(scratch.url, dir);
+      await client.query(`
+        insert into architecture (id, name, image_size, patch_size, width, depth, heads, num_classes, module_split)
+        values ('${id(10)}', 'vit', 16, 4, 64, 2, 4, 7, '{1,1}');
+        insert into dataset (id, name, format, num_classes, train_size, test_size)
+        values ('${id(20)}', 'data', 'synthetic', 5, 10, 0);
+        insert into run (id, kind, architecture_id, dataset_id) values ('${id(30)}', 'INCUBATION', '${id(10)}', '${id(20)}');
+        insert into module (id, run_id, index, block_start, block_end, state, updated_at)
+        values ('${id(40)}', '${id(30)}', 0, 0, 1, 'SUCCEEDED', now());
+        insert into artifact (id, run_id, kind, sha256, size_bytes)
+        values ('${id(50)}', '${id(30)}', 'WEIGHTS', '${"a".repeat(64)}', 10);
+      `);
+      expect((await migrate(scratch.url)).applied).toContain(RUN_REUSE);
+      const old = await client.query("select reused_from_run_id from run");
+      expect(old.rows).toEqual([{ reused_from_run_id: null }]);
+      const oldModule = await client.query("select reused_from_id, reused_weights_id from module");
+      expect(oldModule.rows).toEqual([{ reused_from_id: null, reused_weights_id: null }]);
+      // A reuse run written after the upgrade points at the old run, module and weights.
+      await client.query(`
+        insert into run (id, kind, architecture_id, dataset_id, reused_from_run_id)
+        values ('${id(31)}', 'INCUBATION', '${id(10)}', '${id(20)}', '${id(30)}');
+        insert into module (id, run_id, index, block_start, block_end, state, updated_at, reused_from_id, reused_weights_id)
+        values ('${id(41)}', '${id(31)}', 0, 0, 1, 'SUCCEEDED', now(), '${id(40)}', '${id(50)}');
+      `);
+      await expect(
+        client.query(`update module set reused_weights_id = '${id(99)}' where id = '${id(41)}'`),
+      ).rejects.toThrow(/module_reused_weights_id_fkey/);
     } finally {
       await client.end();
       await scratch.drop();
