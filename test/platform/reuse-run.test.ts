@@ -164,6 +164,49 @@ describe("a run that reuses finished modules", () => {
   }, 300_000);
 });
 
+describe("a source run that did not finish", () => {
+  it("lends its finished modules; an unfinished one must be retrained", async () => {
+    // Module 3 waits for a worker labelled site=nowhere (there is none); the others train.
+    const source = await view(sourceId);
+    const { run } = await mutate<{ run: { id: string } }>(
+      local.api.url,
+      `mutation ($input: StartRunInput!) { startRun(input: $input) { run { id } userErrors { message } } }`,
+      {
+        kind: "INCUBATION",
+        ...ids,
+        metaModelId: source.producedMetaModel!.id,
+        placement: [{ moduleIndex: 3, labels: ["site=nowhere"] }],
+        overrides: tinyOverrides(STEPS),
+      },
+    );
+    const deadline = Date.now() + 240_000;
+    while ((await view(run.id)).modules.filter((m) => m.state === "SUCCEEDED").length < 3) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await mutate(
+      local.api.url,
+      `mutation ($input: CancelRunInput!) { cancelRun(input: $input) { run { id } userErrors { message } } }`,
+      { runId: run.id },
+    );
+    const input = { kind: "INCUBATION", ...ids, reuseModulesFrom: run.id, overrides: tinyOverrides(STEPS) };
+    expect(await refusal(input)).toEqual([
+      {
+        field: ["input", "reuseModulesFrom"],
+        code: "INVALID",
+        message:
+          "module 3 of the source run is CANCELLED (the run is CANCELLED) and has no weights to reuse; " +
+          "retrain it (retrain: [3]) or reuse a run whose modules finished",
+      },
+    ]);
+    const reuse = await runTinyToEnd(local.api.url, { ...input, retrain: [3] }, { timeoutMs: 240_000 });
+    expect((await view(toGlobalId("Run", reuse.id))).jobs.map((j) => j.stage).sort()).toEqual([
+      "FINETUNE",
+      "MODULAR",
+    ]);
+  }, 300_000);
+});
+
 describe("reuse refusals say what differs", () => {
   const base = () => ({
     kind: "INCUBATION",
@@ -249,6 +292,31 @@ describe("reuse refusals say what differs", () => {
         field: ["input", "reuseModulesFrom"],
         code: "INVALID",
         message: "a E2E run has no modules to reuse; use kind INCUBATION",
+      },
+    ]);
+  });
+
+  it("a source whose pre-training never finished has nothing to reuse", async () => {
+    const { run } = await mutate<{ run: { id: string } }>(
+      local.api.url,
+      `mutation ($input: StartRunInput!) { startRun(input: $input) { run { id } userErrors { message } } }`,
+      {
+        kind: "INCUBATION",
+        ...ids,
+        overrides: tinyOverrides({ pretrain: 100_000, modular: 10, finetune: 10 }),
+      },
+    );
+    await mutate(
+      local.api.url,
+      `mutation ($input: CancelRunInput!) { cancelRun(input: $input) { run { id } userErrors { message } } }`,
+      { runId: run.id },
+    );
+    expect(await refusal({ ...base(), reuseModulesFrom: run.id })).toEqual([
+      {
+        field: ["input", "reuseModulesFrom"],
+        code: "INVALID",
+        message:
+          "the source run has no meta model (its pre-training did not finish); reuse a run whose modules trained",
       },
     ]);
   });

@@ -3,7 +3,7 @@
  * meta model and finished modules and trains only the listed modules again. This checks that the
  * source fits (same project, architecture shape, split and meta model; the reused modules
  * finished with weights) and says what the new run's rows reuse. Mismatches are userErrors with
- * code MISMATCH that name both sides.
+ * code MISMATCH that name both sides; a source with nothing finished to reuse is INVALID.
  */
 import type { Architecture, MetaModel, Run } from "../../generated/prisma/client.ts";
 import { ArtifactKind, JobState, ModuleState, RunKind, RunState } from "../../generated/prisma/enums.ts";
@@ -172,7 +172,7 @@ export async function checkReuse(
       userError(
         at("reuseModulesFrom"),
         "the source run has no meta model (its pre-training did not finish); reuse a run whose modules trained",
-        "MISMATCH",
+        "INVALID",
       ),
     );
   else if (meta && meta.id !== sourceMeta.id)
@@ -197,7 +197,7 @@ export async function checkReuse(
           at("reuseModulesFrom"),
           `module ${m.index} of the source run is ${m.state}${source.state === RunState.SUCCEEDED ? "" : ` (the run is ${source.state})`}` +
             ` and has no weights to reuse; retrain it (retrain: [${m.index}]) or reuse a run whose modules finished`,
-          "MISMATCH",
+          "INVALID",
         ),
       );
       continue;
