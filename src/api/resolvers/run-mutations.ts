@@ -17,8 +17,8 @@ import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts
 import { IllegalTransition } from "../../platform/state/machine.ts";
 import { sameProject, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
-import { decodeGlobalId } from "../global-id.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
+import { lookup } from "./lookup.ts";
 import { checkReuse } from "./run-reuse.ts";
 
 interface StartRunInput {
@@ -39,28 +39,6 @@ interface StartRunInput {
 
 const FINISHED_STATES: readonly string[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
 const RETRYABLE_MODULE_STATES: readonly string[] = ["FAILED", "CANCELLED"];
-
-/** Looks up the row behind a global ID input; a user error naming the field when there is none. */
-export async function lookup<T>(
-  errors: UserError[],
-  field: string,
-  type: string,
-  globalId: string,
-  load: (id: string) => Promise<T | null>,
-): Promise<T | null> {
-  const id = decodeGlobalId(type, globalId);
-  const row = id ? await load(id) : null;
-  if (!row) {
-    errors.push(
-      userError(
-        ["input", field],
-        id ? `no ${type} with ID ${globalId}` : `"${globalId}" is not the ID of a ${type}`,
-        "NOT_FOUND",
-      ),
-    );
-  }
-  return row;
-}
 
 /**
  * The resolved recipe's numbers within RUN_LIMITS (the recipe's own schema says only "positive"),

@@ -12,7 +12,7 @@ import { targetConfig } from "../../platform/dispatch/plan.ts";
 import type { ApiContext } from "../context.ts";
 import type { UserError } from "../user-errors.ts";
 import { userError } from "../user-errors.ts";
-import { lookup } from "./run-mutations.ts";
+import { lookup } from "./lookup.ts";
 
 export interface ReuseInput {
   kind: RunKind;
