@@ -10,6 +10,7 @@ export type UserErrorCode =
   | "TAKEN"
   | "NOT_FOUND"
   | "INCOMPATIBLE"
+  | "MISMATCH"
   | "UNREADABLE"
   | "RUN_FINISHED"
   | "NOT_RETRYABLE"

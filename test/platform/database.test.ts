@@ -14,6 +14,32 @@ const t = useTestDatabase();
 const CONFIG_COLUMNS = "20261201172143_meta_model_config_columns";
 /** The migration that gave artifacts a project and made names unique per project. */
 const PROJECT_NAMES = "20261201191901_project_names_quota_event_batches";
+/** The migration that let runs reuse another run's modules. */
+const RUN_REUSE = "20261201204500_run_reuse";
+
+/**
+ * A scratch database migrated up to (not including) `migration`, for `body` to fill with rows as
+ * they could be then and upgrade with `migrate(url)`; dropped afterwards.
+ */
+async function upgradeFrom(
+  migration: string,
+  body: (client: pg.Client, url: string) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "incubator-migrations-"));
+  cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
+  for (const m of readMigrations(dir))
+    if (m.name >= migration) rmSync(join(dir, m.name), { recursive: true });
+  const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_upgrade");
+  const client = new pg.Client({ connectionString: scratch.url });
+  await client.connect();
+  try {
+    await migrate(scratch.url, dir);
+    await body(client, scratch.url);
+  } finally {
+    await client.end();
+    await scratch.drop();
+  }
+}
 
 describe("migrations", () => {
   it("creates every core table and records each migration as Prisma does", async () => {
@@ -74,43 +100,35 @@ describe("migrations", () => {
   });
   it("moves meta model configs into typed columns in a database that already has rows", async () => {
     // The migrations before this one, rows as they could be then, then the rest.
-    const dir = mkdtempSync(join(tmpdir(), "incubator-migrations-"));
-    cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
-    for (const m of readMigrations(dir))
-      if (m.name >= CONFIG_COLUMNS) rmSync(join(dir, m.name), { recursive: true });
-    const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_upgrade");
-    const client = new pg.Client({ connectionString: scratch.url });
-    await client.connect();
-    try {
-      await migrate(scratch.url, dir);
+    await upgradeFrom(CONFIG_COLUMNS, async (client, url) => {
       await client.query(`
-        insert into architecture (id, name, image_size, channels, patch_size, width, depth, heads, mlp_ratio, num_classes, module_split)
-        values ('00000000-0000-0000-0000-0000000000a1', 'a1', 16, 1, 4, 64, 4, 4, 2, 7, '{1,1,1,1}'),
-               ('00000000-0000-0000-0000-0000000000a2', 'a2', 16, 3, 4, 64, 4, 4, 4, 9, '{1,1,1,1}');
-        insert into dataset (id, name, format, num_classes, train_size, test_size)
-        values ('00000000-0000-0000-0000-0000000000d1', 'd1', 'synthetic', 5, 10, 0);
-        insert into run (id, kind, architecture_id, dataset_id)
-        values ('00000000-0000-0000-0000-0000000000b1', 'META_PRETRAIN', '00000000-0000-0000-0000-0000000000a1',
-                '00000000-0000-0000-0000-0000000000d1');
-        insert into meta_model (id, name, width, heads, patch_size, image_size, num_modules, dataset_id, source_run_id, config)
-        values ('00000000-0000-0000-0000-000000000001', 'pretrained-here', 32, 4, 4, 16, 4, null, '00000000-0000-0000-0000-0000000000b1', null),
-               ('00000000-0000-0000-0000-000000000002', 'used-by-a-run', 32, 4, 4, 16, 4, null, null, null),
-               ('00000000-0000-0000-0000-000000000003', 'dataset-only', 32, 4, 4, 16, 4, '00000000-0000-0000-0000-0000000000d1', null, null),
-               ('00000000-0000-0000-0000-000000000004', 'nothing-known', 32, 4, 4, 16, 4, null, null, null),
-               ('00000000-0000-0000-0000-000000000005', 'with-config', 32, 4, 4, 16, 4, null, null,
-                '{"imageSize": 16, "channels": 1, "patchSize": 4, "width": 48, "depth": 3, "heads": 4, "mlpRatio": 2.5,
-                  "qkvBias": false, "layerNormEps": 1e-5, "numClasses": 11, "dropPathRate": 0.1}');
-        insert into run (id, kind, architecture_id, dataset_id, meta_model_id, created_at)
-        values ('00000000-0000-0000-0000-0000000000b2', 'INCUBATION', '00000000-0000-0000-0000-0000000000a2',
-                '00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-000000000002', now()),
-               ('00000000-0000-0000-0000-0000000000b3', 'INCUBATION', '00000000-0000-0000-0000-0000000000a2',
-                '00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-000000000001', now());
-      `);
-      const result = await migrate(scratch.url);
+      insert into architecture (id, name, image_size, channels, patch_size, width, depth, heads, mlp_ratio, num_classes, module_split)
+      values ('00000000-0000-0000-0000-0000000000a1', 'a1', 16, 1, 4, 64, 4, 4, 2, 7, '{1,1,1,1}'),
+             ('00000000-0000-0000-0000-0000000000a2', 'a2', 16, 3, 4, 64, 4, 4, 4, 9, '{1,1,1,1}');
+      insert into dataset (id, name, format, num_classes, train_size, test_size)
+      values ('00000000-0000-0000-0000-0000000000d1', 'd1', 'synthetic', 5, 10, 0);
+      insert into run (id, kind, architecture_id, dataset_id)
+      values ('00000000-0000-0000-0000-0000000000b1', 'META_PRETRAIN', '00000000-0000-0000-0000-0000000000a1',
+              '00000000-0000-0000-0000-0000000000d1');
+      insert into meta_model (id, name, width, heads, patch_size, image_size, num_modules, dataset_id, source_run_id, config)
+      values ('00000000-0000-0000-0000-000000000001', 'pretrained-here', 32, 4, 4, 16, 4, null, '00000000-0000-0000-0000-0000000000b1', null),
+             ('00000000-0000-0000-0000-000000000002', 'used-by-a-run', 32, 4, 4, 16, 4, null, null, null),
+             ('00000000-0000-0000-0000-000000000003', 'dataset-only', 32, 4, 4, 16, 4, '00000000-0000-0000-0000-0000000000d1', null, null),
+             ('00000000-0000-0000-0000-000000000004', 'nothing-known', 32, 4, 4, 16, 4, null, null, null),
+             ('00000000-0000-0000-0000-000000000005', 'with-config', 32, 4, 4, 16, 4, null, null,
+              '{"imageSize": 16, "channels": 1, "patchSize": 4, "width": 48, "depth": 3, "heads": 4, "mlpRatio": 2.5,
+                "qkvBias": false, "layerNormEps": 1e-5, "numClasses": 11, "dropPathRate": 0.1}');
+      insert into run (id, kind, architecture_id, dataset_id, meta_model_id, created_at)
+      values ('00000000-0000-0000-0000-0000000000b2', 'INCUBATION', '00000000-0000-0000-0000-0000000000a2',
+              '00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-000000000002', now()),
+             ('00000000-0000-0000-0000-0000000000b3', 'INCUBATION', '00000000-0000-0000-0000-0000000000a2',
+              '00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-000000000001', now());
+    `);
+      const result = await migrate(url);
       expect(result.applied).toContain(CONFIG_COLUMNS);
       const rows = await client.query(
         `select name, image_size, channels, patch_size, width, num_modules, heads, mlp_ratio, qkv_bias,
-                layer_norm_eps, num_classes from meta_model order by id`,
+              layer_norm_eps, num_classes from meta_model order by id`,
       );
       const shape = { image_size: 16, patch_size: 4, width: 32, num_modules: 4, heads: 4 };
       const defaults = { channels: 3, mlp_ratio: 4, qkv_bias: true, layer_norm_eps: 1e-6 };
@@ -138,43 +156,32 @@ describe("migrations", () => {
         "select column_name from information_schema.columns where table_name = 'meta_model'",
       );
       expect(columns.rows.map((c) => c.column_name)).not.toContain("config");
-    } finally {
-      await client.end();
-      await scratch.drop();
-    }
+    });
   });
 });
 
 describe("names per project, artifacts with a project", () => {
   it("upgrades a database with rows in place: artifacts take their run's or meta model's project", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "incubator-migrations-"));
-    cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
-    for (const m of readMigrations(dir))
-      if (m.name >= PROJECT_NAMES) rmSync(join(dir, m.name), { recursive: true });
-    const scratch = await createScratchDatabase(inject("databaseServerUrl"), "incubator_test_upgrade");
-    const client = new pg.Client({ connectionString: scratch.url });
-    await client.connect();
     const id = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
-    try {
-      await migrate(scratch.url, dir);
+    await upgradeFrom(PROJECT_NAMES, async (client, url) => {
       // Project 2 ("vision") holds a run with a checkpoint and a registered meta model's weights;
       // one artifact belongs to neither (it stays in "default").
       await client.query(`
-        insert into project (id, name) values ('${id(2)}', 'vision');
-        insert into architecture (id, name, image_size, patch_size, width, depth, heads, num_classes, module_split, project_id)
-        values ('${id(10)}', 'vit', 16, 4, 64, 4, 4, 7, '{1,1,1,1}', '${id(2)}');
-        insert into dataset (id, name, format, num_classes, train_size, test_size, project_id)
-        values ('${id(20)}', 'data', 'synthetic', 5, 10, 0, '${id(2)}');
-        insert into run (id, kind, architecture_id, dataset_id, project_id)
-        values ('${id(30)}', 'E2E', '${id(10)}', '${id(20)}', '${id(2)}');
-        insert into artifact (id, run_id, kind, sha256, size_bytes)
-        values ('${id(40)}', '${id(30)}', 'CHECKPOINT', '${"a".repeat(64)}', 10),
-               ('${id(41)}', null, 'META_WEIGHTS', '${"b".repeat(64)}', 20),
-               ('${id(42)}', null, 'META_WEIGHTS', '${"c".repeat(64)}', 30);
-        insert into meta_model (id, name, width, heads, patch_size, image_size, num_modules, num_classes, checkpoint_id, project_id)
-        values ('${id(50)}', 'meta', 32, 4, 4, 16, 4, 7, '${id(41)}', '${id(2)}');
-      `);
-      expect((await migrate(scratch.url)).applied).toContain(PROJECT_NAMES);
+      insert into project (id, name) values ('${id(2)}', 'vision');
+      insert into architecture (id, name, image_size, patch_size, width, depth, heads, num_classes, module_split, project_id)
+      values ('${id(10)}', 'vit', 16, 4, 64, 4, 4, 7, '{1,1,1,1}', '${id(2)}');
+      insert into dataset (id, name, format, num_classes, train_size, test_size, project_id)
+      values ('${id(20)}', 'data', 'synthetic', 5, 10, 0, '${id(2)}');
+      insert into run (id, kind, architecture_id, dataset_id, project_id)
+      values ('${id(30)}', 'E2E', '${id(10)}', '${id(20)}', '${id(2)}');
+      insert into artifact (id, run_id, kind, sha256, size_bytes)
+      values ('${id(40)}', '${id(30)}', 'CHECKPOINT', '${"a".repeat(64)}', 10),
+             ('${id(41)}', null, 'META_WEIGHTS', '${"b".repeat(64)}', 20),
+             ('${id(42)}', null, 'META_WEIGHTS', '${"c".repeat(64)}', 30);
+      insert into meta_model (id, name, width, heads, patch_size, image_size, num_modules, num_classes, checkpoint_id, project_id)
+      values ('${id(50)}', 'meta', 32, 4, 4, 16, 4, 7, '${id(41)}', '${id(2)}');
+    `);
+      expect((await migrate(url)).applied).toContain(PROJECT_NAMES);
       const artifacts = await client.query("select id, project_id from artifact order by id");
       expect(artifacts.rows).toEqual([
         { id: id(40), project_id: id(2) },
@@ -183,15 +190,46 @@ describe("names per project, artifacts with a project", () => {
       ]);
       // The same name in another project is allowed now; in the same project it is not.
       await client.query(`insert into architecture (name, id, image_size, patch_size, width, depth, heads, num_classes, module_split)
-        values ('vit', '${id(11)}', 16, 4, 64, 4, 4, 7, '{1,1,1,1}')`);
+      values ('vit', '${id(11)}', 16, 4, 64, 4, 4, 7, '{1,1,1,1}')`);
       await expect(
         client.query(`insert into architecture (name, id, image_size, patch_size, width, depth, heads, num_classes, module_split, project_id)
-          values ('vit', '${id(12)}', 16, 4, 64, 4, 4, 7, '{1,1,1,1}', '${id(2)}')`),
+        values ('vit', '${id(12)}', 16, 4, 64, 4, 4, 7, '{1,1,1,1}', '${id(2)}')`),
       ).rejects.toThrow(/architecture_project_id_name_key/);
-    } finally {
-      await client.end();
-      await scratch.drop();
-    }
+    });
+  });
+});
+
+describe("the run-reuse migration", () => {
+  it("upgrades runs and modules in place: they reused nothing; new rows may point at old ones", async () => {
+    const id = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
+    await upgradeFrom(RUN_REUSE, async (client, url) => {
+      await client.query(`
+      insert into architecture (id, name, image_size, patch_size, width, depth, heads, num_classes, module_split)
+      values ('${id(10)}', 'vit', 16, 4, 64, 2, 4, 7, '{1,1}');
+      insert into dataset (id, name, format, num_classes, train_size, test_size)
+      values ('${id(20)}', 'data', 'synthetic', 5, 10, 0);
+      insert into run (id, kind, architecture_id, dataset_id) values ('${id(30)}', 'INCUBATION', '${id(10)}', '${id(20)}');
+      insert into module (id, run_id, index, block_start, block_end, state, updated_at)
+      values ('${id(40)}', '${id(30)}', 0, 0, 1, 'SUCCEEDED', now());
+      insert into artifact (id, run_id, kind, sha256, size_bytes)
+      values ('${id(50)}', '${id(30)}', 'WEIGHTS', '${"a".repeat(64)}', 10);
+    `);
+      expect((await migrate(url)).applied).toContain(RUN_REUSE);
+      const old = await client.query("select reused_from_run_id from run");
+      expect(old.rows).toEqual([{ reused_from_run_id: null }]);
+      const oldModule = await client.query("select reused_from_id, reused_weights_id from module");
+      expect(oldModule.rows).toEqual([{ reused_from_id: null, reused_weights_id: null }]);
+      // A reuse run written after the upgrade points at the old run, module and weights.
+      await client.query(`
+      insert into run (id, kind, architecture_id, dataset_id, reused_from_run_id)
+      values ('${id(31)}', 'INCUBATION', '${id(10)}', '${id(20)}', '${id(30)}');
+      insert into module (id, run_id, index, block_start, block_end, state, updated_at, reused_from_id, reused_weights_id)
+      values ('${id(41)}', '${id(31)}', 0, 0, 1, 'SUCCEEDED', now(), '${id(40)}', '${id(50)}');
+    `);
+      await expect(
+        client.query(`update module set reused_weights_id = '${id(99)}' where id = '${id(41)}'`),
+      ).rejects.toThrow(/module_reused_weights_id_fkey/);
+    });
   });
 });
 

@@ -29,6 +29,8 @@ function snapshot(
     kind?: RunKind;
     metaModelGiven?: boolean;
     modules?: ModuleState[];
+    /** Indexes of modules reused from an earlier run (a reuse run). */
+    reused?: number[];
     jobs?: [string, RunSnapshot["jobs"][number]["stage"], JobState, number?][];
   } = {},
 ): RunSnapshot {
@@ -36,6 +38,7 @@ function snapshot(
     id: `m${index}`,
     index,
     state,
+    ...(opts.reused?.includes(index) ? { reused: true } : {}),
   }));
   return {
     run: { kind: opts.kind ?? "INCUBATION", state: runState, metaModelGiven: opts.metaModelGiven ?? false },
@@ -78,6 +81,20 @@ describe("RUN_STARTED", () => {
     expect(out.enqueued).toBe(created.length);
     expect(out.events[0]).toBe("RUN_STATE");
     expect(out.events.filter((e) => e === "JOB_STATE")).toHaveLength(created.length);
+  });
+
+  it.each([
+    [[1], ["MODULAR#0"]],
+    [[0], ["MODULAR#1"]],
+    [[0, 1], ["FINETUNE"]],
+  ] as const)("a reuse run reusing modules %j starts %j (no PRETRAIN)", (reused, created) => {
+    const modules = [0, 1].map((i) => ((reused as readonly number[]).includes(i) ? "SUCCEEDED" : "PENDING"));
+    const s = snapshot("QUEUED", { metaModelGiven: true, modules, reused: [...reused] });
+    const out = run(s, { type: "RUN_STARTED" });
+    expect(out.run).toBe("RUNNING");
+    expect(out.created).toEqual(created);
+    // The reused modules are not written: they stay SUCCEEDED.
+    for (const i of reused) expect(out.modules[`m${i}`]).toBeUndefined();
   });
 
   it.each(RUN_STATES.filter((s) => s !== "QUEUED"))("is refused for a %s run", (state) => {
@@ -161,6 +178,16 @@ describe("JOB_SUCCEEDED", () => {
       done("b"),
     );
     expect(again.created).toEqual([]);
+  });
+
+  it("a reuse run: its retrained module's success, with the reused one SUCCEEDED, creates FINETUNE", () => {
+    const s = snapshot("RUNNING", {
+      metaModelGiven: true,
+      modules: ["SUCCEEDED", "RUNNING"],
+      reused: [0],
+      jobs: [["b", "MODULAR", "RUNNING", 1]],
+    });
+    expect(run(s, done("b"))).toMatchObject({ modules: { m1: "SUCCEEDED" }, created: ["FINETUNE"] });
   });
 
   it.each(["FINETUNE", "E2E"] as const)("%s: the run succeeds with its accuracy, last event", (stage) => {

@@ -176,6 +176,36 @@ describe.skipIf(missing !== null)("the dashboard", () => {
     await page.getByRole("button", { name: "Lineage of module 2" }).press("Enter");
     await expect.poll(() => page.locator('[data-node="Checkpoints"] a').count()).toBeGreaterThan(0);
     await page.screenshot({ path: artifactPath("run-succeeded.png"), fullPage: true });
+
+    // A reuse run from the form: a malformed retrain list is refused on the page, then only
+    // module 2 trains again and the run takes the others from this one.
+    await page.goto(`${local.api.dashboardUrl}#/start`);
+    await page.getByLabel("Architecture").selectOption({ label: "ui-tiny (K = 4)" });
+    await page.getByLabel("Reuse modules from").selectOption({ value: runId });
+    await page.getByLabel("Modules to retrain").fill("two");
+    await page.getByRole("button", { name: "Start run" }).click();
+    const retrainError = page.locator(".user-errors li").first();
+    await expect.poll(() => retrainError.textContent()).toContain("module indexes separated by commas");
+    await page.getByLabel("Modules to retrain").fill("2");
+    await page
+      .getByLabel("Recipe overrides (JSON)")
+      .fill(JSON.stringify(tinyOverrides({ modular: 20, finetune: 20 })));
+    await page.getByRole("button", { name: "Start run" }).click();
+    await page.waitForURL(
+      (url) => url.hash.startsWith("#/runs/") && !url.hash.endsWith(encodeURIComponent(runId)),
+      {
+        timeout: 30_000,
+      },
+    );
+    const reuseId = decodeURIComponent(new URL(page.url()).hash.replace("#/runs/", ""));
+    await expect.poll(() => page.locator("h1 .badge").textContent(), { timeout: 240_000 }).toBe("SUCCEEDED");
+    const reuse = await postGraphQL<{ node: { reusedFrom: { id: string }; jobs: { stage: string }[] } }>(
+      local.api.url,
+      `query ($id: ID!) { node(id: $id) { ... on Run { reusedFrom { id } jobs { stage } } } }`,
+      { id: reuseId },
+    );
+    expect(reuse.data!.node.reusedFrom.id).toBe(runId);
+    expect(reuse.data!.node.jobs.map((j) => j.stage).sort()).toEqual(["FINETUNE", "MODULAR"]);
     await page.close();
   }, 600_000);
 
@@ -266,7 +296,8 @@ describe.skipIf(missing !== null)("the dashboard", () => {
     await page.screenshot({ path: artifactPath("run-cancelled.png"), fullPage: true });
 
     await page.goto(`${local.api.dashboardUrl}#/runs`);
-    await expect.poll(() => page.locator("table.runs tbody tr").count()).toBe(2);
+    // The first test's run and its reuse run, and this one.
+    await expect.poll(() => page.locator("table.runs tbody tr").count()).toBe(3);
     await page.getByLabel("State").selectOption("CANCELLED");
     await expect.poll(() => page.locator("table.runs tbody tr").count()).toBe(1);
     expect(await page.locator("table.runs tbody tr").getAttribute("data-state")).toBe("CANCELLED");

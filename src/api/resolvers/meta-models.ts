@@ -31,7 +31,7 @@ import { sameProject, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { fileProblem, insideDataRoots, outsideRootsMessage } from "../data-roots.ts";
 import { isUniqueViolation, type UserError, userError } from "../user-errors.ts";
-import { lookup } from "./run-mutations.ts";
+import { lookup } from "./lookup.ts";
 
 interface RegisterMetaModelInput {
   name: string;

@@ -17,8 +17,9 @@ import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts
 import { IllegalTransition } from "../../platform/state/machine.ts";
 import { sameProject, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
-import { decodeGlobalId } from "../global-id.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
+import { lookup } from "./lookup.ts";
+import { checkReuse } from "./run-reuse.ts";
 
 interface StartRunInput {
   kind: RunKind;
@@ -32,32 +33,12 @@ interface StartRunInput {
   placement?: { moduleIndex?: number | null; labels: string[] }[] | null;
   priority: number;
   seed: number;
+  reuseModulesFrom?: string | null;
+  retrain?: number[] | null;
 }
 
 const FINISHED_STATES: readonly string[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
 const RETRYABLE_MODULE_STATES: readonly string[] = ["FAILED", "CANCELLED"];
-
-/** Looks up the row behind a global ID input; a user error naming the field when there is none. */
-export async function lookup<T>(
-  errors: UserError[],
-  field: string,
-  type: string,
-  globalId: string,
-  load: (id: string) => Promise<T | null>,
-): Promise<T | null> {
-  const id = decodeGlobalId(type, globalId);
-  const row = id ? await load(id) : null;
-  if (!row) {
-    errors.push(
-      userError(
-        ["input", field],
-        id ? `no ${type} with ID ${globalId}` : `"${globalId}" is not the ID of a ${type}`,
-        "NOT_FOUND",
-      ),
-    );
-  }
-  return row;
-}
 
 /**
  * The resolved recipe's numbers within RUN_LIMITS (the recipe's own schema says only "positive"),
@@ -245,17 +226,30 @@ export const runMutationResolvers = {
           ),
         );
       }
+      const reuse = await checkReuse(
+        ctx,
+        input,
+        arch,
+        meta,
+        typeof projectId === "string" ? projectId : null,
+        errors,
+      );
       if (errors.length > 0 || !arch || !dataset || typeof projectId !== "string")
         return { run: null, userErrors: errors };
 
       const modules =
         input.kind === "INCUBATION"
-          ? moduleRanges(arch.moduleSplit).map((r) => ({
-              index: r.index,
-              blockStart: r.start,
-              blockEnd: r.end,
-              shard: input.decentralized ? r.index : null,
-            }))
+          ? moduleRanges(arch.moduleSplit).map((r) => {
+              // A reused module is finished from the start: SUCCEEDED, pointing at the source's weights.
+              const reused = reuse?.reused.get(r.index);
+              return {
+                index: r.index,
+                blockStart: r.start,
+                blockEnd: r.end,
+                shard: input.decentralized ? r.index : null,
+                ...(reused ? { ...reused, state: "SUCCEEDED" as const } : {}),
+              };
+            })
           : [];
       const run = await ctx.db.run.create({
         data: {
@@ -263,7 +257,8 @@ export const runMutationResolvers = {
           kind: input.kind,
           architectureId: arch.id,
           datasetId: dataset.id,
-          metaModelId: meta?.id ?? null,
+          metaModelId: reuse?.metaModelId ?? meta?.id ?? null,
+          reusedFromRunId: reuse?.sourceRunId ?? null,
           recipe: input.recipe,
           overrides: (input.overrides ?? {}) as Prisma.InputJsonValue,
           decentralized: input.decentralized,

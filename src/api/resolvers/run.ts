@@ -70,6 +70,7 @@ export const runFields: RunResolvers = {
     required(await ctx.loaders.architecture.load(r.architectureId), "architecture"),
   dataset: async (r, _, ctx) => required(await ctx.loaders.dataset.load(r.datasetId), "dataset"),
   metaModel: (r, _, ctx) => (r.metaModelId ? ctx.loaders.metaModel.load(r.metaModelId) : null),
+  reusedFrom: (r, _, ctx) => (r.reusedFromRunId ? ctx.loaders.run.load(r.reusedFromRunId) : null),
   accuracy: (r) => storedJobResult(r.result)?.evalAccuracy ?? null,
   placement: (r) => runPlacement(r.placement),
   result: (r) => r.result ?? null,

@@ -181,6 +181,12 @@ export class StateWriter {
       case "FINETUNE": {
         const sources = [];
         for (const m of ctx.modules) {
+          // A reused module points at the earlier run's weights: assemble from those bytes.
+          if (m.reusedWeightsId) {
+            const reused = await tx.artifact.findUniqueOrThrow({ where: { id: m.reusedWeightsId } });
+            sources.push({ moduleIndex: m.index, sha256: reused.sha256 });
+            continue;
+          }
           const succeeded = await tx.job.findFirst({
             where: { moduleId: m.id, stage: "MODULAR", state: "SUCCEEDED" },
             orderBy: { createdAt: "desc" },
@@ -238,7 +244,7 @@ export class StateWriter {
 }
 
 interface LoadedRun extends RunContext {
-  modules: { id: string; index: number }[];
+  modules: { id: string; index: number; reusedWeightsId: string | null }[];
   jobRows: Prisma.JobGetPayload<object>[];
   snapshot: RunSnapshot;
 }
@@ -258,7 +264,12 @@ async function loadContext(tx: Tx, runId: string): Promise<LoadedRun> {
     jobRows,
     snapshot: {
       run: { kind: run.kind, state: run.state, metaModelGiven: run.metaModelId !== null },
-      modules: modules.map((m) => ({ id: m.id, index: m.index, state: m.state })),
+      modules: modules.map((m) => ({
+        id: m.id,
+        index: m.index,
+        state: m.state,
+        reused: m.reusedFromId !== null,
+      })),
       jobs: jobRows.map((j) => ({ id: j.id, stage: j.stage, state: j.state, moduleId: j.moduleId })),
     },
   };

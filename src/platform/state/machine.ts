@@ -12,6 +12,9 @@
  *
  *   INCUBATION    PRETRAIN (unless a meta model is given) → K × MODULAR (parallel) → FINETUNE
  *                 (assembles stage i from module i first, then fine-tunes, evaluates, exports)
+ *   reuse run     (INCUBATION with reuseModulesFrom) no PRETRAIN (the source's meta model is given)
+ *                 → MODULAR only for the retrained modules (its reused ones are SUCCEEDED from the
+ *                 start) → FINETUNE; with nothing to retrain, FINETUNE at once
  *   E2E           E2E (trains, evaluates, exports)
  *   META_PRETRAIN PRETRAIN → a MetaModel row
  */
@@ -20,7 +23,8 @@ import { type NewRunEvent, RunEventType } from "../events/run-event.ts";
 
 export interface RunSnapshot {
   run: { kind: RunKind; state: RunState; metaModelGiven: boolean };
-  modules: readonly { id: string; index: number; state: ModuleState }[];
+  /** `reused`: taken as it is from an earlier run (SUCCEEDED from the start; never trained here). */
+  modules: readonly { id: string; index: number; state: ModuleState; reused?: boolean }[];
   /** Oldest first. */
   jobs: readonly { id: string; stage: StageKind; state: JobState; moduleId: string | null }[];
 }
@@ -181,8 +185,11 @@ class Builder {
     if (moduleId) this.setModule(moduleId, ModuleState.QUEUED);
   }
 
+  /** MODULAR jobs for the modules this run trains; FINETUNE at once when it reuses them all. */
   createModularJobs() {
-    for (const m of [...this.s.modules].sort((a, b) => a.index - b.index)) this.createJob("MODULAR", m.id);
+    const toTrain = [...this.s.modules].filter((m) => !m.reused).sort((a, b) => a.index - b.index);
+    for (const m of toTrain) this.createJob("MODULAR", m.id);
+    if (toTrain.length === 0) this.createJob("FINETUNE");
   }
 }
 

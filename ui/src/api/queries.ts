@@ -66,6 +66,7 @@ export const START_FORM_QUERY = `query DashboardStartForm {
   architectures(first: 100) { nodes { id name numModules } }
   datasets(first: 100) { nodes { id name } }
   metaModels(first: 100) { nodes { id name numModules } }
+  runs(first: 100, state: SUCCEEDED) { nodes { id kind createdAt architecture { name } } }
 }`;
 
 const USER_ERRORS = "userErrors { field message code }";

@@ -10,6 +10,15 @@ interface Choices {
   architectures: { nodes: { id: string; name: string; numModules: number }[] };
   datasets: { nodes: { id: string; name: string }[] };
   metaModels: { nodes: { id: string; name: string; numModules: number }[] };
+  /** Finished runs: the INCUBATION ones can lend their modules to a reuse run. */
+  runs: { nodes: { id: string; kind: RunKind; createdAt: string; architecture: { name: string } }[] };
+}
+
+/** "2, 3" → [2, 3]; null when it is not a comma-separated list of module indexes. */
+function parseIndexes(text: string): number[] | null {
+  if (!text.trim()) return [];
+  const parts = text.split(",").map((p) => p.trim());
+  return parts.every((p) => /^\d+$/.test(p)) ? parts.map(Number) : null;
 }
 
 const RECIPES = ["deit", "deit3"] as const;
@@ -63,11 +72,24 @@ export function StartRunPage() {
         return;
       }
     }
+    const retrain = parseIndexes(String(f.get("retrain") ?? ""));
+    if (retrain === null) {
+      setUserErrors([
+        {
+          field: ["input", "retrain"],
+          message: "write module indexes separated by commas, e.g. 2 or 1, 3",
+          code: "INVALID",
+        },
+      ]);
+      return;
+    }
     const input = {
       kind: f.get("kind") as RunKind,
       architectureId: f.get("architectureId"),
       datasetId: f.get("datasetId"),
       ...(f.get("metaModelId") ? { metaModelId: f.get("metaModelId") } : {}),
+      ...(f.get("reuseModulesFrom") ? { reuseModulesFrom: f.get("reuseModulesFrom"), retrain } : {}),
+      ...(!f.get("reuseModulesFrom") && retrain.length ? { retrain } : {}),
       recipe: f.get("recipe"),
       seed: Number(f.get("seed")),
       priority: Number(f.get("priority")),
@@ -125,6 +147,19 @@ export function StartRunPage() {
             ]) ?? []),
           ]}
         />
+        <Choice
+          name="reuseModulesFrom"
+          label="Reuse modules from"
+          help="Incubation runs only: take this finished run's meta model and modules; train only those listed below."
+          options={[
+            ["", "no run (train every module)"],
+            ...(choices?.runs.nodes
+              .filter((r) => r.kind === "INCUBATION")
+              .map((r): [string, string] => [r.id, `${r.architecture.name}, ${r.createdAt}`]) ?? []),
+          ]}
+        />
+        <label for="retrain">Modules to retrain</label>
+        <input id="retrain" name="retrain" type="text" inputMode="numeric" placeholder="e.g. 2 or 1, 3" />
         <Choice name="recipe" label="Recipe" options={RECIPES.map((r) => [r, r])} />
         <label for="seed">Seed</label>
         <input id="seed" name="seed" type="number" min={0} value={0} />
