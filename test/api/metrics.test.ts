@@ -3,28 +3,19 @@
  * against rows this test wrote (runs, modules, queue depth, a worker's heartbeat and steps/s),
  * GraphQL requests by operation name and outcome, and a live subscription's fan-out.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/api/global-id.ts";
-import type { ApiServer } from "../../src/api/server.ts";
 import { appendRunEvents } from "../../src/platform/events/event-log.ts";
-import { startTestApiServer } from "../helpers/api-server.ts";
+import { useViewerApiServer } from "../helpers/api-server.ts";
 import { mintToken } from "../helpers/auth.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent, runFinished } from "../helpers/events.ts";
-import { postGraphQL, useToken, wsClient } from "../helpers/graphql.ts";
+import { postGraphQL, wsClient } from "../helpers/graphql.ts";
 import { sampleValue, scrape } from "../helpers/prometheus.ts";
 import { createRunRows } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
-let server: ApiServer;
-
-beforeAll(async () => {
-  server = await startTestApiServer(t);
-  useToken(server.url, await mintToken(t.db, "VIEWER"));
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useViewerApiServer(t);
 
 describe("who may scrape /metrics", () => {
   it("refuses no token, an unknown token and a project-limited viewer; a viewer of every project scrapes", async () => {

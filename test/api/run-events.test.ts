@@ -1,24 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/api/global-id.ts";
-import type { ApiServer } from "../../src/api/server.ts";
 import { appendRunEvents, readRunEvents } from "../../src/platform/events/event-log.ts";
-import { startTestApiServer } from "../helpers/api-server.ts";
-import { mintToken } from "../helpers/auth.ts";
+import { useViewerApiServer } from "../helpers/api-server.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent, runFinished } from "../helpers/events.ts";
-import { collectSubscription, useToken, wsClient } from "../helpers/graphql.ts";
+import { collectSubscription, wsClient } from "../helpers/graphql.ts";
 import { createRunRows } from "../helpers/rows.ts";
 
 const t = useTestDatabase();
-let server: ApiServer;
-
-beforeAll(async () => {
-  server = await startTestApiServer(t);
-  useToken(server.url, await mintToken(t.db, "VIEWER"));
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useViewerApiServer(t);
 
 async function newRun(): Promise<string> {
   return (await createRunRows(t.db)).run.id;

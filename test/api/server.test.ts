@@ -1,22 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ApiServer } from "../../src/api/server.ts";
+import { describe, expect, it } from "vitest";
 import { readMigrations } from "../../src/platform/db/migrate.ts";
 import { packageVersion } from "../../src/platform/version.ts";
-import { startTestApiServer } from "../helpers/api-server.ts";
-import { mintToken } from "../helpers/auth.ts";
+import { useViewerApiServer } from "../helpers/api-server.ts";
 import { useTestDatabase } from "../helpers/database.ts";
-import { collectSubscription, postGraphQL, useToken, wsClient } from "../helpers/graphql.ts";
+import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 
 const t = useTestDatabase();
-let server: ApiServer;
-
-beforeAll(async () => {
-  server = await startTestApiServer(t);
-  useToken(server.url, await mintToken(t.db, "VIEWER"));
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useViewerApiServer(t);
 
 describe("GraphQL over HTTP", () => {
   it("answers the health query with the database's state", async () => {
