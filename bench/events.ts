@@ -17,12 +17,9 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { toGlobalId } from "../src/api/global-id.ts";
-import { createDb } from "../src/platform/db/client.ts";
-import { openDatabase } from "../src/platform/db/database.ts";
-import { migrate } from "../src/platform/db/migrate.ts";
-import { createScratchDatabase } from "../src/platform/db/scratch.ts";
 import { appendRunEvents } from "../src/platform/events/event-log.ts";
 import { createArchitectureAndDataset } from "../test/helpers/rows.ts";
+import { openBenchDatabase } from "./scratch-database.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -176,14 +173,8 @@ function commitOf(apiSrc: string): string {
 export async function measureEventLatency(opts: EventBenchOptions): Promise<EventBenchReport> {
   const loadStart = loadavg();
   const date = new Date().toISOString();
-  const server = await openDatabase({
-    databaseUrl: process.env.DATABASE_URL,
-    dataDir: opts.dataDir,
-    ephemeral: true,
-  });
-  const scratch = await createScratchDatabase(server.url, "incubator_bench_events");
-  await migrate(scratch.url);
-  const db = createDb(scratch.url);
+  const scratch = await openBenchDatabase(opts.dataDir, "incubator_bench_events");
+  const db = scratch.db;
   const apis: ChildProcess[] = [];
   /** Subscriber processes of the point in progress: killed if the point fails, not left behind. */
   const clients: ChildProcess[] = [];
@@ -342,9 +333,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
     await Promise.all(
       apis.map((api) => ask(api, { type: "stop" }, "stopped", 30_000).catch(() => api.kill())),
     );
-    await db.$disconnect();
-    await scratch.drop();
-    await server.stop();
+    await scratch.close();
   }
   const summary = opts.subscribers.map((subscribers) => {
     const p99 = points.filter((p) => p.subscribers === subscribers).map((p) => p.p99_ms);

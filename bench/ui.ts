@@ -13,14 +13,12 @@ import pino from "pino";
 import type { Page } from "playwright-core";
 import { toGlobalId } from "../src/api/global-id.ts";
 import { startApiServer } from "../src/api/server.ts";
-import { createDb, type Db } from "../src/platform/db/client.ts";
-import { openDatabase } from "../src/platform/db/database.ts";
-import { migrate } from "../src/platform/db/migrate.ts";
-import { createScratchDatabase } from "../src/platform/db/scratch.ts";
+import type { Db } from "../src/platform/db/client.ts";
 import { appendRunEvents } from "../src/platform/events/event-log.ts";
 import type { NewRunEvent } from "../src/platform/events/run-event.ts";
 import { buildDashboard, launchChromium } from "../test/helpers/browser.ts";
 import { createRunRows } from "../test/helpers/rows.ts";
+import { openBenchDatabase } from "./scratch-database.ts";
 
 export interface DashboardLoad {
   kind: "cold" | "reload";
@@ -201,14 +199,8 @@ async function measureLoad(
 
 export async function measureDashboard(o: { pairs: number; events: number; dataDir: string }) {
   buildDashboard();
-  const server = await openDatabase({
-    databaseUrl: process.env.DATABASE_URL,
-    dataDir: o.dataDir,
-    ephemeral: true,
-  });
-  const scratch = await createScratchDatabase(server.url, "incubator_bench_ui");
-  await migrate(scratch.url);
-  const db = createDb(scratch.url);
+  const scratch = await openBenchDatabase(o.dataDir, "incubator_bench_ui");
+  const db = scratch.db;
   const api = await startApiServer({
     db,
     databaseUrl: scratch.url,
@@ -235,8 +227,6 @@ export async function measureDashboard(o: { pairs: number; events: number; dataD
     return { events: lastSeq, modules: MODULES, loads };
   } finally {
     await api.close();
-    await db.$disconnect();
-    await scratch.drop();
-    await server.stop();
+    await scratch.close();
   }
 }
