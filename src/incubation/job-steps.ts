@@ -102,13 +102,9 @@ export function assembleModules(spec: JobSpec, modules: ModuleWeights[], path: s
 
 const metaOf = (spec: JobSpec): VitConfig => spec.meta ?? metaConfigFor(spec.target, spec.split.length);
 
-export type PhaseModel = ReturnType<typeof buildModel>;
-
-/** The network a phase trains, its initial values, its drop-path depth and the parameters its weights file keeps. */
-export function buildModel(spec: JobSpec, settings: PhaseSettings) {
-  const { target, split } = spec;
-  const k = split.length;
-  const common = {
+/** The classifier options a phase's settings give (merge with the model's params and plan); the cost model builds its probes with them too. */
+export function classifierOptions(settings: PhaseSettings) {
+  return {
     batch: settings.batchSize,
     optimizer: settings.optimizer,
     labelSmoothing: settings.labelSmoothing,
@@ -117,6 +113,15 @@ export function buildModel(spec: JobSpec, settings: PhaseSettings) {
     ...(settings.clipGradNorm ? { clipGradNorm: settings.clipGradNorm } : {}),
     dropPathRate: settings.dropPath,
   };
+}
+
+export type PhaseModel = ReturnType<typeof buildModel>;
+
+/** The network a phase trains, its initial values, its drop-path depth and the parameters its weights file keeps. */
+export function buildModel(spec: JobSpec, settings: PhaseSettings) {
+  const { target, split } = spec;
+  const k = split.length;
+  const common = classifierOptions(settings);
   switch (spec.phase) {
     case "pretrain": {
       const meta = { ...metaOf(spec), dropPathRate: settings.dropPath };
