@@ -8,7 +8,7 @@ import cliProgress from "cli-progress";
 import { Command } from "commander";
 import { DataError } from "../data/errors.ts";
 import { configFromWeights } from "../engine/models/vit-weights.ts";
-import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../incubation/config.ts";
+import { loadPlannedRunConfig, loadRunConfig, RUN_PRESETS, type RunConfig } from "../incubation/config.ts";
 import { type IncubationResult, incubate, type StageEvent, trainEndToEnd } from "../incubation/incubate.ts";
 import {
   JOB_CANCELLED_EXIT_CODE,
@@ -18,6 +18,7 @@ import {
   type JobSpec,
   runJob,
 } from "../incubation/job.ts";
+import type { SplitPlan } from "../incubation/split-planner.ts";
 import { BIN_PATH } from "./paths.ts";
 
 interface RunFlags {
@@ -55,12 +56,48 @@ export function datasetFlag(value: string): string[] {
   return [`dataset=${json("train")}`, `evalDataset=${json("test")}`];
 }
 
-function configFrom(flags: RunFlags): RunConfig {
+function overridesFrom(flags: RunFlags): string[] {
   const sets = [...(flags.dataset ? datasetFlag(flags.dataset) : []), ...flags.set];
   if (flags.workers) sets.push(`workers=${flags.workers}`);
   if (flags.seed) sets.push(`seed=${flags.seed}`);
   if (flags.decentralized) sets.push("decentralized=true");
-  return loadRunConfig(flags.config, sets);
+  return sets;
+}
+
+/**
+ * The incubation config; `modules: "auto"` / {auto: K} is planned here, measured with the
+ * threads each MT job will get (1 each when several run at once, as `incubate` gives them), and
+ * with K fixed by `--meta` when a meta model is given.
+ */
+async function incubationConfigFrom(flags: RunFlags): Promise<RunConfig> {
+  const sets = overridesFrom(flags);
+  // The rest of the config (workers, threads, target), read with the split fixed at 1.
+  const fixed = loadRunConfig(flags.config, [...sets, "modules=1"]);
+  const parallel = fixed.workers > 1;
+  const threads = parallel ? (fixed.threads ?? 1) : fixed.threads;
+  const metaDepth = flags.meta
+    ? withFlag("--meta", () => configFromWeights(resolve(flags.meta!), fixed.target.heads)).depth
+    : undefined;
+  return loadPlannedRunConfig(flags.config, sets, {
+    ...(threads ? { threads } : {}),
+    ...(metaDepth ? { modules: metaDepth } : {}),
+  });
+}
+
+const seconds = (xs: number[]) => `[${xs.map((x) => x.toFixed(1)).join(", ")}] s`;
+
+/** The plan before the run: boundaries and predicted seconds per MT job, against the even split. */
+function printPlan(plan: SplitPlan): void {
+  const slowest = (xs: number[]) => Math.max(...xs).toFixed(1);
+  const lines = [
+    `split planner: ${plan.split.length} modules, blocks [${plan.split.join(", ")}]`,
+    `  predicted MT seconds per job: ${seconds(plan.predictedSeconds)} (slowest ${slowest(plan.predictedSeconds)} s)`,
+    `  even split [${plan.even.split.join(", ")}] would be: ${seconds(plan.even.predictedSeconds)} (slowest ${slowest(plan.even.predictedSeconds)} s)`,
+    ...(plan.predictedPretrainSeconds !== undefined
+      ? [`  predicted PT: ${plan.predictedPretrainSeconds.toFixed(1)} s`]
+      : []),
+  ];
+  process.stderr.write(`${lines.join("\n")}\n`);
 }
 
 /** Progress bars per job on a TTY; JSON lines with --json; a line per stage otherwise. */
@@ -127,6 +164,12 @@ function printSummary(result: IncubationResult, out: string) {
         `  ${stage.padEnd(9)} ${t.wallSeconds.toFixed(1).padStart(7)} s` +
         (t.data ? `  ${t.data.records} images, ${megabytes(t.bytesRead ?? 0)} read` : ""),
     ),
+    ...(result.plan
+      ? [
+          `  MT seconds per job, predicted: ${seconds(result.plan.predictedSeconds)}`,
+          `                      measured:  ${seconds(result.plan.measuredSeconds)}`,
+        ]
+      : []),
     `  critical path if each module had its own machine: ${result.criticalPathSeconds.toFixed(1)} s`,
     `  weights: ${result.weightsPath}`,
     `  ONNX model: ${result.onnxPath} (input "images" [N,C,H,W], output "logits")`,
@@ -171,7 +214,10 @@ export function incubateCommand(): Command {
     .option("--decentralized", "module i trains only on class-balanced shard i of the training set")
     .option("--meta <weights>", "use this meta model (safetensors) instead of pre-training one")
     .action(async (flags: RunFlags) => {
-      const config = configFrom(flags);
+      const config = await incubationConfigFrom(flags);
+      if (config.plan && flags.json)
+        process.stdout.write(`${JSON.stringify({ type: "plan", plan: config.plan })}\n`);
+      else if (config.plan) printPlan(config.plan);
       const report = reporter(Boolean(flags.json));
       try {
         const result = await incubate(
@@ -207,7 +253,8 @@ export function trainCommand(): Command {
     .action(async (flags: RunFlags & { phase: string }) => {
       if (flags.phase !== "e2e")
         throw new Error(`--phase: only "e2e" runs standalone; use \`incubator incubate\` for the rest`);
-      const config = configFrom(flags);
+      // E2E trains the whole target: no modules, so a planned split is not measured.
+      const config = loadRunConfig(flags.config, [...overridesFrom(flags), "modules=1"]);
       const report = reporter(Boolean(flags.json));
       const result = await trainEndToEnd({ ...config, outDir: flags.out! }, report.onEvent);
       report.stop();

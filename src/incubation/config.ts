@@ -7,8 +7,10 @@ import { z } from "zod";
 import { FASHION_MNIST_NORMALIZATION } from "../data/normalization.ts";
 import { type DatasetSpec, parseDatasetSpec } from "../data/registry.ts";
 import { VIT_DEFAULTS, type VitConfig, validateVitConfig, vitPreset } from "../engine/models/vit.ts";
+import { planFromMeasurement } from "./cost-model.ts";
 import { metaConfigFor, resolveSplit } from "./modules.ts";
 import { type Recipe, type RecipeOverrides, resolveRecipe } from "./recipe.ts";
+import type { SplitPlan } from "./split-planner.ts";
 
 const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 
@@ -32,6 +34,34 @@ const modelSchema = z.union([
     .strict(),
 ]);
 
+const AUTO_K = "{auto: K} takes the module count K, a positive integer";
+
+/** How the target is split: fixed (K or a block list) or planned (`split-planner.ts`). */
+const modulesSchema = z.union(
+  [
+    z.number().int().positive(),
+    z.array(z.number().int().positive()),
+    z.literal("auto"),
+    z
+      .object({
+        auto: z.number({ error: AUTO_K }).int({ error: AUTO_K }).positive({ error: AUTO_K }),
+      })
+      .strict(),
+  ],
+  {
+    error: () =>
+      'expected K (a positive integer), blocks per module such as [4,3,3,4], "auto", or {"auto": K}',
+  },
+);
+export type ModulesSetting = z.infer<typeof modulesSchema>;
+
+/** The module count a planned `modules` setting asks for ("auto": the planner chooses), or null when the split is fixed. */
+export function plannedModules(modules: ModulesSetting): number | "auto" | null {
+  if (modules === "auto") return "auto";
+  if (typeof modules === "object" && !Array.isArray(modules)) return modules.auto;
+  return null;
+}
+
 export const runConfigSchema = z
   .object({
     /** A preset name (vit-small-16, deit-t-12, …) or fields, optionally on top of `preset`. */
@@ -47,8 +77,11 @@ export const runConfigSchema = z
       })
       .strict()
       .optional(),
-    /** K, or blocks per module such as [4,3,3,4]. */
-    modules: z.union([z.number().int().positive(), z.array(z.number().int().positive())]).default(4),
+    /**
+     * K (split evenly), blocks per module such as [4,3,3,4], "auto" (K and boundaries from the
+     * split planner, measured on this machine) or { auto: K } (K given, boundaries planned).
+     */
+    modules: modulesSchema.default(4),
     dataset: z.record(z.string(), z.unknown()),
     evalDataset: z.record(z.string(), z.unknown()).optional(),
     /** A recipe name, or { name, …overrides }. */
@@ -69,6 +102,8 @@ export type RunConfigInput = z.input<typeof runConfigSchema>;
 export interface RunConfig {
   target: VitConfig;
   split: number[];
+  /** How `split` was planned, when `modules` asked for it ("auto" / {auto: K}). */
+  plan?: SplitPlan;
   /** The meta model PT trains and MT reads (one block per module). */
   meta: VitConfig;
   dataset: DatasetSpec;
@@ -152,7 +187,8 @@ export function setPath(target: Record<string, unknown>, path: string, raw: stri
   node[keys.at(-1)!] = value;
 }
 
-export function loadRunConfig(source: string, overrides: string[] = []): RunConfig {
+/** The config as given (preset or file) with `--set` overrides applied, before validation. */
+function rawRunConfig(source: string, overrides: string[]): Record<string, unknown> {
   let raw: Record<string, unknown>;
   const preset = RUN_PRESETS[source];
   if (preset) raw = structuredClone(preset) as Record<string, unknown>;
@@ -170,34 +206,92 @@ export function loadRunConfig(source: string, overrides: string[] = []): RunConf
     if (eq <= 0) throw new Error(`--set expects path=value, got "${entry}"`);
     setPath(raw, entry.slice(0, eq), entry.slice(eq + 1));
   }
-  return resolveRunConfig(raw);
+  return raw;
 }
 
-export function resolveRunConfig(raw: unknown): RunConfig {
+/** A config whose split is fixed (`modules` K or a list); a planned one needs `loadPlannedRunConfig`. */
+export function loadRunConfig(source: string, overrides: string[] = []): RunConfig {
+  return resolveRunConfig(rawRunConfig(source, overrides));
+}
+
+/**
+ * Any config, `modules: "auto"` / {auto: K} included: a planned split is measured on this
+ * machine (cost-model.ts) and the plan is kept in `plan`. `threads`: what each MT job will get.
+ * `modules`: forces K (a given meta model fixes it).
+ */
+export async function loadPlannedRunConfig(
+  source: string,
+  overrides: string[] = [],
+  opts: { threads?: number; modules?: number } = {},
+): Promise<RunConfig> {
+  return resolvePlannedRunConfig(rawRunConfig(source, overrides), opts);
+}
+
+export async function resolvePlannedRunConfig(
+  raw: Record<string, unknown>,
+  opts: { threads?: number; modules?: number } = {},
+): Promise<RunConfig> {
+  const c = parseRunConfig(raw);
+  const planned = plannedModules(c.modules);
+  if (planned === null) return resolveRunConfig(raw);
+  const target = resolveTarget(c);
+  const recipe = resolveRunRecipe(c);
+  const modules = opts.modules ?? planned;
+  // Refuse an impossible K before spending seconds measuring.
+  if (modules !== "auto") withContext("modules", () => resolveSplit(target.depth, modules));
+  const { plan } = await planFromMeasurement({
+    target,
+    ...(c.meta ? { metaOverrides: c.meta } : {}),
+    recipe,
+    modules,
+    ...(opts.threads ? { threads: opts.threads } : {}),
+  });
+  return { ...resolveRunConfig({ ...raw, modules: plan.split }), plan };
+}
+
+function parseRunConfig(raw: unknown) {
   const parsed = runConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new Error(`config.${issue.path.join(".")}: ${issue.message}`);
   }
-  const c = parsed.data;
-  let target: VitConfig;
-  if (typeof c.model === "string") target = vitPreset(c.model);
-  else {
-    const { preset, ...fields } = c.model;
-    const base = preset
-      ? vitPreset(preset)
-      : { ...VIT_DEFAULTS, imageSize: 224, patchSize: 16, width: 192, depth: 12, heads: 3 };
-    target = validateVitConfig({ ...base, ...fields } as VitConfig);
+  return parsed.data;
+}
+
+type ParsedRunConfig = ReturnType<typeof parseRunConfig>;
+
+const withContext = <T>(field: string, fn: () => T): T => {
+  try {
+    return fn();
+  } catch (error) {
+    throw new Error(`config.${field}: ${(error as Error).message}`);
   }
+};
+
+function resolveRunRecipe(c: ParsedRunConfig): Recipe {
   const { name, ...recipeOverrides } = typeof c.recipe === "string" ? { name: c.recipe } : c.recipe;
-  const withContext = <T>(field: string, fn: () => T): T => {
-    try {
-      return fn();
-    } catch (error) {
-      throw new Error(`config.${field}: ${(error as Error).message}`);
-    }
-  };
-  const split = withContext("modules", () => resolveSplit(target.depth, c.modules));
+  return withContext("recipe", () => resolveRecipe(name as string, recipeOverrides as RecipeOverrides));
+}
+
+function resolveTarget(c: ParsedRunConfig): VitConfig {
+  if (typeof c.model === "string") return vitPreset(c.model);
+  const { preset, ...fields } = c.model;
+  const base = preset
+    ? vitPreset(preset)
+    : { ...VIT_DEFAULTS, imageSize: 224, patchSize: 16, width: 192, depth: 12, heads: 3 };
+  return validateVitConfig({ ...base, ...fields } as VitConfig);
+}
+
+export function resolveRunConfig(raw: unknown): RunConfig {
+  const c = parseRunConfig(raw);
+  const planned = plannedModules(c.modules);
+  if (planned !== null) {
+    throw new Error(
+      `config.modules: ${JSON.stringify(c.modules)} is planned by measuring this machine; resolve the config with loadPlannedRunConfig (incubator incubate does), or give K or blocks per module`,
+    );
+  }
+  const target = resolveTarget(c);
+  const split = withContext("modules", () => resolveSplit(target.depth, c.modules as number | number[]));
   return {
     target,
     split,
@@ -206,7 +300,7 @@ export function resolveRunConfig(raw: unknown): RunConfig {
     ...(c.evalDataset
       ? { evalDataset: withContext("evalDataset", () => parseDatasetSpec(c.evalDataset)) }
       : {}),
-    recipe: withContext("recipe", () => resolveRecipe(name as string, recipeOverrides as RecipeOverrides)),
+    recipe: resolveRunRecipe(c),
     seed: c.seed,
     workers: c.workers,
     decentralized: c.decentralized,

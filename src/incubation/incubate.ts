@@ -15,6 +15,7 @@ import type { RunConfig } from "./config.ts";
 import type { WidthAdapter } from "./hybrid.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
 import { onJobEvents, spawnJobProcess } from "./job-process.ts";
+import type { SplitPlan } from "./split-planner.ts";
 
 /** A resolved run config (config.ts) plus where its outputs go; workers/decentralized optional. */
 export interface IncubationOptions extends Omit<RunConfig, "workers" | "decentralized"> {
@@ -67,6 +68,11 @@ export interface IncubationResult {
   >;
   /** The meta model's width (incubation); width adapters joined it to the target's when they differ. */
   metaWidth?: number;
+  /**
+   * The split planner's plan (`modules: "auto"` / {auto: K}) next to what happened: predicted
+   * and measured wall seconds of each MT job, and the even split's prediction for the same K.
+   */
+  plan?: SplitPlan & { measuredSeconds: number[] };
   /** PT + the slowest MT job + assembly + FT: the wall time if each module had its own machine. */
   criticalPathSeconds: number;
   totalWallSeconds: number;
@@ -213,6 +219,7 @@ export async function incubate(
     weightsPath: ft.weightsPath,
     onnxPath: exported(ft),
     ...(opts.meta ? { metaWidth: opts.meta.width } : {}),
+    ...(opts.plan ? { plan: { ...opts.plan, measuredSeconds: mtResults.map((r) => r.wallSeconds) } } : {}),
     metaWeightsPath: metaWeights,
     moduleWeights: mtResults.map((r) => r.weightsPath),
   };

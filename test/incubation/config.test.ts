@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { datasetFlag } from "../../src/cli/incubate.ts";
-import { loadRunConfig } from "../../src/incubation/config.ts";
+import { loadPlannedRunConfig, loadRunConfig } from "../../src/incubation/config.ts";
 
 describe("run configs", () => {
   it("resolves a preset with --set overrides into a validated target, split, data and recipe", () => {
@@ -34,6 +34,25 @@ describe("run configs", () => {
       "config.meta: width (30) must be divisible by heads (4)",
     );
     expect(() => loadRunConfig("demo", ["meta.heads=2"])).toThrow(/^config.meta: Unrecognized key/);
+  });
+
+  it("names modules when a planned split is asked for wrongly, before measuring anything", async () => {
+    const shape =
+      'config.modules: expected K (a positive integer), blocks per module such as [4,3,3,4], "auto", or {"auto": K}';
+    expect(() => loadRunConfig("demo", ["modules=sideways"])).toThrow(shape);
+    expect(() => loadRunConfig("demo", ['modules={"auto":0}'])).toThrow(
+      "config.modules.auto: {auto: K} takes the module count K, a positive integer",
+    );
+    expect(() => loadRunConfig("demo", ['modules={"auto":2,"k":3}'])).toThrow(/^config.modules: .*"k"/);
+    // The synchronous loader cannot measure: it says which loader can.
+    expect(() => loadRunConfig("demo", ["modules=auto"])).toThrow(
+      /^config.modules: "auto" is planned by measuring this machine; resolve the config with loadPlannedRunConfig/,
+    );
+    await expect(loadPlannedRunConfig("demo", ['modules={"auto":9}'])).rejects.toThrow(
+      "config.modules: modules (9) cannot exceed depth (8): each module needs ≥ 1 block",
+    );
+    // A fixed split needs no measurement and has no plan.
+    expect((await loadPlannedRunConfig("demo", ["modules=[3,2,2,1]"])).plan).toBeUndefined();
   });
 
   it("reads JSON files", () => {
