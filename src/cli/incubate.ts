@@ -213,11 +213,17 @@ export function incubateCommand(): Command {
     .option("-w, --workers <n>", "modular jobs to run in parallel (child processes)")
     .option("--decentralized", "module i trains only on class-balanced shard i of the training set")
     .option("--meta <weights>", "use this meta model (safetensors) instead of pre-training one")
-    .action(async (flags: RunFlags) => {
+    .option("--plan-only", 'print the split planner\'s plan (modules "auto" or {"auto": K}) and stop')
+    .action(async (flags: RunFlags & { planOnly?: boolean }) => {
       const config = await incubationConfigFrom(flags);
       if (config.plan && flags.json)
         process.stdout.write(`${JSON.stringify({ type: "plan", plan: config.plan })}\n`);
       else if (config.plan) printPlan(config.plan);
+      if (flags.planOnly) {
+        if (!config.plan)
+          throw new Error('--plan-only: the split is fixed; set modules to "auto" or {"auto": K}');
+        return;
+      }
       const report = reporter(Boolean(flags.json));
       try {
         const result = await incubate(
