@@ -5,7 +5,7 @@
 
 import { GraphQLError } from "graphql";
 import { augmentConfigSchema } from "../../data/augment/pipeline.ts";
-import type { MutationResolvers } from "../../generated/graphql.ts";
+import type { MutationResolvers, SplitPlanning } from "../../generated/graphql.ts";
 import type { Architecture, Dataset, MetaModel, Prisma, RunKind } from "../../generated/prisma/client.ts";
 import { metaIncompatibility } from "../../incubation/hybrid.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
@@ -14,12 +14,14 @@ import { targetConfig } from "../../platform/dispatch/plan.ts";
 import { ARCHITECTURE_LIMITS, RUN_LIMITS } from "../../platform/limits.ts";
 import { metaModelConfig } from "../../platform/meta-model-source.ts";
 import { labelProblem, normalizeLabels } from "../../platform/queue/placement.ts";
+import { runSplit } from "../../platform/run-split.ts";
 import { IllegalTransition } from "../../platform/state/machine.ts";
 import { sameProject, targetProjectOf } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
 import { errorMessage, type UserError, userError } from "../user-errors.ts";
 import { lookup } from "./lookup.ts";
 import { checkReuse } from "./run-reuse.ts";
+import { checkSplitRequest, planRunSplit } from "./run-split-plan.ts";
 
 interface StartRunInput {
   kind: RunKind;
@@ -35,6 +37,7 @@ interface StartRunInput {
   seed: number;
   reuseModulesFrom?: string | null;
   retrain?: number[] | null;
+  split?: SplitPlanning | null;
 }
 
 const FINISHED_STATES: readonly string[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
@@ -178,6 +181,15 @@ function checkDataset(dataset: Dataset, arch: Architecture, errors: UserError[])
   }
 }
 
+/** A decentralised run needs a training record per shard at least. */
+function tooFewShards(dataset: Dataset, shards: number): UserError | null {
+  if (dataset.trainSize >= shards) return null;
+  return userError(
+    ["input", "decentralized"],
+    `dataset "${dataset.name}" has ${dataset.trainSize} training records, too few for ${shards} shards`,
+  );
+}
+
 export const runMutationResolvers = {
   Mutation: {
     startRun: async (_: unknown, { input }: { input: StartRunInput }, ctx: ApiContext) => {
@@ -214,17 +226,13 @@ export const runMutationResolvers = {
       }
       runBounds(input, errors);
       checkRecipe(input, errors);
+      checkSplitRequest(input, meta, errors);
       if (arch && dataset) checkDataset(dataset, arch, errors);
       if (arch) checkPlacement(input, arch.moduleSplit.length, errors);
       if (arch && meta && input.kind === "INCUBATION") checkMetaModel(meta, arch, errors);
-      if (arch && input.decentralized && dataset && dataset.trainSize < arch.moduleSplit.length) {
-        errors.push(
-          userError(
-            ["input", "decentralized"],
-            `dataset "${dataset.name}" has ${dataset.trainSize} training records, too few for ` +
-              `${arch.moduleSplit.length} shards`,
-          ),
-        );
+      if (arch && input.decentralized && dataset) {
+        const shards = tooFewShards(dataset, arch.moduleSplit.length);
+        if (shards) errors.push(shards);
       }
       const reuse = await checkReuse(
         ctx,
@@ -237,9 +245,17 @@ export const runMutationResolvers = {
       if (errors.length > 0 || !arch || !dataset || typeof projectId !== "string")
         return { run: null, userErrors: errors };
 
+      // Only a valid request is planned: the measurement takes seconds.
+      const plan = await planRunSplit(input, arch, meta);
+      const moduleSplit = plan?.split ?? reuse?.moduleSplit ?? [];
+      const split = runSplit({ moduleSplit }, arch);
+      // A planned K (or a reused source's) is known only now.
+      const shards = input.decentralized ? tooFewShards(dataset, split.length) : null;
+      if (shards) return { run: null, userErrors: [shards] };
+
       const modules =
         input.kind === "INCUBATION"
-          ? moduleRanges(arch.moduleSplit).map((r) => {
+          ? moduleRanges(split).map((r) => {
               // A reused module is finished from the start: SUCCEEDED, pointing at the source's weights.
               const reused = reuse?.reused.get(r.index);
               return {
@@ -268,6 +284,8 @@ export const runMutationResolvers = {
           })),
           priority: input.priority,
           seed: input.seed,
+          moduleSplit,
+          ...(plan ? { splitPlan: plan as unknown as Prisma.InputJsonValue } : {}),
           modules: { create: modules },
         },
       });

@@ -9,6 +9,7 @@ import type { Architecture, MetaModel, Run } from "../../generated/prisma/client
 import { ArtifactKind, JobState, ModuleState, RunKind, RunState } from "../../generated/prisma/enums.ts";
 import { moduleRanges } from "../../incubation/modules.ts";
 import { targetConfig } from "../../platform/dispatch/plan.ts";
+import { runSplit } from "../../platform/run-split.ts";
 import type { ApiContext } from "../context.ts";
 import type { UserError } from "../user-errors.ts";
 import { userError } from "../user-errors.ts";
@@ -28,6 +29,8 @@ export interface ReusePlan {
   metaModelId: string;
   /** Per reused module index: the source module and the weights artifact it points at. */
   reused: Map<number, { reusedFromId: string; reusedWeightsId: string }>;
+  /** The source's own split (empty: its architecture's); the reuse run keeps it. */
+  moduleSplit: number[];
 }
 
 const at = (field: string, ...rest: string[]) => ["input", field, ...rest];
@@ -152,15 +155,17 @@ export async function checkReuse(
     where: { runId: source.id },
     orderBy: { index: "asc" },
   });
-  const split = (ranges: { start: number; end: number }[]) =>
+  const blocks = (ranges: { start: number; end: number }[]) =>
     `[${ranges.map((r) => `${r.start}-${r.end}`).join(", ")}]`;
-  const ours = moduleRanges(arch.moduleSplit);
+  // A source whose split the planner chose passes it on (its modules are what is reused).
+  const split = runSplit(source, arch);
+  const ours = moduleRanges(split);
   const theirs = sourceModules.map((m) => ({ start: m.blockStart, end: m.blockEnd }));
-  if (split(ours) !== split(theirs))
+  if (blocks(ours) !== blocks(theirs))
     errors.push(
       userError(
         at("architectureId"),
-        `split ≠ the source run's: blocks ${split(ours)} (${ours.length} modules) ≠ ${split(theirs)} ` +
+        `split ≠ the source run's: blocks ${blocks(ours)} (${ours.length} modules) ≠ ${blocks(theirs)} ` +
           `(${theirs.length} modules); module boundaries must match to reuse modules`,
         "MISMATCH",
       ),
@@ -184,7 +189,7 @@ export async function checkReuse(
       ),
     );
 
-  checkRetrain(retrain, arch.moduleSplit.length, errors);
+  checkRetrain(retrain, split.length, errors);
   if (errors.length > before || !sourceMeta) return null;
 
   const reused = new Map<number, { reusedFromId: string; reusedWeightsId: string }>();
@@ -205,5 +210,5 @@ export async function checkReuse(
     reused.set(m.index, { reusedFromId: m.id, reusedWeightsId: weights });
   }
   if (errors.length > before) return null;
-  return { sourceRunId: source.id, metaModelId: sourceMeta.id, reused };
+  return { sourceRunId: source.id, metaModelId: sourceMeta.id, reused, moduleSplit: [...source.moduleSplit] };
 }

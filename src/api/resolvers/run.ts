@@ -3,7 +3,7 @@
 import type { RunResolvers } from "../../generated/graphql.ts";
 import type { Artifact, Job, JobState, Prisma, Run, StageKind } from "../../generated/prisma/client.ts";
 import { ArtifactKind } from "../../generated/prisma/enums.ts";
-import { runPlacement, storedJobResult } from "../../platform/db/run-columns.ts";
+import { runPlacement, runSplitPlan, storedJobResult } from "../../platform/db/run-columns.ts";
 import { parseRunEvent, type RunEvent } from "../../platform/events/run-event.ts";
 import { projectOfRow } from "../auth/target-project.ts";
 import type { ApiContext } from "../context.ts";
@@ -63,6 +63,31 @@ function seqOfCursor(cursor: string): number {
   return Number(match[1]);
 }
 
+/** The stored plan with each module's measured MT seconds: its latest succeeded modular job's. */
+async function splitPlanOf(run: Run, ctx: ApiContext) {
+  const plan = runSplitPlan(run.splitPlan);
+  if (!plan) return null;
+  const [modules, jobs] = await Promise.all([
+    ctx.loaders.modulesByRun.load(run.id),
+    ctx.loaders.jobsByRun.load(run.id),
+  ]);
+  const measured = plan.split.map(() => null as number | null);
+  for (const job of jobs) {
+    // jobs come oldest first, so a retry's success overwrites an earlier attempt's
+    const module = modules.find((m) => m.id === job.moduleId);
+    if (job.stage !== "MODULAR" || job.state !== "SUCCEEDED" || !module) continue;
+    measured[module.index] = storedJobResult(job.result)?.wallSeconds ?? null;
+  }
+  return {
+    split: plan.split,
+    predictedSeconds: plan.predictedSeconds,
+    predictedPretrainSeconds: plan.predictedPretrainSeconds ?? null,
+    evenSplit: plan.even.split,
+    evenPredictedSeconds: plan.even.predictedSeconds,
+    measuredSeconds: measured,
+  };
+}
+
 export const runFields: RunResolvers = {
   id: (r) => toGlobalId("Run", r.id),
   project: projectOfRow,
@@ -74,6 +99,7 @@ export const runFields: RunResolvers = {
   accuracy: (r) => storedJobResult(r.result)?.evalAccuracy ?? null,
   placement: (r) => runPlacement(r.placement),
   result: (r) => r.result ?? null,
+  splitPlan: (r, _, ctx) => splitPlanOf(r, ctx),
   modules: (r, _, ctx) => ctx.loaders.modulesByRun.load(r.id),
   jobs: (r, _, ctx) => ctx.loaders.jobsByRun.load(r.id),
   stages: async (r, _, ctx) => stagesOf(await ctx.loaders.jobsByRun.load(r.id)),

@@ -1,6 +1,6 @@
 /**
  * JSON columns of runs and jobs, read through zod once at the boundary instead of cast where
- * used: a run's `placement`, a job's (and a run's) stored result.
+ * used: a run's `placement` and `splitPlan`, a job's (and a run's) stored result.
  */
 import { z } from "zod";
 import { dataStats } from "../events/run-event.ts";
@@ -22,9 +22,23 @@ export function runPlacement(json: unknown): PlacementEntry[] {
  */
 const storedResult = z.looseObject({
   evalAccuracy: z.number().nullish(),
+  wallSeconds: z.number().optional(),
   data: dataStats.optional(),
 });
 
 export function storedJobResult(json: unknown): z.infer<typeof storedResult> | null {
   return json === null || json === undefined ? null : storedResult.parse(json);
+}
+
+/** `run.split_plan`: the split planner's `SplitPlan` (src/incubation/split-planner.ts) as startRun stored it. */
+const storedSplitPlan = z.object({
+  split: z.array(z.number().int()),
+  predictedSeconds: z.array(z.number()),
+  predictedPretrainSeconds: z.number().optional(),
+  even: z.object({ split: z.array(z.number().int()), predictedSeconds: z.array(z.number()) }),
+});
+export type StoredSplitPlan = z.infer<typeof storedSplitPlan>;
+
+export function runSplitPlan(json: unknown): StoredSplitPlan | null {
+  return json === null || json === undefined ? null : storedSplitPlan.parse(json);
 }

@@ -11,6 +11,7 @@ import type { Architecture, Dataset, Run } from "../../generated/prisma/client.t
 import type { JobSpec } from "../../incubation/job.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
 import { datasetSpecOf } from "../db/json-columns.ts";
+import { runSplit } from "../run-split.ts";
 
 export const ARTIFACT_REF = "artifact:";
 export const artifactRef = (sha256: string) => `${ARTIFACT_REF}${sha256}`;
@@ -58,7 +59,7 @@ export function baseSpec(ctx: RunContext): Omit<StoredJobSpec, "phase"> {
   return {
     datasetId: dataset.id,
     target: targetConfig(architecture),
-    split: [...architecture.moduleSplit],
+    split: runSplit(run, architecture),
     dataset: data.train,
     ...(data.eval ? { evalDataset: data.eval } : {}),
     recipe: resolveRecipe(run.recipe, run.overrides as RecipeOverrides),

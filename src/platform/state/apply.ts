@@ -27,6 +27,7 @@ import { metaModelColumns, metaModelConfig } from "../meta-model-source.ts";
 import { recordJobChanges } from "../metrics/job-timings.ts";
 import { placementOfJob, queueOfJob } from "../queue/placement.ts";
 import { ensureTrainQueue, type TrainMessage } from "../queue/queue.ts";
+import { runSplit } from "../run-split.ts";
 import { type NewJob, type Occurrence, type RunSnapshot, type Transition, transition } from "./machine.ts";
 
 type Tx = Prisma.TransactionClient;
@@ -153,7 +154,7 @@ export class StateWriter {
       data: {
         name: `meta-${ctx.run.id.slice(0, 8)}`,
         ...metaModelColumns(
-          metaConfigFor(targetConfig(ctx.architecture), ctx.architecture.moduleSplit.length),
+          metaConfigFor(targetConfig(ctx.architecture), runSplit(ctx.run, ctx.architecture).length),
           {
             kind: "pretrain-run",
             runId: ctx.run.id,
