@@ -4,7 +4,7 @@
  * assembles and evaluates; final: results.json), and bad folders fail with one line naming the
  * file or field.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadRunConfig } from "../../src/incubation/config.ts";
@@ -138,6 +138,18 @@ describe("incubator eval-stages", () => {
       output: 'incubator: --limit: "0" is not a positive whole number\n',
     });
   }, 60_000);
+
+  it("scores hybrids with width adapters from the module's checkpoint, where the module's weights leave them out", async () => {
+    const narrow = join(dir, "narrow-meta");
+    await incubate({ ...loadRunConfig("demo", [...SETS, "meta.width=32"]), outDir: narrow, threads: 1 });
+    const stages = await evalStagesJson(narrow, "--limit", "32");
+    expect(stages.stages.map((s) => s.stage)).toHaveLength(7);
+    rmSync(join(narrow, "module-1.checkpoint.safetensors"));
+    expect(await evalStages(narrow, "--limit", "32", "--json")).toEqual({
+      code: 1,
+      output: `incubator: hybrid-1: its width adapters are only in ${join(narrow, "module-1.checkpoint.safetensors")}, which does not exist\n`,
+    });
+  }, 120_000);
 
   it("scores an E2E run's final model only, as the run reported it", async () => {
     const e2eDir = join(dir, "e2e");
