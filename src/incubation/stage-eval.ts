@@ -148,7 +148,7 @@ export async function evaluateStages(
         // Width adapters train with the module but are not in its weights file (assembly drops
         // them); the module's checkpoint, beside it, still has them.
         if (built.adapters?.length) {
-          const checkpoint = join(runDir, basename(jobFiles({ ...network, outDir: runDir }).checkpoint));
+          const checkpoint = jobFiles(network).checkpoint; // module-<i>.checkpoint.safetensors in runDir
           if (!existsSync(checkpoint))
             throw new Error(
               `hybrid-${i}: its width adapters are only in ${checkpoint}, which does not exist`,
