@@ -15,6 +15,7 @@ import type { RunConfig } from "./config.ts";
 import type { WidthAdapter } from "./hybrid.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
 import { onJobEvents, spawnJobProcess } from "./job-process.ts";
+import { type RecordedConfig, recordedConfig } from "./recorded-config.ts";
 import type { SplitPlan } from "./split-planner.ts";
 
 /** A resolved run config (config.ts) plus where its outputs go; workers/decentralized optional. */
@@ -81,6 +82,8 @@ export interface IncubationResult {
   onnxPath: string;
   metaWeightsPath?: string;
   moduleWeights?: string[];
+  /** The resolved config the run used (absent in results written before it was recorded). */
+  config?: RecordedConfig;
 }
 
 type Stage = IncubationResult["stages"][string];
@@ -222,6 +225,7 @@ export async function incubate(
     ...(opts.plan ? { plan: { ...opts.plan, measuredSeconds: mtResults.map((r) => r.wallSeconds) } } : {}),
     metaWeightsPath: metaWeights,
     moduleWeights: mtResults.map((r) => r.weightsPath),
+    config: recordedConfig({ ...opts, decentralized: opts.decentralized ?? false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;
@@ -254,6 +258,7 @@ export async function trainEndToEnd(
     totalWallSeconds: (performance.now() - started) / 1000,
     weightsPath: r.weightsPath,
     onnxPath: exported(r),
+    config: recordedConfig({ ...opts, split: opts.split ?? [opts.target.depth], decentralized: false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;
