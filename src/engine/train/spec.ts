@@ -46,6 +46,12 @@ export interface TrainSpec {
   optimizer: OptimizerConfig;
   /** global-norm gradient clipping (torch clip_grad_norm_); off when undefined */
   clipGradNorm?: number;
+  /**
+   * Activation recomputation: the backward pass rebuilds each segment the forward marked
+   * (GraphBuilder.segment — a ViT's blocks) from the segment's input instead of keeping its
+   * activations alive from the forward pass. Less peak memory for one more forward pass.
+   */
+  recomputeActivations?: boolean;
 }
 
 /** Graph input/output names of compiled steps. */
