@@ -116,6 +116,7 @@ export function buildModel(spec: JobSpec, settings: PhaseSettings) {
     loss: settings.loss,
     ...(settings.clipGradNorm ? { clipGradNorm: settings.clipGradNorm } : {}),
     dropPathRate: settings.dropPath,
+    recomputeActivations: settings.recomputeActivations,
   };
   switch (spec.phase) {
     case "pretrain": {
