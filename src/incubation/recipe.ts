@@ -166,7 +166,8 @@ export function phaseSettings(recipe: Recipe, phase: Phase): PhaseSettings {
       : {}),
     augment: recipe.augment,
     loss: recipe.loss,
-    recomputeActivations: recipe.recomputeActivations,
+    // A job spec stored before the field existed is read back as stored (no defaults): off.
+    recomputeActivations: recipe.recomputeActivations === true,
   };
 }
 
