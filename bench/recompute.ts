@@ -11,10 +11,10 @@ import { spawnSync } from "node:child_process";
 import { vitClassifierSpec } from "../src/engine/models/classifier.ts";
 import { VIT_DEFAULTS, type VitConfig } from "../src/engine/models/vit.ts";
 import { Rng } from "../src/engine/rng.ts";
-import { f32 } from "../src/engine/runtime/tensor.ts";
-import { type Batch, compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
+import { compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
 import { BENCH_MODELS } from "./engine.ts";
 import { alternate, endLoad, pairRatios, round3, runContext, type SideRun, spread } from "./pairs.ts";
+import { randomBatch } from "./random-batch.ts";
 
 /** The models this bench knows: a deep narrow ViT (where activations dominate) and deit-t. */
 const MODELS: Record<string, { cfg: VitConfig; batch: number }> = {
@@ -53,17 +53,7 @@ async function measure(recompute: boolean): Promise<Side> {
   const trainer = await Trainer.create(compileTrainer(spec, { eval: false }), { intraOpNumThreads: threads });
   const rssBefore = process.memoryUsage().rss / 2 ** 20;
   const rng = new Rng(1);
-  const data: Batch = {
-    images: f32(
-      [batch, cfg.channels, cfg.imageSize, cfg.imageSize],
-      new Float32Array(batch * cfg.channels * cfg.imageSize ** 2).map(() => rng.normal()),
-    ),
-    labels: {
-      dtype: "int64",
-      shape: [batch],
-      data: BigInt64Array.from({ length: batch }, () => BigInt(rng.int(cfg.numClasses))),
-    },
-  };
+  const data = randomBatch(cfg, batch, rng);
   for (let i = 0; i < warmup; i++) await trainer.trainStep(data, 1e-4);
   const ms: number[] = [];
   for (let i = 0; i < steps; i++) {
