@@ -3,7 +3,8 @@
  * marked segment (GraphBuilder.segment, e.g. one transformer block) reads a fresh copy of the
  * segment's forward nodes, built just before that segment's backward from the segment's input,
  * instead of the forward pass's own values. Only segment inputs — and what a segment reads from
- * outside (parameters, drop-path masks, which are graph inputs and so the very same tensors) —
+ * outside (parameters; drop-path masks, cut from a graph input, so the copy multiplies by the very
+ * same masks) —
  * stay alive from the forward pass; each segment's inner activations live only while its own
  * backward runs. Costs one more forward pass of the segments.
  *
@@ -22,6 +23,8 @@
  * x + 0·a equals x exactly for finite a (a zero's sign aside), so the copy computes the same
  * values as the forward pass, op for op. (A non-finite gradient makes the copy NaN, and with it
  * every earlier gradient; the step's gradient norm is non-finite either way.)
+ * Measured (bench/RESULTS.md): the recomputed step's peak RSS is the same at ORT's optimisation
+ * level "all" as with optimisations disabled, so nothing merged the copies back.
  */
 import type { GraphBuilder } from "../ir/builder.ts";
 import type { Node, Segment, Value } from "../ir/graph.ts";
