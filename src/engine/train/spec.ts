@@ -46,6 +46,12 @@ export interface TrainSpec {
   optimizer: OptimizerConfig;
   /** global-norm gradient clipping (torch clip_grad_norm_); off when undefined */
   clipGradNorm?: number;
+  /**
+   * JSON data that, with params, inputs, optimizer and clipping, determines every node `forward`
+   * builds (e.g. a model config and forward plan). Only a spec with one can be cached on disk
+   * (train/graph-cache.ts); leave it out when the closure reads anything else.
+   */
+  graphKey?: unknown;
 }
 
 /** Graph input/output names of compiled steps. */
