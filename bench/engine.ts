@@ -184,17 +184,14 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
   });
   const graphBuildS = (performance.now() - started) / 1000;
   started = performance.now();
-  const trainer = await Trainer.create(
-    artifacts,
-    {
-      intraOpNumThreads: opts.threads,
-      seed: 0,
-      memArena: variant.memArena,
-      memPattern: variant.memPattern,
-      spinning: variant.spinning,
-      graphOptimizationLevel: variant.optLevel,
-    },
-  );
+  const trainer = await Trainer.create(artifacts, {
+    intraOpNumThreads: opts.threads,
+    seed: 0,
+    memArena: variant.memArena,
+    memPattern: variant.memPattern,
+    spinning: variant.spinning,
+    graphOptimizationLevel: variant.optLevel,
+  });
   const sessionCreateS = (performance.now() - started) / 1000;
   const rng = new Rng(1);
   const makeBatch = (): Batch => {

@@ -28,7 +28,12 @@ function specFor(name: string): TrainSpec {
   const run = loadRunConfig("fashion-mnist");
   const target: VitConfig = run.target;
   const hybrid = buildHybrid(target, run.meta, run.split, Number(mt[1]));
-  return vitClassifierSpec(target, { batch: 64, dropPathRate: 0.1, ...common, ...hybridClassifierOptions(hybrid) });
+  return vitClassifierSpec(target, {
+    batch: 64,
+    dropPathRate: 0.1,
+    ...common,
+    ...hybridClassifierOptions(hybrid),
+  });
 }
 
 async function measure(name: string, threads: number) {
@@ -49,6 +54,14 @@ async function measure(name: string, threads: number) {
     const session = await EngineSession.create(bytes, { intraOpNumThreads: threads });
     row[`${kind}_session_ms`] = Math.round(performance.now() - t);
     await session.release();
+    // The part of session creation that is ORT's own graph optimisation.
+    t = performance.now();
+    const plain = await EngineSession.create(bytes, {
+      intraOpNumThreads: threads,
+      graphOptimizationLevel: "disabled",
+    });
+    row[`${kind}_session_unoptimized_ms`] = Math.round(performance.now() - t);
+    await plain.release();
   }
   return row;
 }
@@ -56,6 +69,6 @@ async function measure(name: string, threads: number) {
 const args = process.argv.slice(2);
 const threadsAt = args.indexOf("--threads");
 const threads = threadsAt >= 0 ? Number(args[threadsAt + 1]) : 2;
-const models = args.filter((a, i) => !a.startsWith("--") && i !== threadsAt + 1);
+const models = args.filter((a, i) => !a.startsWith("--") && (threadsAt < 0 || i !== threadsAt + 1));
 for (const m of models.length ? models : ["deit-t", "fashion-mnist-mt1"])
   process.stdout.write(`${JSON.stringify(await measure(m, threads))}\n`);

@@ -14,7 +14,12 @@ import {
   graphKey,
 } from "../../src/engine/train/graph-cache.ts";
 import type { TrainSpec } from "../../src/engine/train/spec.ts";
-import { type Batch, compileTrainer, Trainer, type TrainerArtifacts } from "../../src/engine/train/trainer.ts";
+import {
+  type Batch,
+  compileTrainer,
+  Trainer,
+  type TrainerArtifacts,
+} from "../../src/engine/train/trainer.ts";
 import { mlpSpec } from "./models.ts";
 
 const root = mkdtempSync(join(tmpdir(), "incubator-graph-cache-"));
@@ -43,7 +48,10 @@ const spec = (cfg: Partial<VitConfig> = {}, opts: Partial<ClassifierOptions> = {
 function batches(n: number): Batch[] {
   const rng = new Rng(7);
   return Array.from({ length: n }, () => ({
-    images: f32([4, 3, 8, 8], Float32Array.from({ length: 4 * 3 * 64 }, () => rng.normal())),
+    images: f32(
+      [4, 3, 8, 8],
+      Float32Array.from({ length: 4 * 3 * 64 }, () => rng.normal()),
+    ),
     labels: { dtype: "int64", shape: [4], data: BigInt64Array.from({ length: 4 }, () => BigInt(rng.int(3))) },
   }));
 }
@@ -91,9 +99,12 @@ describe("graph cache", () => {
     const base = key(spec());
     expect(base).toMatch(/^[0-9a-f]{64}$/);
     expect(key(spec())).toBe(base);
-    const frozenHead = spec({}, {
-      params: vitParamSpecs(CFG).map((p) => (p.name.startsWith("head.") ? { ...p, trainable: false } : p)),
-    });
+    const frozenHead = spec(
+      {},
+      {
+        params: vitParamSpecs(CFG).map((p) => (p.name.startsWith("head.") ? { ...p, trainable: false } : p)),
+      },
+    );
     const variants: [string, string | undefined][] = [
       ["width", key(spec({ width: 32 }))],
       ["depth", key(spec({ depth: 3 }))],
@@ -123,7 +134,10 @@ describe("graph cache", () => {
     const dir = freshDir();
     compileTrainer(spec(), { cache: new GraphCache(dir), eval: false });
     const changed = new GraphCache(dir);
-    compileTrainer(spec({}, { optimizer: { kind: "adamw", weightDecay: 0.1 } }), { cache: changed, eval: false });
+    compileTrainer(spec({}, { optimizer: { kind: "adamw", weightDecay: 0.1 } }), {
+      cache: changed,
+      eval: false,
+    });
     expect(changed.stats).toMatchObject({ hits: 0, compiled: 1 });
     expect(entries(dir)).toHaveLength(2);
   });
@@ -163,8 +177,10 @@ describe("graph cache", () => {
   it("is off with INCUBATOR_GRAPH_CACHE=off and bounded by INCUBATOR_GRAPH_CACHE_MAX_MB", () => {
     expect(graphCacheFromEnv("/tmp/x", { [GRAPH_CACHE_ENV]: "off" })).toBeUndefined();
     expect(graphCacheFromEnv(undefined, {})).toBeUndefined();
-    expect(graphCacheFromEnv("/tmp/x", {})?.maxBytes).toBe(2 * 1024 ** 3);
-    expect(graphCacheFromEnv("/tmp/x", { INCUBATOR_GRAPH_CACHE_MAX_MB: "10" })?.maxBytes).toBe(10 * 1024 ** 2);
+    expect(graphCacheFromEnv("/tmp/x", {})?.maxBytes).toBe(512 * 1024 ** 2);
+    expect(graphCacheFromEnv("/tmp/x", { INCUBATOR_GRAPH_CACHE_MAX_MB: "10" })?.maxBytes).toBe(
+      10 * 1024 ** 2,
+    );
     expect(() => graphCacheFromEnv("/tmp/x", { INCUBATOR_GRAPH_CACHE_MAX_MB: "lots" })).toThrow(
       /INCUBATOR_GRAPH_CACHE_MAX_MB must be a positive number/,
     );
