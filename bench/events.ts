@@ -117,7 +117,8 @@ const WARM_UP = { type: "LOG", level: "INFO", message: "warm-up" } as const;
 
 /**
  * How long all subscribers of a point may take to connect and get their first event: a minute,
- * plus 50 ms a subscriber (10,000: 9 min — on this 2-core machine under load 10,000 took ~TODO).
+ * plus 50 ms a subscriber (10,000: 9 min 20 s; on the 2-core machine at load ~20, 10,000 over two
+ * API processes connected in 363 s — bench/RESULTS.md).
  */
 export const connectDeadlineMs = (subscribers: number) => 60_000 + 50 * subscribers;
 
@@ -163,13 +164,24 @@ function ask<T>(child: ChildProcess, message: unknown, reply: string, timeoutMs 
     const timer = Number.isFinite(timeoutMs)
       ? setTimeout(() => reject(new Error(`bench child did not answer "${reply}"`)), timeoutMs)
       : undefined;
+    const onExit = (code: number | null, signal: string | null) => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      reject(
+        new Error(
+          `bench child (pid ${child.pid}) exited (${signal ?? `code ${code}`}) before answering "${reply}"`,
+        ),
+      );
+    };
     const onMessage = (m: { type: string }) => {
       if (m.type !== reply) return;
       clearTimeout(timer);
       child.off("message", onMessage);
+      child.off("exit", onExit);
       resolvePromise(m as T);
     };
     child.on("message", onMessage);
+    child.once("exit", onExit);
     if (message !== null) child.send(message as object);
   });
 }
