@@ -24,7 +24,10 @@ type Request =
 
 const PROGRESS_EVERY_MS = 5_000;
 
-const send = (message: unknown) => process.send?.(message);
+// Once the orchestrator is gone (it failed and is exiting) there is no one to tell.
+const send = (message: unknown) => {
+  if (process.connected) process.send?.(message);
+};
 
 process.once("message", async (start: Start) => {
   const { startApiServer } = await import(`${start.apiSrc}/api/server.ts`);

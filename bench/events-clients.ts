@@ -49,7 +49,10 @@ type Request =
   | { type: "collect" }
   | { type: "stop" };
 
-const send = (message: unknown) => process.send?.(message);
+// Once the orchestrator is gone (it failed and is exiting) there is no one to tell.
+const send = (message: unknown) => {
+  if (process.connected) process.send?.(message);
+};
 const now = () => performance.timeOrigin + performance.now();
 
 process.once("message", async (start: Start) => {
