@@ -7,6 +7,7 @@ import { packageVersion } from "../platform/version.ts";
 import { benchCommand } from "./bench.ts";
 import { demoCommand } from "./demo.ts";
 import { doctorCommand } from "./doctor.ts";
+import { evalStagesCommand } from "./eval-stages.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { metaCommand } from "./meta.ts";
 import { migrateCommand } from "./migrate.ts";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(incubateCommand());
   program.addCommand(trainCommand());
+  program.addCommand(evalStagesCommand());
   program.addCommand(jobCommand(), { hidden: true });
   program.addCommand(metaCommand());
   program.addCommand(benchCommand());

@@ -15,6 +15,7 @@ import type { RunConfig } from "./config.ts";
 import type { WidthAdapter } from "./hybrid.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
 import { onJobEvents, spawnJobProcess } from "./job-process.ts";
+import { type RecordedConfig, recordedConfig } from "./recorded-config.ts";
 
 /** A resolved run config (config.ts) plus where its outputs go; workers/decentralized optional. */
 export interface IncubationOptions extends Omit<RunConfig, "workers" | "decentralized"> {
@@ -75,6 +76,8 @@ export interface IncubationResult {
   onnxPath: string;
   metaWeightsPath?: string;
   moduleWeights?: string[];
+  /** The resolved config the run used (absent in results written before it was recorded). */
+  config?: RecordedConfig;
 }
 
 type Stage = IncubationResult["stages"][string];
@@ -215,6 +218,7 @@ export async function incubate(
     ...(opts.meta ? { metaWidth: opts.meta.width } : {}),
     metaWeightsPath: metaWeights,
     moduleWeights: mtResults.map((r) => r.weightsPath),
+    config: recordedConfig({ ...opts, decentralized: opts.decentralized ?? false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;
@@ -247,6 +251,7 @@ export async function trainEndToEnd(
     totalWallSeconds: (performance.now() - started) / 1000,
     weightsPath: r.weightsPath,
     onnxPath: exported(r),
+    config: recordedConfig({ ...opts, split: opts.split ?? [opts.target.depth], decentralized: false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;
