@@ -106,6 +106,17 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
     optimizer: opts.optimizer,
     ...(opts.clipGradNorm !== undefined ? { clipGradNorm: opts.clipGradNorm } : {}),
     ...(opts.recomputeActivations ? { recomputeActivations: true } : {}),
+    // Everything `forward` reads besides params and inputs (the graph cache's key).
+    graphKey: {
+      model: "vit-classifier",
+      cfg,
+      plan,
+      batch,
+      useDropPath,
+      softTargets: opts.softTargets ?? false,
+      loss: opts.loss ?? "ce",
+      labelSmoothing: opts.labelSmoothing ?? 0,
+    },
   };
 }
 

@@ -52,6 +52,12 @@ export interface TrainSpec {
    * activations alive from the forward pass. Less peak memory for one more forward pass.
    */
   recomputeActivations?: boolean;
+  /**
+   * JSON data that, with params, inputs, optimizer, clipping and recomputation, determines every node `forward`
+   * builds (e.g. a model config and forward plan). Only a spec with one can be cached on disk
+   * (train/graph-cache.ts); leave it out when the closure reads anything else.
+   */
+  graphKey?: unknown;
 }
 
 /** Graph input/output names of compiled steps. */
