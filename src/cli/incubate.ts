@@ -19,6 +19,7 @@ import {
   runJob,
 } from "../incubation/job.ts";
 import type { SplitPlan } from "../incubation/split-planner.ts";
+import { graphCacheDir, loadConfig } from "../platform/config/config.ts";
 import { BIN_PATH } from "./paths.ts";
 
 interface RunFlags {
@@ -207,6 +208,9 @@ function withFlag<T>(flag: string, fn: () => T): T {
   }
 }
 
+/** The machine's graph cache (DATA_DIR/graph-cache), shared with its platform workers. */
+const localGraphCache = () => graphCacheDir(resolve(loadConfig().DATA_DIR));
+
 export function incubateCommand(): Command {
   return runOptions(new Command("incubate"))
     .description("Deep Incubation: meta pre-training → K modular jobs → assembly → fine-tuning → evaluation")
@@ -231,6 +235,7 @@ export function incubateCommand(): Command {
             ...config,
             outDir: flags.out!,
             bin: BIN_PATH,
+            graphCacheDir: localGraphCache(),
             // The meta model's architecture is read from its tensors (another width: adapters).
             ...(flags.meta
               ? {
@@ -262,7 +267,10 @@ export function trainCommand(): Command {
       // E2E trains the whole target: no modules, so a planned split is not measured.
       const config = loadRunConfig(flags.config, [...overridesFrom(flags), "modules=1"]);
       const report = reporter(Boolean(flags.json));
-      const result = await trainEndToEnd({ ...config, outDir: flags.out! }, report.onEvent);
+      const result = await trainEndToEnd(
+        { ...config, outDir: flags.out!, graphCacheDir: localGraphCache() },
+        report.onEvent,
+      );
       report.stop();
       if (flags.json) process.stdout.write(`${JSON.stringify({ type: "result", result })}\n`);
       else printSummary(result, flags.out!);

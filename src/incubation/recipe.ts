@@ -43,6 +43,15 @@ export const recipeSchema = z
     clipGradNorm: perPhase(z.number().min(0)),
     /** Optimizer steps per phase. */
     steps: perPhase(z.number().int().min(0)),
+    /**
+     * Activation recomputation: each transformer block's activations are rebuilt in the backward
+     * pass from the block's input instead of kept from the forward pass — lower peak memory for
+     * deep models, about one more forward pass per step (bench/RESULTS.md). Off by default;
+     * stored specs from before the field read as off.
+     */
+    recomputeActivations: z
+      .boolean({ error: "must be true or false (recompute block activations in the backward pass)" })
+      .default(false),
   })
   .strict();
 
@@ -74,6 +83,7 @@ const DEIT: Recipe = {
   dropPath: { pretrain: 0, modular: 0.1, finetune: 0.1, e2e: 0.1 },
   clipGradNorm: { pretrain: 0, modular: 0, finetune: 1, e2e: 0 },
   steps: { pretrain: 1000, modular: 1000, finetune: 1000, e2e: 3000 },
+  recomputeActivations: false,
 };
 
 const DEIT3: Recipe = {
@@ -122,6 +132,7 @@ export interface PhaseSettings {
   mix?: { mixupAlpha: number; cutmixAlpha: number; labelSmoothing: number };
   augment: AugmentConfig;
   loss: "ce" | "bce";
+  recomputeActivations: boolean;
 }
 
 export function phaseSettings(recipe: Recipe, phase: Phase): PhaseSettings {
@@ -155,6 +166,8 @@ export function phaseSettings(recipe: Recipe, phase: Phase): PhaseSettings {
       : {}),
     augment: recipe.augment,
     loss: recipe.loss,
+    // A job spec stored before the field existed is read back as stored (no defaults): off.
+    recomputeActivations: recipe.recomputeActivations === true,
   };
 }
 

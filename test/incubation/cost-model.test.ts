@@ -21,7 +21,7 @@ const SETS = [
   "model.heads=2",
   "recipe.batchSize=16",
   "recipe.steps.pretrain=2",
-  "recipe.steps.modular=40",
+  "recipe.steps.modular=100",
   "dataset.length=512",
   "threads=1",
 ];
