@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { packageVersion } from "../platform/version.ts";
 import { benchCommand } from "./bench.ts";
+import { compareCommand } from "./compare.ts";
 import { demoCommand } from "./demo.ts";
 import { doctorCommand } from "./doctor.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(incubateCommand());
   program.addCommand(trainCommand());
+  program.addCommand(compareCommand());
   program.addCommand(jobCommand(), { hidden: true });
   program.addCommand(metaCommand());
   program.addCommand(benchCommand());
