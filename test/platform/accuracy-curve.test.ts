@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/api/global-id.ts";
 import type { LocalPlatform } from "../../src/cli/local-platform.ts";
 import { useTestDatabase } from "../helpers/database.ts";
-import { EVENT_FIELDS, type SelectedEvent } from "../helpers/events.ts";
+import type { SelectedEvent } from "../helpers/events.ts";
 import { postGraphQL } from "../helpers/graphql.ts";
 import { startTestPlatform } from "../helpers/platform.ts";
 import { createTinyArchitectureAndDataset, runTinyToEnd, tinyOverrides } from "../helpers/tiny-run.ts";
@@ -56,16 +56,21 @@ describe("Run.accuracyCurve", () => {
       { timeoutMs: 240_000 },
     );
     const res = await postGraphQL<{
-      node: { accuracyCurve: Point[]; events: { nodes: SelectedEvent[] } };
+      node: {
+        accuracyCurve: Point[];
+        events: { pageInfo: { hasNextPage: boolean }; nodes: SelectedEvent[] };
+      };
     }>(
       local.api.url,
       `query ($id: ID!) { node(id: $id) { ... on Run {
         accuracyCurve { stage moduleIndex step jobSeconds criticalPathSeconds computeSeconds accuracy loss }
-        events(first: 1000) { nodes { ${EVENT_FIELDS} } } } } }`,
+        events(first: 500) { pageInfo { hasNextPage }
+          nodes { type moduleIndex ... on EvaluationPoint { stage step seconds accuracy loss images } } } } } }`,
       { id: toGlobalId("Run", run.id) },
     );
     expect(res.errors).toBeUndefined();
     const { accuracyCurve: curve, events } = res.data!.node;
+    expect(events.pageInfo.hasNextPage).toBe(false);
 
     // The typed events: one per point, with the job's stage and module.
     const points = events.nodes.filter((e) => e.type === "EVAL_POINT");
