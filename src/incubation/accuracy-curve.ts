@@ -114,3 +114,19 @@ export function runCurve(jobs: readonly JobCurve[]): AccuracyPoint[] {
       a.step - b.step,
   );
 }
+
+/**
+ * The curve along the run's critical path: PT's points, the slowest MT job's (the one that
+ * ended last) and FT's — or E2E's. What a time-to-accuracy plot draws for one run.
+ */
+export function criticalPathCurve(curve: readonly AccuracyPoint[]): AccuracyPoint[] {
+  const endOf = new Map<number, number>();
+  for (const p of curve)
+    if (p.stage === "modular" && p.moduleIndex !== null)
+      endOf.set(p.moduleIndex, Math.max(endOf.get(p.moduleIndex) ?? 0, p.criticalPathSeconds));
+  const slowest = [...endOf.entries()].reduce<[number, number] | null>(
+    (best, entry) => (best === null || entry[1] > best[1] ? entry : best),
+    null,
+  )?.[0];
+  return curve.filter((p) => p.stage !== "modular" || p.moduleIndex === slowest);
+}
