@@ -7,8 +7,11 @@
 #   E2E: 900 steps | DI: PT 600 (4-block meta) + MT 450 per module + FT 450   (batch 64)
 # Every job scores a fixed subset of the test set (first 500 images) every 50 steps: a few
 # forward batches per 50 train steps, about 5 % of a job's time, the same share in both arms.
-# Estimated 25-30 min on a quiet 2-core machine (E2E ~4 min, DI ~5 min per seed; not measured
-# quiet yet — time one seed first: SEEDS=0).
+# Sized for 25-30 min on a quiet 2-core machine, estimated, not measured quiet: under load,
+# 12 E2E steps of this target ran at 0.7x the step time of the fashion-mnist preset (depth 16,
+# width 64), which RESULTS.md measured at 3.5 steps/s quiet; so E2E ~0.2 s/step, ~3.5 min with
+# evaluation, DI ~4.5 min (PT ~0.5, two MT waves ~2, FT ~1.7) per seed. Time one seed first
+# (SEEDS=0) and scale the steps if it is far off.
 #
 #   bash bench/experiments/time-to-accuracy.sh            # seeds 0 1 2 x {e2e, di}, then the summary
 #   bash bench/experiments/time-to-accuracy.sh summary    # speed-ups (median, min-max) + the SVG
