@@ -9,6 +9,10 @@
 #   bash bench/experiments/fashion-mnist.sh depth8       # extra: depth 8 (4 modules x 2 blocks), seed 0, e2e vs di
 #   bash bench/experiments/fashion-mnist.sh seeds        # issue 16: 5 seeds x {e2e, di} at 300 and 900 E2E steps
 #   bash bench/experiments/fashion-mnist.sh summary      # print the tables from the results.json files
+#   bash bench/experiments/fashion-mnist.sh stages       # per-stage test accuracy of every finished run
+#                                                        # (meta, hybrid i, assembled before FT, final):
+#                                                        # mean ± std and min–max per group; STAGES_LIMIT=1000
+#                                                        # scores the first 1,000 test images only
 #
 # OUT (default .tmp/experiments/fashion-mnist) holds one folder per run: results.json, events.jsonl.
 # Run it from a clean checkout of one commit: the engine is loaded from the tree the script sits in,
@@ -27,6 +31,15 @@ FT_STEPS=450
 DI_SET=(--set recipe.steps.pretrain=$PT_STEPS --set recipe.steps.modular=$MT_STEPS --set recipe.steps.finetune=$FT_STEPS)
 
 source bench/experiments/lib.sh
+
+# Runs started before results.json recorded its config: the preset they ran (eval-stages needs the
+# architecture, split, data and recipe; step counts and the seed do not change what it scores).
+older_config() {
+  case $1 in
+    *-d8-*) echo "--config fashion-mnist --set model.depth=8 --set modules=4" ;;
+    *) echo "--config fashion-mnist" ;;
+  esac
+}
 
 case "${1:-main}" in
   main)
@@ -62,5 +75,6 @@ case "${1:-main}" in
     done
     summary ;;
   summary) summary ;;
-  *) echo "usage: $0 [main|depth8|seeds|summary]" >&2; exit 2 ;;
+  stages) stages ;;
+  *) echo "usage: $0 [main|depth8|seeds|summary|stages]" >&2; exit 2 ;;
 esac

@@ -45,3 +45,46 @@ for (const [g, list] of Object.entries(groups)) {
 JS
 }
 
+
+# Per-stage test accuracy of every finished run (`incubator eval-stages`: meta model, hybrid i,
+# assembled before FT, final; E2E runs: final), then per group mean ± std and min–max of each
+# stage across seeds. STAGES_LIMIT (default: all 10,000 test images) scores on the first N only.
+# Each run's figures are kept in <run>/stages-<limit>.json and not recomputed; a run whose
+# results.json records no config (older runs) is read with the flags `older_config <run>` echoes
+# (define it in the script; default: none).
+stages() {
+  local limit=${STAGES_LIMIT:-all} dir name file
+  for dir in "$OUT"/*-seed*/; do
+    dir=${dir%/}; name=$(basename "$dir"); file="$dir/stages-$limit.json"
+    [[ -f "$dir/results.json" && ! -f "$file" ]] || continue
+    local flags=()
+    if ! grep -q '"config"' "$dir/results.json" && declare -F older_config >/dev/null; then
+      read -ra flags <<<"$(older_config "$name")"
+    fi
+    [[ $limit == all ]] || flags+=(--limit "$limit")
+    echo "$(date -u +%FT%TZ) eval-stages $name ${flags[*]}" >&2
+    node bin/incubator.js eval-stages "$dir" "${flags[@]}" --json >"$file.part" && mv "$file.part" "$file"
+  done
+  node - "$OUT" "$limit" <<'JS'
+const fs = require("node:fs"), path = require("node:path");
+const [out, limit] = process.argv.slice(2);
+const groups = {};
+for (const d of fs.readdirSync(out).sort()) {
+  const m = d.match(/^(.*)-seed(\d+)$/), file = path.join(out, d, `stages-${limit}.json`);
+  if (!m || !fs.existsSync(file)) continue;
+  (groups[m[1]] ??= []).push({ seed: +m[2], r: JSON.parse(fs.readFileSync(file, "utf8")) });
+}
+const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
+const std = (a) => (a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - mean(a)) ** 2, 0) / (a.length - 1)));
+const f = (x) => x.toFixed(2);
+for (const [g, list] of Object.entries(groups)) {
+  console.log(`\n## ${g}: test accuracy (%) per stage, ${list[0].r.images} test images, seeds ${list.map((x) => x.seed).join(" ")}`);
+  console.log(`stage       mean ± std      min–max        (range)  per seed`);
+  for (const { stage } of list[0].r.stages) {
+    const acc = list.map((x) => x.r.stages.find((s) => s.stage === stage).accuracy * 100);
+    const lo = Math.min(...acc), hi = Math.max(...acc);
+    console.log(`${stage.padEnd(10)} ${f(mean(acc)).padStart(6)} ± ${f(std(acc)).padEnd(5)}  ${f(lo)}–${f(hi)}  (${f(hi - lo).padStart(5)})  ${acc.map(f).join(" ")}`);
+  }
+}
+JS
+}

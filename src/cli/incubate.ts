@@ -32,7 +32,7 @@ interface RunFlags {
   json?: boolean;
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
+export const collect = (value: string, previous: string[]) => [...previous, value];
 
 /**
  * `--dataset` as a dataset spec (JSON) or a directory: the training split, and the test split

@@ -8,6 +8,7 @@ import { benchCommand } from "./bench.ts";
 import { compareCommand } from "./compare.ts";
 import { demoCommand } from "./demo.ts";
 import { doctorCommand } from "./doctor.ts";
+import { evalStagesCommand } from "./eval-stages.ts";
 import { incubateCommand, jobCommand, trainCommand } from "./incubate.ts";
 import { metaCommand } from "./meta.ts";
 import { migrateCommand } from "./migrate.ts";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   program.addCommand(incubateCommand());
   program.addCommand(trainCommand());
   program.addCommand(compareCommand());
+  program.addCommand(evalStagesCommand());
   program.addCommand(jobCommand(), { hidden: true });
   program.addCommand(metaCommand());
   program.addCommand(benchCommand());

@@ -17,6 +17,7 @@ import type { RunConfig } from "./config.ts";
 import type { WidthAdapter } from "./hybrid.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
 import { onJobEvents, spawnJobProcess } from "./job-process.ts";
+import { type RecordedConfig, recordedConfig } from "./recorded-config.ts";
 
 /** A resolved run config (config.ts) plus where its outputs go; workers/decentralized optional. */
 export interface IncubationOptions extends Omit<RunConfig, "workers" | "decentralized"> {
@@ -82,6 +83,8 @@ export interface IncubationResult {
    * data) on the run's critical-path and compute clocks; `incubator compare` reads it.
    */
   accuracyCurve: AccuracyPoint[];
+  /** The resolved config the run used (absent in results written before it was recorded). */
+  config?: RecordedConfig;
 }
 
 type Stage = IncubationResult["stages"][string];
@@ -251,6 +254,7 @@ export async function incubate(
     metaWeightsPath: metaWeights,
     moduleWeights: mtResults.map((r) => r.weightsPath),
     accuracyCurve: curve([...(pt ? [pt] : []), ...mtResults, ft]),
+    config: recordedConfig({ ...opts, decentralized: opts.decentralized ?? false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;
@@ -285,6 +289,7 @@ export async function trainEndToEnd(
     weightsPath: r.weightsPath,
     onnxPath: exported(r),
     accuracyCurve: curve([r]),
+    config: recordedConfig({ ...opts, split: opts.split ?? [opts.target.depth], decentralized: false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;
