@@ -14,12 +14,25 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { GraphBuilder } from "../src/engine/ir/builder.ts";
 import { dropMaskShape, dropPathMasks, vitClassifierSpec } from "../src/engine/models/classifier.ts";
-import { mlpHidden, numTokens, VIT_DEFAULTS, type VitConfig } from "../src/engine/models/vit.ts";
+import { mlpHidden, numTokens, VIT_DEFAULTS, type VitConfig, vitPreset } from "../src/engine/models/vit.ts";
 import { toOnnxModel } from "../src/engine/onnx/serialize.ts";
 import { Rng } from "../src/engine/rng.ts";
 import { EngineSession } from "../src/engine/runtime/session.ts";
 import { f32 } from "../src/engine/runtime/tensor.ts";
 import { type Batch, compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
+
+/**
+ * The scaling-table models (issue 14): how cost grows with width (small → base) and depth
+ * (deit-t → deit-t-48). `vit-small-16` / `vit-base-16` are the real presets at 224 px (196 + 1
+ * tokens), batch 8. The `-32px` twins keep their width, depth and heads but take 32 px inputs with
+ * patch 4 (64 + 1 tokens) for when 224 px does not fit the time: patch 16 at 32 px would leave 4
+ * patches, a model that is nearly all MLP on 5 tokens, while patch 4 keeps attention a real share
+ * of the step, as at 224 px. `deit-t-48` is deit-t (width 192, 3 heads) four times as deep.
+ */
+const scaling = (preset: string, overrides: Partial<VitConfig>, batch: number) => ({
+  cfg: vitPreset(preset, { numClasses: 10, ...overrides }),
+  batch,
+});
 
 export const BENCH_MODELS: Record<string, { cfg: VitConfig; batch: number }> = {
   tiny: {
@@ -30,7 +43,31 @@ export const BENCH_MODELS: Record<string, { cfg: VitConfig; batch: number }> = {
     cfg: { ...VIT_DEFAULTS, imageSize: 32, patchSize: 4, width: 192, depth: 12, heads: 3, numClasses: 10 },
     batch: 32,
   },
+  "vit-small-16": scaling("vit-small-16", {}, 8),
+  "vit-base-16": scaling("vit-base-16", {}, 8),
+  "vit-small-16-32px": scaling("vit-small-16", { imageSize: 32, patchSize: 4 }, 8),
+  "vit-base-16-32px": scaling("vit-base-16", { imageSize: 32, patchSize: 4 }, 8),
+  "deit-t-48": scaling("deit-t-48", {}, 16),
 };
+
+/** The models of the scaling table (bench/RESULTS.md "Scaling table"). */
+export const SCALING_MODELS = ["vit-small-16", "vit-base-16", "deit-t-48"] as const;
+
+/** The PyTorch script's model arguments for a bench model (one place: BENCH_MODELS). */
+export function torchConfig(model: string) {
+  const { cfg, batch } = BENCH_MODELS[model]!;
+  return {
+    img: cfg.imageSize,
+    patch: cfg.patchSize,
+    chans: cfg.channels,
+    classes: cfg.numClasses,
+    dim: cfg.width,
+    depth: cfg.depth,
+    heads: cfg.heads,
+    mlp_ratio: cfg.mlpRatio,
+    batch,
+  };
+}
 
 const TORCH_SCRIPT = resolve(import.meta.dirname, "torch/vit_train_bench.py");
 const TORCH_PYTHON = "/usr/bin/python3";
@@ -106,6 +143,10 @@ export interface EngineRun {
   steps_per_s: number;
   step_ms_median: number;
   peak_rss_mb: number;
+  /** forward + autodiff + optimizer IR and ONNX serialisation of the step graph(s), seconds */
+  graph_build_s: number;
+  /** ORT session creation (its graph optimisation included), seconds */
+  session_create_s: number;
   loop_steps?: number;
 }
 
@@ -133,22 +174,25 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     optimizer: { kind: "adamw", weightDecay: 0.05 },
     labelSmoothing: 0.1,
   });
-  const trainer = await Trainer.create(
-    compileTrainer(spec, {
-      eval: false,
-      loopSteps: opts.loop > 1 ? [opts.loop] : [],
-      contribOps: variant.contribOps,
-      fusedSkipLayerNorm: variant.skipLayerNorm,
-    }),
-    {
-      intraOpNumThreads: opts.threads,
-      seed: 0,
-      memArena: variant.memArena,
-      memPattern: variant.memPattern,
-      spinning: variant.spinning,
-      graphOptimizationLevel: variant.optLevel,
-    },
-  );
+  // Uncached on purpose: this is the cost a cache miss pays (and PyTorch's eager mode does not).
+  let started = performance.now();
+  const artifacts = compileTrainer(spec, {
+    eval: false,
+    loopSteps: opts.loop > 1 ? [opts.loop] : [],
+    contribOps: variant.contribOps,
+    fusedSkipLayerNorm: variant.skipLayerNorm,
+  });
+  const graphBuildS = (performance.now() - started) / 1000;
+  started = performance.now();
+  const trainer = await Trainer.create(artifacts, {
+    intraOpNumThreads: opts.threads,
+    seed: 0,
+    memArena: variant.memArena,
+    memPattern: variant.memPattern,
+    spinning: variant.spinning,
+    graphOptimizationLevel: variant.optLevel,
+  });
+  const sessionCreateS = (performance.now() - started) / 1000;
   const rng = new Rng(1);
   const makeBatch = (): Batch => {
     const images = new Float32Array(batch * cfg.channels * cfg.imageSize ** 2);
@@ -189,6 +233,8 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     steps_per_s: 1000 / ms,
     step_ms_median: ms,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    graph_build_s: graphBuildS,
+    session_create_s: sessionCreateS,
     ...(opts.loop > 1 ? { loop_steps: opts.loop } : {}),
   };
 }
@@ -245,6 +291,8 @@ export function measureTorch(model: string, opts: TimingOptions & { spinning?: b
       TORCH_SCRIPT,
       "--model",
       model,
+      "--config",
+      JSON.stringify(torchConfig(model)),
       "--threads",
       String(opts.threads),
       "--warmup",

@@ -15,9 +15,19 @@ interface Start {
   databaseUrl: string;
 }
 
-type Request = { type: "reset" } | { type: "stats" } | { type: "memory" } | { type: "stop" };
+type Request =
+  | { type: "reset" }
+  | { type: "stats" }
+  | { type: "memory" }
+  | { type: "progress" }
+  | { type: "stop" };
 
-const send = (message: unknown) => process.send?.(message);
+const PROGRESS_EVERY_MS = 5_000;
+
+// Once the orchestrator is gone (it failed and is exiting) there is no one to tell.
+const send = (message: unknown) => {
+  if (process.connected) process.send?.(message);
+};
 
 process.once("message", async (start: Start) => {
   const { startApiServer } = await import(`${start.apiSrc}/api/server.ts`);
@@ -49,6 +59,27 @@ process.once("message", async (start: Start) => {
     JSON.parse(JSON.stringify(eventStats())) as Record<string, Record<string, number>> | null;
   let before = snapshot();
 
+  // The connect phase, observable: sockets and subscriptions every few seconds while they change.
+  const progress = () => {
+    const live = eventStats();
+    return {
+      openConnections: live?.transport.openConnections ?? -1,
+      acceptedConnections: live?.transport.acceptedConnections ?? -1,
+      liveSubscriptions: live?.subscribers ?? -1,
+      replayReads: live?.hub.replayReads ?? -1,
+    };
+  };
+  let lastLine = "";
+  const reporter = setInterval(() => {
+    const p = progress();
+    const line =
+      `${p.openConnections} sockets open (${p.acceptedConnections} accepted), ` +
+      `${p.liveSubscriptions} live subscriptions, ${p.replayReads} replay reads`;
+    if (line !== lastLine) process.stderr.write(`[bench api ${process.pid}] ${line}\n`);
+    lastLine = line;
+  }, PROGRESS_EVERY_MS);
+  reporter.unref();
+
   process.on("message", async (request: Request) => {
     if (request.type === "reset") {
       gc = { count: 0, totalMs: 0, maxMs: 0 };
@@ -78,6 +109,8 @@ process.once("message", async (start: Start) => {
       const { heapUsed, rss } = process.memoryUsage();
       const subscribers = eventStats()?.subscribers ?? null;
       send({ type: "memory", heapUsed, rss, subscribers });
+    } else if (request.type === "progress") {
+      send({ type: "progress", ...progress() });
     } else if (request.type === "stop") {
       await api.close();
       await db.$disconnect();

@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { toGlobalId } from "../src/api/global-id.ts";
 import { appendRunEvents } from "../src/platform/events/event-log.ts";
 import { createArchitectureAndDataset } from "../test/helpers/rows.ts";
+import type { ConnectProgress } from "./events-clients.ts";
 import { openBenchDatabase } from "./scratch-database.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -104,34 +105,120 @@ export interface EventBenchReport {
 }
 
 /** What a dashboard selects. */
-const QUERY = `subscription ($runId: ID!) {
-  runEvents(runId: $runId) {
+const QUERY = `subscription ($runId: ID!, $afterSeq: Int) {
+  runEvents(runId: $runId, afterSeq: $afterSeq) {
     seq type moduleIndex createdAt
     ... on TrainingProgress { stage step totalSteps loss lr imagesPerSecond etaSeconds }
     ... on LogMessage { level message }
   }
 }`;
 
+const WARM_UP = { type: "LOG", level: "INFO", message: "warm-up" } as const;
+
+/**
+ * How long all subscribers of a point may take to connect and get their first event: a minute,
+ * plus 50 ms a subscriber (10,000: 9 min 20 s; on the 2-core machine at load ~20, 10,000 over two
+ * API processes connected in 363 s — bench/RESULTS.md).
+ */
+export const connectDeadlineMs = (subscribers: number) => 60_000 + 50 * subscribers;
+
+/** What the API processes say about the connect phase (bench/events-api.ts `progress`). */
+export interface ApiProgress {
+  openConnections: number;
+  acceptedConnections: number;
+  liveSubscriptions: number;
+  replayReads: number;
+}
+
+/** The error of a connect phase past its deadline: who got how far, and how sockets closed. */
+export function connectStallMessage(
+  count: number,
+  deadlineMs: number,
+  clients: ConnectProgress[],
+  apis: (ApiProgress | null)[],
+): string {
+  const sum = (pick: (p: ConnectProgress) => number) => clients.reduce((n, p) => n + pick(p), 0);
+  const closes: Record<string, number> = {};
+  for (const p of clients)
+    for (const [why, n] of Object.entries(p.closes)) closes[why] = (closes[why] ?? 0) + n;
+  const lines = [
+    `connect phase stalled: ${sum((p) => p.subscribed)} of ${count} subscribers had their first event ` +
+      `after ${Math.round(deadlineMs / 1000)} s (${sum((p) => p.gaveUp)} gave up; ` +
+      `${sum((p) => p.acked)} connections acknowledged, ${sum((p) => p.opened)} sockets opened, ` +
+      `${sum((p) => p.reconnects)} reconnects; ${count - sum((p) => p.count)} subscribers' process never reported)`,
+    `  socket closes: ${Object.keys(closes).length ? JSON.stringify(closes) : "none"}`,
+    ...apis.map((a, i) =>
+      a
+        ? `  API process ${i + 1}: ${a.openConnections} sockets open (${a.acceptedConnections} accepted), ` +
+          `${a.liveSubscriptions} live subscriptions, ${a.replayReads} replay reads`
+        : `  API process ${i + 1}: did not answer "progress" within 30 s (event loop blocked or process gone)`,
+    ),
+    "  Per-process progress is on stderr ([bench clients …], [bench api …]).",
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * The writer's append, tried again when its transaction could not start in time (Prisma P2028:
+ * on a loaded machine the pool's wait ran out): one such write failed a whole point. The commit
+ * time is taken after the attempt that committed, so latency is unaffected.
+ */
+async function appendRetrying(...args: Parameters<typeof appendRunEvents>): Promise<number[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await appendRunEvents(...args);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "P2028" || attempt === 5) throw error;
+      process.stderr.write(
+        `[bench] writer: transaction did not start in time (attempt ${attempt}); trying again\n`,
+      );
+    }
+  }
+}
+
 /** Children speak by IPC; each waits for one message type at a time. */
 function ask<T>(child: ChildProcess, message: unknown, reply: string, timeoutMs = 600_000): Promise<T> {
   return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`bench child did not answer "${reply}"`)), timeoutMs);
+    const timer = Number.isFinite(timeoutMs)
+      ? setTimeout(() => reject(new Error(`bench child did not answer "${reply}"`)), timeoutMs)
+      : undefined;
+    const onExit = (code: number | null, signal: string | null) => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      reject(
+        new Error(
+          `bench child (pid ${child.pid}) exited (${signal ?? `code ${code}`}) before answering "${reply}"`,
+        ),
+      );
+    };
     const onMessage = (m: { type: string }) => {
       if (m.type !== reply) return;
       clearTimeout(timer);
       child.off("message", onMessage);
+      child.off("exit", onExit);
       resolvePromise(m as T);
     };
     child.on("message", onMessage);
+    child.once("exit", onExit);
     if (message !== null) child.send(message as object);
   });
 }
 
-const forkTs = (script: string) =>
-  fork(join(HERE, script), [], {
+function forkTs(script: string): ChildProcess {
+  const child = fork(join(HERE, script), [], {
     execArgv: ["--import", "tsx", "--expose-gc"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
+  // A child gone mid-point (crashed, killed for memory) must be named, not crash this process with EPIPE.
+  child.on("error", (error) =>
+    process.stderr.write(`[bench] ${script} (pid ${child.pid}): ${error.message}\n`),
+  );
+  child.on("exit", (code, signal) => {
+    if (code !== 0)
+      process.stderr.write(`[bench] ${script} (pid ${child.pid}) exited: ${signal ?? `code ${code}`}\n`);
+  });
+  return child;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -218,31 +305,58 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
       const memoryBefore = await Promise.all(
         apis.map((api) => ask<Memory>(api, { type: "memory" }, "memory")),
       );
+      // One event per run before anyone subscribes: subscribers start after the one before it,
+      // so each replays it (its first event: it is live) instead of the run's whole log.
+      const firstSeqs = await Promise.all(
+        runs.map(async (run) => (await appendRunEvents(db, run.id, [WARM_UP]))[0]!),
+      );
       const processes = opts.clientProcesses || Math.max(1, Math.ceil(count / 2500));
       clients.length = 0;
       const readies: Promise<{ gaveUp: number }>[] = [];
+      const progress = new Map<ChildProcess, ConnectProgress>();
       for (let p = 0; p < processes; p++) {
         const share = Math.floor(count / processes) + (p < count % processes ? 1 : 0);
         if (share === 0) continue;
         const child = forkTs("events-clients.ts");
         clients.push(child);
-        readies.push(ask<{ gaveUp: number }>(child, null, "ready"));
-        child.send({ wsUrls, runIds, offset: p * Math.ceil(count / processes), count: share, query: QUERY });
+        child.on("message", (m: { type: string; progress?: ConnectProgress }) => {
+          if (m.type === "progress" && m.progress) progress.set(child, m.progress);
+        });
+        // No timeout of its own: the connect deadline below applies, with what stalled.
+        readies.push(ask<{ gaveUp: number }>(child, null, "ready", Number.POSITIVE_INFINITY));
+        child.send({
+          wsUrls,
+          runIds,
+          afterSeqs: firstSeqs.map((seq) => seq - 1),
+          offset: p * Math.ceil(count / processes),
+          count: share,
+          query: QUERY,
+        });
       }
-      // Warm-up events until every subscriber has one: then all are live.
-      let warming = true;
+      const deadlineMs = connectDeadlineMs(count);
+      const connectStarted = performance.now();
       let gaveUp = 0;
       const allReady = Promise.all(readies).then((answers) => {
-        warming = false;
         gaveUp = answers.reduce((n, a) => n + a.gaveUp, 0);
+        return true;
       });
-      while (warming) {
-        await Promise.all(
-          runs.map((run) =>
-            appendRunEvents(db, run.id, [{ type: "LOG", level: "INFO", message: "warm-up" }]),
+      const connected = await Promise.race([allReady, sleep(deadlineMs).then(() => false)]);
+      if (!connected) {
+        const apiProgress = await Promise.all(
+          apis.map((api) =>
+            ask<ApiProgress>(api, { type: "progress" }, "progress", 30_000).catch(() => null),
           ),
         );
-        await Promise.race([allReady, sleep(250)]);
+        throw new Error(connectStallMessage(count, deadlineMs, [...progress.values()], apiProgress));
+      }
+      opts.log(
+        `${String(count).padStart(6)} subscribers connected in ${((performance.now() - connectStarted) / 1000).toFixed(1)} s` +
+          (gaveUp ? ` (${gaveUp} gave up)` : ""),
+      );
+      // A few events to all of them before timing (code paths warm, queues drained).
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(runs.map((run) => appendRunEvents(db, run.id, [WARM_UP])));
+        await sleep(500);
       }
       await sleep(500); // let the last warm-ups drain
       const memoryIdle = await Promise.all(apis.map((api) => ask<Memory>(api, { type: "memory" }, "memory")));
@@ -264,7 +378,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         pending.push(
           (async () => {
             const before = performance.now();
-            const [seq] = await appendRunEvents(db, run.id, [
+            const [seq] = await appendRetrying(db, run.id, [
               {
                 type: "PROGRESS",
                 moduleIndex: step % 4,

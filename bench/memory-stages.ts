@@ -8,9 +8,9 @@
 
 import { vitClassifierSpec } from "../src/engine/models/classifier.ts";
 import { Rng } from "../src/engine/rng.ts";
-import { f32 } from "../src/engine/runtime/tensor.ts";
-import { type Batch, compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
+import { compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
 import { BENCH_MODELS } from "./engine.ts";
+import { randomBatch } from "./random-batch.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: string) => {
@@ -43,17 +43,7 @@ report("compiled");
 const trainer = await Trainer.create(artifacts, { intraOpNumThreads: 2, memArena, memPattern });
 report("sessions");
 const rng = new Rng(1);
-const makeBatch = (): Batch => ({
-  images: f32(
-    [batch, cfg.channels, cfg.imageSize, cfg.imageSize],
-    new Float32Array(batch * cfg.channels * cfg.imageSize ** 2).map(() => rng.normal()),
-  ),
-  labels: {
-    dtype: "int64",
-    shape: [batch],
-    data: BigInt64Array.from({ length: batch }, () => BigInt(rng.int(cfg.numClasses))),
-  },
-});
+const makeBatch = () => randomBatch(cfg, batch, rng);
 const batches = Array.from({ length: Math.max(loop, 1) }, makeBatch);
 for (let i = 0; i < 4; i++) {
   if (loop > 1)

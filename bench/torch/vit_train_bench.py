@@ -47,8 +47,8 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_model(name, warmup, steps, repeats):
-    cfg = dict(CONFIGS[name])
+def bench_model(name, warmup, steps, repeats, config=None):
+    cfg = dict(config if config is not None else CONFIGS[name])
     batch = cfg.pop("batch")
     torch.manual_seed(0)
     model = VisionTransformer(**cfg)
@@ -125,7 +125,9 @@ def bench_matmul(n, repeats):
 
 def main():
     ap = argparse.ArgumentParser(description="PyTorch CPU ViT training baseline")
-    ap.add_argument("--model", choices=sorted(CONFIGS) + ["all"], default="all")
+    ap.add_argument("--model", default="all", help="a name in CONFIGS, 'all', or any name with --config")
+    ap.add_argument("--config", help="JSON model config (img, patch, chans, classes, dim, depth, heads, "
+                    "mlp_ratio, batch), as `incubator bench engine` passes it; overrides CONFIGS")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
@@ -138,6 +140,12 @@ def main():
     if args.matmul:
         print(json.dumps(bench_matmul(args.size, max(args.repeats, 5))), flush=True)
         return
+    if args.config:
+        print(json.dumps(bench_model(args.model, args.warmup, args.steps, args.repeats, json.loads(args.config))),
+              flush=True)
+        return
+    if args.model != "all" and args.model not in CONFIGS:
+        ap.error(f"--model {args.model}: not in {sorted(CONFIGS)}; pass --config for other models")
     models = sorted(CONFIGS, reverse=True) if args.model == "all" else [args.model]
     for m in models:
         print(json.dumps(bench_model(m, args.warmup, args.steps, args.repeats)), flush=True)

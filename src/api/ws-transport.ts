@@ -2,12 +2,17 @@
  * graphql-ws on a `ws` WebSocketServer: the library's own `use/ws` bridge (same keep-alive,
  * close codes and error handling), plus two things it cannot do:
  *
- * - **Payloads serialised once.** A result whose `data` is a `PreSerialised` (run-event-fanout.ts:
- *   one JSON text shared by every subscriber of an event) is written as that text. graphql-ws
- *   builds each message as `JSON.stringify({id, type, payload}, replacer)` and hands it straight
- *   to `send` in the same synchronous step; the replacer swaps the shared value for a marker and
- *   `send` splices the text in. Only a `next` whose payload is exactly `{data}` can carry one
- *   (the fan-out never shares a result with errors), so the marker is always the message's tail.
+ * - **Payloads serialised and encoded once.** A result whose `data` is a `PreSerialised`
+ *   (run-event-fanout.ts: one JSON text shared by every subscriber of an event) is written as
+ *   that text's bytes, encoded once. graphql-ws builds each message as
+ *   `JSON.stringify({id, type, payload}, replacer)` and hands it straight to `send` in the same
+ *   synchronous step; the replacer swaps the shared value for a marker. Only a `next` whose
+ *   payload is exactly `{data}` can carry one (the fan-out never shares a result with errors),
+ *   so the marker is always the message's tail: the message goes out as two WebSocket frames of
+ *   one message (RFC 6455 fragmentation, which every client reassembles), the subscriber's own
+ *   head `{"id":"…","type":"next","payload":{"data":` and the shared bytes. Splicing the text
+ *   into each subscriber's string instead cost a string and a buffer of the payload's size per
+ *   delivery — at thousands of subscribers the API's main GC load.
  * - **Write back-pressure measured.** `send` resolves when the socket has flushed the frame, so
  *   a slow consumer holds only its own subscription loop (graphql-ws awaits each send); events
  *   then wait in that subscription's bounded hub queue (event-hub.ts), never in others'.
@@ -31,7 +36,13 @@ type Options = ServerOptions<ConnectionInitMessage["payload"], Extra>;
 
 /** A JSON value already serialised; written verbatim by this transport. */
 export class PreSerialised {
+  private bytes: Buffer | null = null;
   constructor(readonly json: string) {}
+  /** The message's tail as written: this JSON and the two braces that close `payload` and the message. */
+  get tail(): Buffer {
+    this.bytes ??= Buffer.from(`${this.json}}}`);
+    return this.bytes;
+  }
 }
 
 const MARKER = "\u{1F4E6}incubator-preserialised";
@@ -39,8 +50,11 @@ const MARKER_TAIL = `${JSON.stringify(MARKER)}}}`;
 
 /** What the WebSocket writes cost, for `incubator bench events` and metrics. */
 export interface TransportStats {
-  /** Frames written. */
+  /** Messages written. */
   sends: number;
+  /** WebSocket connections open now, and ever accepted (for the bench's connect-phase progress). */
+  openConnections: number;
+  acceptedConnections: number;
   /** Milliseconds from `send` to the frame being flushed to the kernel, summed, and the worst. */
   flushMs: number;
   maxFlushMs: number;
@@ -59,24 +73,32 @@ export function useGraphqlWs(
   options: Omit<Options, "jsonMessageReplacer">,
   ws: WebSocketServer,
 ): GraphqlWsTransport {
-  const stats: TransportStats = { sends: 0, flushMs: 0, maxFlushMs: 0, maxBufferedBytes: 0 };
+  const stats: TransportStats = {
+    sends: 0,
+    openConnections: 0,
+    acceptedConnections: 0,
+    flushMs: 0,
+    maxFlushMs: 0,
+    maxBufferedBytes: 0,
+  };
   // Set by the replacer, taken by the next `send` (the same synchronous step).
-  let pending: string | null = null;
+  let pending: PreSerialised | null = null;
   const server = makeServer({
     ...options,
     jsonMessageReplacer: (_key, value) => {
       if (value instanceof PreSerialised) {
-        pending = value.json;
+        pending = value;
         return MARKER;
       }
       return value;
     },
   });
-  const splice = (data: string): string => {
-    const json = pending;
+  /** A message carrying a shared payload, as its own head and the shared tail; null for any other. */
+  const split = (data: string): { head: string; tail: Buffer } | null => {
+    const shared = pending;
     pending = null;
-    if (json === null || !data.endsWith(MARKER_TAIL)) return data;
-    return `${data.slice(0, -MARKER_TAIL.length)}${json}}}`;
+    if (shared === null || !data.endsWith(MARKER_TAIL)) return null;
+    return { head: data.slice(0, -MARKER_TAIL.length), tail: shared.tail };
   };
 
   ws.options.handleProtocols = handleProtocols;
@@ -84,6 +106,8 @@ export function useGraphqlWs(
     for (const client of ws.clients) client.close(CloseCode.InternalServerError, "Internal server error");
   });
   ws.on("connection", (socket, request) => {
+    stats.openConnections++;
+    stats.acceptedConnections++;
     socket.once("error", () => socket.close(CloseCode.InternalServerError, "Internal server error"));
     let pongWait: NodeJS.Timeout | null = null;
     const pingInterval = setInterval(() => {
@@ -99,20 +123,24 @@ export function useGraphqlWs(
       {
         protocol: socket.protocol,
         send: (raw) => {
-          const data = splice(raw);
+          const shared = split(raw);
           return new Promise<void>((resolve, reject) => {
             if (socket.readyState !== socket.OPEN) return resolve();
             const started = performance.now();
             stats.sends++;
             if (socket.bufferedAmount > stats.maxBufferedBytes)
               stats.maxBufferedBytes = socket.bufferedAmount;
-            socket.send(data, (error) => {
+            const flushed = (error?: Error) => {
               const took = performance.now() - started;
               stats.flushMs += took;
               if (took > stats.maxFlushMs) stats.maxFlushMs = took;
               if (error) reject(error);
               else resolve();
-            });
+            };
+            if (shared === null) return socket.send(raw, flushed);
+            // Consecutive calls in one synchronous step: no other frame of this socket comes between.
+            socket.send(shared.head, { fin: false });
+            socket.send(shared.tail, { binary: false, fin: true }, flushed);
           });
         },
         close: (code, reason) => socket.close(code, reason),
@@ -128,6 +156,7 @@ export function useGraphqlWs(
       { socket, request },
     );
     socket.once("close", (code, reason) => {
+      stats.openConnections--;
       if (pongWait) clearTimeout(pongWait);
       clearInterval(pingInterval);
       void closed(code, String(reason));

@@ -144,7 +144,8 @@ function engineCommand(): Command {
         } else if (!o.torch) {
           const run = ours(model, base)();
           log(
-            `${model}: ours ${run.steps_per_s.toFixed(3)} steps/s, peak RSS ${mb(run.peak_rss_mb)} MB (one run, no pairs)`,
+            `${model}: ours ${run.steps_per_s.toFixed(3)} steps/s, peak RSS ${mb(run.peak_rss_mb)} MB, ` +
+              `graph build ${run.graph_build_s.toFixed(2)} s + session ${run.session_create_s.toFixed(2)} s (one run, no pairs)`,
           );
           rows.push({
             ...shared,
@@ -158,7 +159,7 @@ function engineCommand(): Command {
             const t = measureTorch(model, { ...timing, spinning: o.spin });
             return { steps_per_s: t.torch_steps_per_s, peak_rss_mb: t.torch_peak_rss_mb };
           };
-          const done = alternate(pairs, ours(model, base), torchSide, (p, i) =>
+          const done = alternate<EngineRun, SideRun>(pairs, ours(model, base), torchSide, (p, i) =>
             logPair(model, i, p, "ours", "torch", "a"),
           );
           const r = pairRatios(done, "a");
@@ -168,19 +169,33 @@ function engineCommand(): Command {
             ...shared,
             variant: formatVariant(base),
             ...s,
+            ...buildTimes(done.map((p) => p.a)),
             gflops: round3(gflops),
             peak_fraction: round3(gflops / peak),
           };
           log(
             `${model}: ours/torch speed ${row.ratio} (${range(r.speed)}) · ours ${row.ort_steps_per_s}, torch ${row.torch_steps_per_s} steps/s · ` +
               `peak RSS ours ${row.ort_peak_rss_mb} MB, torch ${row.torch_peak_rss_mb} MB, ratio ${row.rss_ratio} (${range(r.rss)}) · ` +
-              `${row.gflops} GFLOP/s = ${(row.peak_fraction * 100).toFixed(0)}% of peak · ${pairs} pairs`,
+              `${row.gflops} GFLOP/s = ${(row.peak_fraction * 100).toFixed(0)}% of peak · ` +
+              `graph build ${row.ort_graph_build_s} s + session ${row.ort_session_create_s} s (torch: none) · ${pairs} pairs`,
           );
           rows.push({ ...row, ...context, loadavg_1m_end: endLoad() });
         }
       }
       if (o.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
     });
+}
+
+/**
+ * Our side's one-off cost before the first step, median over its processes: building the step
+ * graph (IR, autodiff, optimizer, ONNX bytes; what the graph cache saves) and creating the ORT
+ * session. PyTorch's eager mode has no such step.
+ */
+function buildTimes(runs: EngineRun[]) {
+  return {
+    ort_graph_build_s: round3(spread(runs.map((r) => r.graph_build_s)).median),
+    ort_session_create_s: round3(spread(runs.map((r) => r.session_create_s)).median),
+  };
 }
 
 /** One pair as it completes; `ratio` is the numerator side's speed over the other's. */

@@ -18,6 +18,7 @@ import {
   type JobSpec,
   runJob,
 } from "../incubation/job.ts";
+import { graphCacheDir, loadConfig } from "../platform/config/config.ts";
 import { BIN_PATH } from "./paths.ts";
 
 interface RunFlags {
@@ -164,6 +165,9 @@ function withFlag<T>(flag: string, fn: () => T): T {
   }
 }
 
+/** The machine's graph cache (DATA_DIR/graph-cache), shared with its platform workers. */
+const localGraphCache = () => graphCacheDir(resolve(loadConfig().DATA_DIR));
+
 export function incubateCommand(): Command {
   return runOptions(new Command("incubate"))
     .description("Deep Incubation: meta pre-training → K modular jobs → assembly → fine-tuning → evaluation")
@@ -179,6 +183,7 @@ export function incubateCommand(): Command {
             ...config,
             outDir: flags.out!,
             bin: BIN_PATH,
+            graphCacheDir: localGraphCache(),
             // The meta model's architecture is read from its tensors (another width: adapters).
             ...(flags.meta
               ? {
@@ -209,7 +214,10 @@ export function trainCommand(): Command {
         throw new Error(`--phase: only "e2e" runs standalone; use \`incubator incubate\` for the rest`);
       const config = configFrom(flags);
       const report = reporter(Boolean(flags.json));
-      const result = await trainEndToEnd({ ...config, outDir: flags.out! }, report.onEvent);
+      const result = await trainEndToEnd(
+        { ...config, outDir: flags.out!, graphCacheDir: localGraphCache() },
+        report.onEvent,
+      );
       report.stop();
       if (flags.json) process.stdout.write(`${JSON.stringify({ type: "result", result })}\n`);
       else printSummary(result, flags.out!);

@@ -30,6 +30,8 @@ export interface IncubationOptions extends Omit<RunConfig, "workers" | "decentra
   metaWeights?: string;
   /** Path of the `incubator` entry script, for child processes. */
   bin?: string;
+  /** Compiled step graphs are cached here (JobSpec.graphCacheDir); none when unset. */
+  graphCacheDir?: string;
 }
 
 /** What every job of a local pipeline shares. */
@@ -43,6 +45,7 @@ function sharedJobFields(opts: Omit<IncubationOptions, "split">, outDir: string)
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
     ...(opts.evalLimit ? { evalLimit: opts.evalLimit } : {}),
+    ...(opts.graphCacheDir ? { graphCacheDir: opts.graphCacheDir } : {}),
   };
 }
 

@@ -60,6 +60,12 @@ export interface JobSpec {
   evalLimit?: number;
   /** Open the training data through this machine's shard cache (and fetch it from `remote` if the source is not here). */
   dataCache?: DataCacheOptions;
+  /**
+   * Read and write compiled step graphs in this folder (engine/train/graph-cache.ts; keyed by
+   * content, so a retry or a later run of the same configuration skips the compile).
+   * `INCUBATOR_GRAPH_CACHE=off` ignores it.
+   */
+  graphCacheDir?: string;
 }
 
 export type JobEvent =

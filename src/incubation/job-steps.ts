@@ -21,6 +21,7 @@ import { dropMaskShape, dropPathMasks, INPUT, vitClassifierSpec } from "../engin
 import { type VitConfig, vitParamSpecs } from "../engine/models/vit.ts";
 import { Rng } from "../engine/rng.ts";
 import { f32 } from "../engine/runtime/tensor.ts";
+import { graphCacheFromEnv } from "../engine/train/graph-cache.ts";
 import type { TrainSpec } from "../engine/train/spec.ts";
 import { type Batch, compileTrainer, Trainer } from "../engine/train/trainer.ts";
 import { assembleTarget } from "./assemble.ts";
@@ -115,6 +116,7 @@ export function buildModel(spec: JobSpec, settings: PhaseSettings) {
     loss: settings.loss,
     ...(settings.clipGradNorm ? { clipGradNorm: settings.clipGradNorm } : {}),
     dropPathRate: settings.dropPath,
+    recomputeActivations: settings.recomputeActivations,
   };
   switch (spec.phase) {
     case "pretrain": {
@@ -229,7 +231,9 @@ export interface TrainingState {
 export async function startTrainer(job: JobContext, loader: BatchLoader): Promise<TrainingState> {
   const { spec, model } = job;
   const rng = jobRng(job);
-  const trainer = await Trainer.create(compileTrainer(model.trainSpec as TrainSpec, { eval: true }), {
+  const cache = graphCacheFromEnv(spec.graphCacheDir);
+  const artifacts = compileTrainer(model.trainSpec as TrainSpec, { eval: true, ...(cache ? { cache } : {}) });
+  const trainer = await Trainer.create(artifacts, {
     seed: rng.fork("init").nextU32(),
     ...(model.initial ? { initial: model.initial } : {}),
     ...(spec.threads ? { intraOpNumThreads: spec.threads } : {}),

@@ -52,6 +52,15 @@ export const recipeSchema = z
     evalEvery: z.number().int().min(0).default(100),
     /** The held-out images each curve point scores: the first `evalSubset` of the eval data. */
     evalSubset: z.number().int().min(1).default(256),
+    /**
+     * Activation recomputation: each transformer block's activations are rebuilt in the backward
+     * pass from the block's input instead of kept from the forward pass — lower peak memory for
+     * deep models, about one more forward pass per step (bench/RESULTS.md). Off by default;
+     * stored specs from before the field read as off.
+     */
+    recomputeActivations: z
+      .boolean({ error: "must be true or false (recompute block activations in the backward pass)" })
+      .default(false),
   })
   .strict();
 
@@ -85,6 +94,7 @@ const DEIT: Recipe = {
   steps: { pretrain: 1000, modular: 1000, finetune: 1000, e2e: 3000 },
   evalEvery: 100,
   evalSubset: 256,
+  recomputeActivations: false,
 };
 
 const DEIT3: Recipe = {
@@ -133,6 +143,7 @@ export interface PhaseSettings {
   mix?: { mixupAlpha: number; cutmixAlpha: number; labelSmoothing: number };
   augment: AugmentConfig;
   loss: "ce" | "bce";
+  recomputeActivations: boolean;
 }
 
 export function phaseSettings(recipe: Recipe, phase: Phase): PhaseSettings {
@@ -166,6 +177,8 @@ export function phaseSettings(recipe: Recipe, phase: Phase): PhaseSettings {
       : {}),
     augment: recipe.augment,
     loss: recipe.loss,
+    // A job spec stored before the field existed is read back as stored (no defaults): off.
+    recomputeActivations: recipe.recomputeActivations === true,
   };
 }
 

@@ -25,7 +25,10 @@ let server: ApiServer;
 let viewer: string;
 
 beforeAll(async () => {
-  server = await startTestApiServer(t, { limits: { maxQueuedEventsPerSubscription: 1_000 } });
+  // One token plays many viewers here (a connect storm): lift its connection limit.
+  server = await startTestApiServer(t, {
+    limits: { maxQueuedEventsPerSubscription: 1_000, maxWsConnectionsPerToken: 1_000 },
+  });
   viewer = await mintToken(t.db, "VIEWER");
 });
 afterAll(async () => {
@@ -86,6 +89,44 @@ describe("runEvents fan-out", () => {
       }
       // 13 events, one selection, one authority: 13 executions for 20 subscribers.
       expect(server.eventStats().fanout.executions - before).toBe(13);
+    } finally {
+      await Promise.all(clients.map((c) => c.dispose()));
+    }
+  });
+
+  it("a connect storm replaying from afterSeq 0 shares its reads; each subscriber still gets every event once, in order", async () => {
+    const { run } = await createRunRows(t.db);
+    const runId = toGlobalId("Run", run.id);
+    for (let step = 1; step <= 30; step++) await appendRunEvents(t.db, run.id, [progressEvent(0, step)]);
+    const replayReadsBefore = server.eventStats().hub.replayReads;
+    const clients: Client[] = [];
+    const streams: ReturnType<typeof collectSubscription<EventMessage>>[] = [];
+    const join = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const client = wsClient(server.wsUrl, { token: viewer });
+        clients.push(client);
+        streams.push(collectSubscription<EventMessage>(client, SUBSCRIPTION, { runId, afterSeq: 0 }));
+      }
+    };
+    try {
+      const subscribersBefore = server.eventStats().subscribers;
+      join(40);
+      await until(() => server.eventStats().subscribers === subscribersBefore + 40, "40 live subscribers");
+      // 40 subscribers from one seq: a handful of table reads, not one each.
+      expect(server.eventStats().hub.replayReads - replayReadsBefore).toBeLessThan(10);
+      // More join while events arrive: a page shared from before one joined must not hide rows
+      // the hub read before it joined.
+      join(20);
+      for (let step = 31; step <= 45; step++) {
+        await appendRunEvents(t.db, run.id, [progressEvent(0, step)]);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await appendRunEvents(t.db, run.id, [runFinished]);
+      for (const stream of streams) {
+        const { results, error } = await stream;
+        expect(error).toBeUndefined();
+        expect(seqs(results)).toEqual(Array.from({ length: 46 }, (_, i) => i + 1));
+      }
     } finally {
       await Promise.all(clients.map((c) => c.dispose()));
     }

@@ -200,6 +200,9 @@ describe("startRun", () => {
     expect(await fields({ overrides: { steps: { modular: -1 } } })).toEqual([
       ["input.overrides.steps.modular", "INVALID"],
     ]);
+    expect(await fields({ overrides: { recomputeActivations: "yes" } })).toEqual([
+      ["input.overrides.recomputeActivations", "INVALID"],
+    ]);
     expect(await fields({ overrides: [1, 2] })).toEqual([["input.overrides", "INVALID"]]);
     expect(await fields({ seed: -1 })).toEqual([["input.seed", "INVALID"]]);
     expect(await fields({ kind: "E2E", decentralized: true })).toEqual([["input.decentralized", "INVALID"]]);

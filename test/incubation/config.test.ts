@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { datasetFlag } from "../../src/cli/incubate.ts";
 import { loadRunConfig } from "../../src/incubation/config.ts";
+import type { JobSpec } from "../../src/incubation/job-spec.ts";
+import { buildModel } from "../../src/incubation/job-steps.ts";
+import { phaseSettings, type Recipe } from "../../src/incubation/recipe.ts";
 
 describe("run configs", () => {
   it("resolves a preset with --set overrides into a validated target, split, data and recipe", () => {
@@ -34,6 +37,27 @@ describe("run configs", () => {
       "config.meta: width (30) must be divisible by heads (4)",
     );
     expect(() => loadRunConfig("demo", ["meta.heads=2"])).toThrow(/^config.meta: Unrecognized key/);
+  });
+
+  it("recipe.recomputeActivations: off by default, on when set, reaching the compiled step; else a clear error", () => {
+    const off = loadRunConfig("demo");
+    expect(off.recipe.recomputeActivations).toBe(false);
+    const on = loadRunConfig("demo", ["recipe.recomputeActivations=true"]);
+    for (const phase of ["pretrain", "e2e"] as const) {
+      const settings = phaseSettings(on.recipe, phase);
+      expect(settings.recomputeActivations).toBe(true);
+      const spec = { phase, target: on.target, split: on.split, recipe: on.recipe } as JobSpec;
+      expect(buildModel(spec, settings).trainSpec.recomputeActivations).toBe(true);
+      expect(
+        buildModel(spec, phaseSettings(off.recipe, phase)).trainSpec.recomputeActivations,
+      ).toBeUndefined();
+    }
+    expect(() => loadRunConfig("demo", ["recipe.recomputeActivations=yes"])).toThrow(
+      "config.recipe: recipe.recomputeActivations: must be true or false (recompute block activations in the backward pass)",
+    );
+    // A recipe stored before the field existed (read back without defaults) trains without it.
+    const { recomputeActivations: _, ...older } = off.recipe;
+    expect(phaseSettings(older as Recipe, "e2e").recomputeActivations).toBe(false);
   });
 
   it("reads JSON files", () => {

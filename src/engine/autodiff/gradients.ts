@@ -18,11 +18,18 @@ import { isFloatDType } from "../ir/dtype.ts";
 import type { Node, Value } from "../ir/graph.ts";
 import type { OpName } from "../ir/ops.ts";
 import { formatShape, shapesEqual } from "../ir/shape.ts";
+import { Recomputation } from "./recompute.ts";
 import { VJP_RULES, type VjpEntry, type VjpRule, ZERO_GRADIENT } from "./rules.ts";
 
 export interface GradientOptions {
   /** Gradient of the final objective w.r.t. `loss` (default: 1, which requires a scalar loss). */
   seed?: Value;
+  /**
+   * Recompute the graph's marked segments (GraphBuilder.segment) for the backward pass instead
+   * of keeping their activations from the forward pass (recompute.ts). Same gradients, less
+   * memory, one more forward pass of the segments.
+   */
+  recompute?: boolean;
 }
 
 /**
@@ -45,6 +52,7 @@ export function gradients(
   const active = activeNodes(nodes, loss, wrt);
   const grads = new Map<Value, Value>();
   grads.set(loss, opts.seed ?? b.scalar(1, loss.dtype));
+  const recomputation = opts.recompute ? new Recomputation(b, nodes) : undefined;
 
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i]!;
@@ -53,7 +61,11 @@ export function gradients(
     const dy = node.outputs.map((v) => grads.get(v));
     if (dy.every((g) => g === undefined)) continue;
     const rule = entryOf(node) as VjpRule<OpName>; // activeNodes let only rules through
-    const dx = rule({ b, node, x: node.inputs, y: node.outputs, dy, needs });
+    // The rule reads the forward values from the segment's recomputed copy when there is one;
+    // gradients are still keyed by the original values.
+    const read = recomputation?.nodeForBackward(node, dy) ?? node;
+    const dx = rule({ b, node: read, x: read.inputs, y: read.outputs, dy, needs });
+    recomputation?.madeGradients(node, dx, needs);
     node.inputs.forEach((input, j) => {
       if (!needs[j]) return;
       const g = dx[j];
@@ -66,7 +78,9 @@ export function gradients(
       grads.set(input, prev ? b.add(prev, g) : g);
     });
   }
-  return wrt.map((w) => grads.get(w));
+  const result = wrt.map((w) => grads.get(w));
+  recomputation?.pruneUnusedCopies(result.filter((g): g is Value => g !== undefined));
+  return result;
 }
 
 /**

@@ -62,6 +62,19 @@ export class GraphBuilder {
     return v;
   }
 
+  /**
+   * Marks what `build` adds as one recomputable segment fed by `input` (see Segment in
+   * graph.ts); returns what `build` returns. Segments do not nest.
+   */
+  segment<T>(input: Value, build: () => T): T {
+    const from = this.graph.nodes.length;
+    const result = build();
+    const last = this.graph.segments.at(-1);
+    if (last && last.to > from) throw new Error("segment: segments do not nest");
+    this.graph.segments.push({ input: this.local(input), from, to: this.graph.nodes.length });
+    return result;
+  }
+
   /** A scalar constant, shared between uses of the same value and dtype. */
   scalar(x: number, dtype: DType = "float32"): Value {
     const key = `${dtype}:${Object.is(x, -0) ? "-0" : x}`;

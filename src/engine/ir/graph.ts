@@ -50,6 +50,18 @@ export class Node<K extends OpName = OpName> {
   ) {}
 }
 
+/**
+ * A recomputable stretch of the forward pass (e.g. one transformer block): the nodes built
+ * between `from` (inclusive) and `to` (exclusive) whose values depend on `input`. With
+ * activation recomputation on, autodiff rebuilds those nodes from `input` just before the
+ * segment's backward instead of keeping their outputs alive from the forward pass.
+ */
+export interface Segment {
+  input: Value;
+  from: number;
+  to: number;
+}
+
 export interface GraphOutput {
   name: string;
   value: Value;
@@ -60,6 +72,8 @@ export class Graph {
   readonly inputs: Value[] = [];
   readonly outputs: GraphOutput[] = [];
   readonly constants: Value[] = [];
+  /** Recomputable segments, in build order (see Segment). */
+  readonly segments: Segment[] = [];
   /** outer value → the capture value standing for it in this graph */
   readonly captures = new Map<Value, Value>();
   private counter: { next: number };

@@ -35,6 +35,8 @@ export interface ClassifierOptions {
   plan?: ForwardPlan;
   /** Stochastic-depth rate of the deepest block (default cfg.dropPathRate). */
   dropPathRate?: number;
+  /** Recompute each block's activations in the backward pass (TrainSpec.recomputeActivations). */
+  recomputeActivations?: boolean;
 }
 
 export const INPUT = {
@@ -103,6 +105,18 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
     forward,
     optimizer: opts.optimizer,
     ...(opts.clipGradNorm !== undefined ? { clipGradNorm: opts.clipGradNorm } : {}),
+    ...(opts.recomputeActivations ? { recomputeActivations: true } : {}),
+    // Everything `forward` reads besides params and inputs (the graph cache's key).
+    graphKey: {
+      model: "vit-classifier",
+      cfg,
+      plan,
+      batch,
+      useDropPath,
+      softTargets: opts.softTargets ?? false,
+      loss: opts.loss ?? "ce",
+      labelSmoothing: opts.labelSmoothing ?? 0,
+    },
   };
 }
 

@@ -452,7 +452,11 @@ export function forwardPlan(
     // The head reads only the class token, so the last block computes only that row.
     const clsOnly = i === plan.blocks.length - 1;
     const blockCfg = widths?.blocks[i] ?? cfg;
-    t = block(b, blockCfg, param, t, name, dropMask ? { dropMask, clsOnly } : { clsOnly });
+    // Each block is a recomputable segment (activation recomputation, autodiff/recompute.ts).
+    const input = t;
+    t = b.segment(input.x, () =>
+      block(b, blockCfg, param, input, name, dropMask ? { dropMask, clsOnly } : { clsOnly }),
+    );
   });
   t = adapt(t, plan.blocks.length);
   return head(b, widths?.head ?? cfg, param, t, plan.headPrefix);

@@ -120,7 +120,7 @@ function buildStep(b: GraphBuilder, spec: TrainSpec, layout: FlatLayout, v: Step
 
   const trainable = layout.trainableSlots;
   const wrt = trainable.map((s) => used.get(s.name)).filter((x): x is Value => x !== undefined);
-  const grads = gradients(b, result.loss, wrt);
+  const grads = gradients(b, result.loss, wrt, { recompute: spec.recomputeActivations ?? false });
   const gradOf = new Map(wrt.map((w, i) => [w.name!, grads[i]]));
   // One flat gradient in the layout's order; parameters the loss does not reach get zeros.
   const pieces = trainable.map((s) => {

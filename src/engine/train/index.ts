@@ -6,6 +6,15 @@ export {
   compileTrainLoop,
   compileTrainStep,
 } from "./compile.ts";
+export {
+  canonicalJson,
+  engineSourceHash,
+  GRAPH_CACHE_ENV,
+  GraphCache,
+  type GraphCacheStats,
+  graphCacheFromEnv,
+  graphKey,
+} from "./graph-cache.ts";
 export { FlatLayout, type ParamInit, type ParamSlot, type ParamSpec } from "./params.ts";
 export {
   type ForwardContext,

@@ -46,6 +46,18 @@ export interface TrainSpec {
   optimizer: OptimizerConfig;
   /** global-norm gradient clipping (torch clip_grad_norm_); off when undefined */
   clipGradNorm?: number;
+  /**
+   * Activation recomputation: the backward pass rebuilds each segment the forward marked
+   * (GraphBuilder.segment — a ViT's blocks) from the segment's input instead of keeping its
+   * activations alive from the forward pass. Less peak memory for one more forward pass.
+   */
+  recomputeActivations?: boolean;
+  /**
+   * JSON data that, with params, inputs, optimizer, clipping and recomputation, determines every node `forward`
+   * builds (e.g. a model config and forward plan). Only a spec with one can be cached on disk
+   * (train/graph-cache.ts); leave it out when the closure reads anything else.
+   */
+  graphKey?: unknown;
 }
 
 /** Graph input/output names of compiled steps. */

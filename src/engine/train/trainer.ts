@@ -18,6 +18,7 @@ import {
   compileTrainStep,
   type LoweringOptions,
 } from "./compile.ts";
+import { type GraphCache, graphKey } from "./graph-cache.ts";
 import { FlatLayout, type ParamSpec } from "./params.ts";
 import { type InputSpec, NAMES, type TrainSpec } from "./spec.ts";
 
@@ -36,6 +37,8 @@ export interface CompileTrainerOptions extends LoweringOptions {
   loopSteps?: number[];
   /** compile the eval graph (default true) */
   eval?: boolean;
+  /** read compiled graphs from / write them to this on-disk cache (keyed by the spec's content) */
+  cache?: GraphCache;
 }
 
 export function compileTrainer(spec: TrainSpec, opts: CompileTrainerOptions = {}): TrainerArtifacts {
@@ -43,13 +46,16 @@ export function compileTrainer(spec: TrainSpec, opts: CompileTrainerOptions = {}
     contribOps: opts.contribOps,
     fusedSkipLayerNorm: opts.fusedSkipLayerNorm,
   };
+  const cache = opts.cache;
+  const build = (kind: CompiledModel["kind"], steps: number, compile: () => CompiledModel) =>
+    cache ? cache.getOrCompile(graphKey(spec, kind, steps, lowering), compile) : compile();
   return {
     params: spec.params,
     optimizer: spec.optimizer,
     inputs: spec.inputs,
-    train: compileTrainStep(spec, lowering),
-    eval: opts.eval === false ? undefined : compileEval(spec, lowering),
-    loops: (opts.loopSteps ?? []).map((n) => compileTrainLoop(spec, n, lowering)),
+    train: build("train", 1, () => compileTrainStep(spec, lowering)),
+    eval: opts.eval === false ? undefined : build("eval", 0, () => compileEval(spec, lowering)),
+    loops: (opts.loopSteps ?? []).map((n) => build("loop", n, () => compileTrainLoop(spec, n, lowering))),
   };
 }
 

@@ -122,6 +122,9 @@ export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 /** Packed dataset shards under DATA_DIR, shared by the API server and the workers of a machine. */
 export const shardCacheDir = (dataDir: string) => join(dataDir, "shards");
 
+/** Compiled step graphs under DATA_DIR, shared by the jobs of a machine (INCUBATOR_GRAPH_CACHE=off: none). */
+export const graphCacheDir = (dataDir: string) => join(dataDir, "graph-cache");
+
 /** The artifact store the environment asks for (local under DATA_DIR, or an S3 bucket). */
 export function artifactStoreFromConfig(
   c: Pick<

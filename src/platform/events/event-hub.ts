@@ -25,6 +25,12 @@ import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents } from "./event-
 import { isTerminalRunEvent, type RunEvent } from "./run-event.ts";
 
 const FETCH_PAGE = 1000;
+/**
+ * How long a replay page stays shared after it was read. Dashboards opened together (a connect
+ * storm: a wall of screens after a deploy, every tab after a network blip) mostly replay from the
+ * same seq; a few seconds of sharing turns thousands of identical reads into a handful.
+ */
+const REPLAY_SHARE_MS = 2_000;
 /** Default bound of a subscriber's queue: past it the subscriber is cut off (it resumes with afterSeq). */
 export const DEFAULT_MAX_QUEUED_EVENTS = 2 * FETCH_PAGE;
 
@@ -49,6 +55,8 @@ export interface HubStats {
   /** Milliseconds from a notice to its rows being handed to subscribers, summed, and the worst. */
   noticeToRowsMs: number;
   maxNoticeToRowsMs: number;
+  /** Replay pages read from the table (subscribers sharing a page count once). */
+  replayReads: number;
 }
 
 export interface SubscribeOptions {
@@ -215,8 +223,22 @@ export class RunEventHub {
   private reconnectDelayMs = 250;
   /** When the oldest notice not yet read arrived, per run (for `stats`). */
   private readonly noticedAt = new Map<string, number>();
-  readonly stats: HubStats = { notices: 0, reads: 0, noticeToRowsMs: 0, maxNoticeToRowsMs: 0 };
+  readonly stats: HubStats = {
+    notices: 0,
+    reads: 0,
+    noticeToRowsMs: 0,
+    maxNoticeToRowsMs: 0,
+    replayReads: 0,
+  };
   private readonly maxQueued: number;
+  /**
+   * Replay pages shared by subscribers that start from the same seq (`${runId}:${afterSeq}`),
+   * with the hub's cursor for the run when the read was issued: every row at or below it was
+   * committed before the read, so the page holds it (see `replayPage`). Shared pages are shared
+   * row objects too, so the API executes and serialises each replayed event once, not once per
+   * subscriber.
+   */
+  private readonly replayReads = new Map<string, { rows: Promise<RunEvent[]>; hubCursor: number }>();
 
   constructor(private readonly options: RunEventHubOptions) {
     // A whole page of rows (one read) must fit in a queue.
@@ -270,6 +292,7 @@ export class RunEventHub {
         subscriber.fail(new Error("the event hub is shutting down; resubscribe with afterSeq"));
     }
     this.channels.clear();
+    this.replayReads.clear();
     const listener = this.listener;
     this.listener = null;
     await listener?.end().catch(() => {});
@@ -295,8 +318,11 @@ export class RunEventHub {
       }
       channel.subscribers.add(subscriber);
       // Replay from the table: everything the hub has read (or will read) is committed by now.
+      // Rows the hub reads from here on reach the subscriber live; those it read before must
+      // come from the replay, so its pages must be read with the hub's cursor at least this far.
+      const joinedAt = channel.cursor;
       for (;;) {
-        const page = await readRunEvents(this.options.db, runId, subscriber.cursor, { limit: FETCH_PAGE });
+        const page = await this.replayPage(runId, subscriber.cursor, joinedAt, channel);
         subscriber.deliver(page);
         if (page.length < FETCH_PAGE || subscriber.done) break;
         await subscriber.whenRoom();
@@ -305,6 +331,36 @@ export class RunEventHub {
     } catch (error) {
       subscriber.fail(error as Error);
     }
+  }
+
+  /**
+   * The page of `runId`'s rows after `afterSeq`: a shared one when a read from the same seq was
+   * issued recently with the hub's cursor at least `needCursor` (so it holds every row the
+   * subscriber did not get live), else a fresh read that later subscribers share.
+   */
+  private replayPage(
+    runId: string,
+    afterSeq: number,
+    needCursor: number,
+    channel: RunChannel,
+  ): Promise<RunEvent[]> {
+    const key = `${runId}:${afterSeq}`;
+    const shared = this.replayReads.get(key);
+    if (shared && shared.hubCursor >= needCursor) return shared.rows;
+    this.stats.replayReads++;
+    const entry = {
+      rows: readRunEvents(this.options.db, runId, afterSeq, { limit: FETCH_PAGE }),
+      hubCursor: channel.cursor,
+    };
+    this.replayReads.set(key, entry);
+    const forget = () => {
+      if (this.replayReads.get(key) === entry) this.replayReads.delete(key);
+    };
+    entry.rows.then(
+      () => setTimeout(forget, REPLAY_SHARE_MS).unref(),
+      forget, // a failed read is not shared: the next subscriber reads again
+    );
+    return entry.rows;
   }
 
   private remove(runId: string, subscriber: Subscriber): void {

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import type { ExecutionProvider } from "../../engine/runtime/providers.ts";
 import type { ArtifactStore } from "../artifacts/store.ts";
-import { shardCacheDir } from "../config/config.ts";
+import { graphCacheDir, shardCacheDir } from "../config/config.ts";
 import type { Db } from "../db/client.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
 import { startStaleJobSweep } from "../dispatch/stale-sweep.ts";
@@ -56,6 +56,7 @@ export async function startWorker(
     logger: o.logger,
     workDir: join(o.dataDir, "work"),
     dataCacheDir: shardCacheDir(o.dataDir),
+    graphCacheDir: graphCacheDir(o.dataDir),
     bin: o.bin,
     workerId,
     ...(o.threads ? { threads: o.threads } : {}),

@@ -54,6 +54,8 @@ export interface WorkerOptions {
   device?: ExecutionProvider;
   /** Jobs cache their training shard here (DATA_DIR/shards), so later jobs on this machine reuse it. */
   dataCacheDir?: string;
+  /** Jobs cache their compiled step graphs here (DATA_DIR/graph-cache), so a retry or a later run skips the compile. */
+  graphCacheDir?: string;
   /** Where jobs download shards whose source files are not on this machine (the API server). */
   dataServer?: { baseUrl: string; token?: string };
   /** Called when the backend refuses this worker for good (e.g. a revoked token); the loop ends. */
@@ -123,7 +125,11 @@ export class TrainingWorker {
     const dir = resolve(this.o.workDir, job.jobId);
     mkdirSync(dir, { recursive: true });
     try {
-      const spec = { ...(await this.localSpec(job, dir)), ...this.dataCache(job.spec.datasetId) };
+      const spec = {
+        ...(await this.localSpec(job, dir)),
+        ...this.dataCache(job.spec.datasetId),
+        ...(this.o.graphCacheDir ? { graphCacheDir: this.o.graphCacheDir } : {}),
+      };
       const result = await this.runChild(holder, spec);
       const produced = await this.outputs(job, result);
       await this.untilAnswered("completing the job", () => backend.complete(holder, result, produced));
