@@ -27,6 +27,7 @@ const PARENTS = [
   "ArchitectureConnection",
   "ArtifactProduced",
   "DatasetConnection",
+  "EvaluationPoint",
   "EvaluationResult",
   "JobStarted",
   "JobStateChanged",

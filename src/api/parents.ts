@@ -31,5 +31,6 @@ export type ModuleStateChanged = RunEventOf<"MODULE_STATE">;
 export type JobStarted = RunEventOf<"JOB_STARTED">;
 export type TrainingProgress = RunEventOf<"PROGRESS">;
 export type EvaluationResult = RunEventOf<"METRIC">;
+export type EvaluationPoint = RunEventOf<"EVAL_POINT">;
 export type ArtifactProduced = RunEventOf<"ARTIFACT">;
 export type LogMessage = RunEventOf<"LOG">;

@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { packageVersion } from "../platform/version.ts";
 import { benchCommand } from "./bench.ts";
+import { compareCommand } from "./compare.ts";
 import { demoCommand } from "./demo.ts";
 import { doctorCommand } from "./doctor.ts";
 import { evalStagesCommand } from "./eval-stages.ts";
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(incubateCommand());
   program.addCommand(trainCommand());
+  program.addCommand(compareCommand());
   program.addCommand(evalStagesCommand());
   program.addCommand(jobCommand(), { hidden: true });
   program.addCommand(metaCommand());

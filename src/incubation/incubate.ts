@@ -2,7 +2,8 @@
  * Deep Incubation as a local pipeline: meta pre-training (PT, unless a meta model is given) →
  * K modular-training jobs (MT, in parallel child processes when workers > 1) → assembly → fine-
  * tuning (FT) with evaluation; and the E2E baseline as one job. Writes checkpoints, the final
- * weights, the ONNX inference model and `results.json` (accuracy and wall time per stage).
+ * weights, the ONNX inference model and `results.json` (accuracy and wall time per stage, and
+ * the accuracy curve against critical-path time and compute, accuracy-curve.ts).
  * Assembly and export are steps of the FT / E2E job (its spec asks for them, job.ts).
  *
  * The platform runs the very same jobs (`runJob`) on workers; this file is the single-machine
@@ -11,6 +12,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DataStats } from "../data/shard-cache.ts";
+import { type AccuracyPoint, type JobCurvePoint, runCurve } from "./accuracy-curve.ts";
 import type { RunConfig } from "./config.ts";
 import type { WidthAdapter } from "./hybrid.ts";
 import { type JobEvent, type JobResult, type JobSpec, runJob } from "./job.ts";
@@ -85,6 +87,11 @@ export interface IncubationResult {
   onnxPath: string;
   metaWeightsPath?: string;
   moduleWeights?: string[];
+  /**
+   * Every job's curve points (recipe `evalEvery`; empty when it is 0 or there is no held-out
+   * data) on the run's critical-path and compute clocks; `incubator compare` reads it.
+   */
+  accuracyCurve: AccuracyPoint[];
   /** The resolved config the run used (absent in results written before it was recorded). */
   config?: RecordedConfig;
 }
@@ -109,6 +116,30 @@ function exported(r: JobResult): string {
 
 const jobName = (spec: Pick<JobSpec, "phase" | "moduleIndex">) =>
   spec.phase === "modular" ? `module-${spec.moduleIndex}` : spec.phase;
+
+/** Relays each job's events as StageEvents and keeps its curve points for the run's curve. */
+function eventRelay(onEvent: (event: StageEvent) => void) {
+  const points = new Map<string, JobCurvePoint[]>();
+  return {
+    relay: (job: string) => (event: JobEvent) => {
+      if (event.type === "evalPoint") {
+        const { step, seconds, accuracy, loss } = event;
+        points.set(job, [...(points.get(job) ?? []), { step, seconds, accuracy, loss }]);
+      }
+      onEvent({ ...event, job });
+    },
+    /** The run's curve from its finished jobs' results and the points they sent. */
+    curve: (results: JobResult[]) =>
+      runCurve(
+        results.map((r) => ({
+          phase: r.phase,
+          moduleIndex: r.moduleIndex ?? null,
+          wallSeconds: r.wallSeconds,
+          points: points.get(jobName(r)) ?? [],
+        })),
+      ),
+  };
+}
 
 /** Run one job in a child process (`incubator job`), relaying its JSON-line events. */
 function runJobInChild(spec: JobSpec, bin: string, onEvent: (event: JobEvent) => void): Promise<JobResult> {
@@ -158,14 +189,17 @@ export async function incubate(
   mkdirSync(outDir, { recursive: true });
   const workers = Math.max(1, opts.workers ?? 1);
   const base = { ...sharedJobFields(opts, outDir), split: opts.split };
-  const relay = (job: string) => (event: JobEvent) => onEvent({ ...event, job });
+  const { relay, curve } = eventRelay(onEvent);
   const stages: IncubationResult["stages"] = {};
+  // PT and MT score their models on the curve's subset only (job-eval.ts); FT also in full.
+  const curveData = opts.evalDataset ? { evalDataset: opts.evalDataset } : {};
 
   // PT: the meta model (one block per module), unless one is given.
   let metaWeights = opts.metaWeights;
+  let pt: JobResult | undefined;
   if (!metaWeights) {
-    const pt = await runJob(
-      { ...base, phase: "pretrain", dataset: opts.dataset },
+    pt = await runJob(
+      { ...base, phase: "pretrain", dataset: opts.dataset, ...curveData },
       { onEvent: relay("pretrain") },
     );
     stages.pretrain = stageOf(pt);
@@ -182,6 +216,7 @@ export async function incubate(
     dataset: opts.decentralized
       ? { ...opts.dataset, shard: { count: k, index: i, seed: opts.seed } }
       : opts.dataset,
+    ...curveData,
     ...(workers > 1 ? { threads: opts.threads ?? 1 } : {}),
   }));
   const bin = opts.bin ?? resolve(import.meta.dirname, "../../bin/incubator.js");
@@ -228,6 +263,7 @@ export async function incubate(
     ...(opts.plan ? { plan: { ...opts.plan, measuredSeconds: mtResults.map((r) => r.wallSeconds) } } : {}),
     metaWeightsPath: metaWeights,
     moduleWeights: mtResults.map((r) => r.weightsPath),
+    accuracyCurve: curve([...(pt ? [pt] : []), ...mtResults, ft]),
     config: recordedConfig({ ...opts, decentralized: opts.decentralized ?? false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);
@@ -241,6 +277,7 @@ export async function trainEndToEnd(
 ): Promise<IncubationResult> {
   const started = performance.now();
   const outDir = resolve(opts.outDir);
+  const { relay, curve } = eventRelay(onEvent);
   const r = await runJob(
     {
       ...sharedJobFields(opts, outDir),
@@ -250,7 +287,7 @@ export async function trainEndToEnd(
       exportOnnx: true,
       ...(opts.evalDataset ? { evalDataset: opts.evalDataset } : {}),
     },
-    { onEvent: (event) => onEvent({ ...event, job: "e2e" }) },
+    { onEvent: relay("e2e") },
   );
   const result: IncubationResult = {
     kind: "e2e",
@@ -261,6 +298,7 @@ export async function trainEndToEnd(
     totalWallSeconds: (performance.now() - started) / 1000,
     weightsPath: r.weightsPath,
     onnxPath: exported(r),
+    accuracyCurve: curve([r]),
     config: recordedConfig({ ...opts, split: opts.split ?? [opts.target.depth], decentralized: false }),
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(result, null, 2)}\n`);

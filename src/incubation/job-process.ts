@@ -26,6 +26,7 @@ const EVENT_SHAPES: Record<JobEvent["type"], (e: Record<string, unknown>) => boo
   progress: (e) => isNumber(e.step) && isNumber(e.totalSteps),
   checkpoint: (e) => isNumber(e.step) && typeof e.path === "string" && e.path !== "",
   eval: () => true,
+  evalPoint: (e) => isNumber(e.step) && isNumber(e.seconds),
   done: (e) => isObject(e.result),
 };
 

@@ -26,7 +26,10 @@ export interface JobSpec {
   moduleIndex?: number;
   /** Training data (with `shard` set for decentralised modular training). */
   dataset: DatasetSpec;
-  /** Held-out data for the final evaluation. */
+  /**
+   * Held-out data for the final evaluation (FT, E2E) and, when the recipe's `evalEvery` > 0,
+   * for every job's accuracy curve (its first `evalSubset` images).
+   */
   evalDataset?: DatasetSpec;
   recipe: Recipe;
   seed: number;
@@ -87,6 +90,11 @@ export type JobEvent =
     }
   | { type: "checkpoint"; step: number; path: string }
   | { type: "eval"; accuracy: number; loss: number; images: number }
+  /**
+   * A point of the job's accuracy curve: the model after `step` steps scored on the fixed
+   * held-out subset (recipe `evalEvery`, `evalSubset`); `seconds` since the job started.
+   */
+  | { type: "evalPoint"; step: number; seconds: number; accuracy: number; loss: number; images: number }
   | { type: "done"; result: JobResult };
 
 /** The target a fine-tuning job assembled from its modules (`assembleFrom`). */

@@ -6,11 +6,9 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Dataset } from "../data/dataset.ts";
 import { BatchLoader, type Batch as DataBatch } from "../data/loader.ts";
 import { type Normalization, normalizationFor } from "../data/normalization.ts";
-import { type DatasetSpec, openDataset } from "../data/registry.ts";
-import { type DataCacheOptions, openTrainingData } from "../data/shard-cache.ts";
+import { openTrainingData } from "../data/shard-cache.ts";
 import {
   loadCheckpoint,
   loadWeights,
@@ -28,6 +26,7 @@ import type { TrainSpec } from "../engine/train/spec.ts";
 import { type Batch, compileTrainer, Trainer } from "../engine/train/trainer.ts";
 import { assembleTarget } from "./assemble.ts";
 import { buildHybrid, type Hybrid, hybridInitialValues } from "./hybrid.ts";
+import { type CurveRecorder, checkDataFits, type Evaluation, evaluate } from "./job-eval.ts";
 import {
   type AssembledModel,
   JobCancelledError,
@@ -183,20 +182,6 @@ export function buildModel(spec: JobSpec, settings: PhaseSettings) {
   }
 }
 
-/** A bad channel or class count fails the job with the setting that fixes it, not with a shape error deep in ORT. */
-function checkDataFits(ds: Dataset, cfg: VitConfig, what: string): void {
-  if (ds.channels !== cfg.channels) {
-    throw new JobFailedError(
-      `${what} has ${ds.channels} channel(s) but the model expects ${cfg.channels}; set channels: ${ds.channels}`,
-    );
-  }
-  if (ds.numClasses > cfg.numClasses) {
-    throw new JobFailedError(
-      `${what} has ${ds.numClasses} classes but the model's head has ${cfg.numClasses}; set numClasses: ${ds.numClasses}`,
-    );
-  }
-}
-
 /**
  * What the job normalises with, in training and evaluation alike: the recipe's `augment.normalize`,
  * else the training data format's constants (data/normalization.ts).
@@ -312,13 +297,17 @@ export async function trainLoop(
   job: JobContext,
   state: TrainingState,
   options: RunJobOptions,
+  curve: CurveRecorder | null = null,
 ): Promise<number | null> {
   const { spec, settings, model, emit } = job;
   const total = settings.steps;
   const interval = options.progressIntervalMs ?? 500;
-  const timing = { since: performance.now(), steps: 0 };
   let lastLoss: number | null = null;
   let lastProgress = 0;
+  // A resumed job's first point was recorded by the attempt that reached its checkpoint.
+  if (curve && state.step === 0) await curve.record(state.trainer, 0);
+  // Curve points are not training: the throughput and ETA leave their time out.
+  const timing = { since: performance.now(), steps: 0, scoring: 0 };
   for (; state.step < total; state.step++) {
     const step = state.step;
     if (options.signal?.aborted) {
@@ -346,9 +335,14 @@ export async function trainLoop(
     }
     lastLoss = result.loss;
     timing.steps++;
+    if (curve?.due(step + 1, total)) {
+      const before = performance.now();
+      await curve.record(state.trainer, step + 1);
+      timing.scoring += performance.now() - before;
+    }
     const now = performance.now();
     if (now - lastProgress >= interval || step === total - 1) {
-      const perStep = (now - timing.since) / timing.steps / 1000;
+      const perStep = (now - timing.since - timing.scoring) / timing.steps / 1000;
       emit({
         type: "progress",
         step: step + 1,
@@ -388,12 +382,13 @@ export function saveFinalWeights(job: JobContext, trainer: Trainer): Map<string,
   return parameters;
 }
 
-type Evaluation = Awaited<ReturnType<typeof evaluate>>;
-
-/** The held-out accuracy, when the spec gives held-out data; an MT job's hybrid is no model to score. */
+/**
+ * The held-out accuracy of the model a run delivers (FT, E2E), when the spec gives held-out
+ * data. PT's meta model and MT's hybrid are scored only on the curve's subset (job-eval.ts).
+ */
 export async function evaluateFinal(job: JobContext, trainer: Trainer): Promise<Evaluation | null> {
   const { spec, settings, model } = job;
-  if (!spec.evalDataset || spec.phase === "modular") return null;
+  if (!spec.evalDataset || spec.phase === "modular" || spec.phase === "pretrain") return null;
   const ev = await evaluate(trainer, spec.evalDataset, model.cfg, settings.batchSize, {
     normalize: trainingNormalization(spec, settings),
     ...(spec.evalLimit !== undefined ? { limit: spec.evalLimit } : {}),
@@ -437,67 +432,4 @@ export function jobResult(
     ...("adapters" in model && model.adapters?.length ? { adapters: model.adapters } : {}),
     ...rest,
   };
-}
-
-/**
- * Accuracy and mean cross-entropy on held-out data with the eval graph. The graph has a fixed
- * batch; the last partial batch is padded and only its real rows are counted.
- */
-export async function evaluate(
-  trainer: Trainer,
-  datasetSpec: DatasetSpec,
-  cfg: VitConfig,
-  batchSize: number,
-  options: {
-    /** The normalisation the model was trained with (`trainingNormalization`). */
-    normalize: Normalization;
-    limit?: number;
-    /** Through the worker's cache, like the training data: a site without the files downloads it. */
-    cache?: DataCacheOptions;
-  },
-): Promise<{ accuracy: number; loss: number; images: number }> {
-  const { limit, cache } = options;
-  const ds = cache ? (await openTrainingData(datasetSpec, cache)).dataset : await openDataset(datasetSpec);
-  checkDataFits(ds, cfg, "the evaluation dataset");
-  const n = Math.min(ds.length, limit ?? ds.length);
-  const indices = Int32Array.from({ length: n }, (_, i) => i);
-  const loader = new BatchLoader(ds, {
-    batchSize,
-    seed: 0,
-    indices,
-    shuffle: false,
-    dropLast: false,
-    augment: { outputSize: cfg.imageSize, normalize: options.normalize },
-    labelType: "int64",
-  });
-  let correct = 0;
-  let lossSum = 0;
-  let seen = 0;
-  const per = cfg.channels * cfg.imageSize * cfg.imageSize;
-  for (const batch of loader.epochBatches()) {
-    const real = batch.indices.length;
-    const images = new Float32Array(batchSize * per);
-    images.set(batch.images.subarray(0, real * per));
-    const labels = new BigInt64Array(batchSize);
-    labels.set((batch.labels as BigInt64Array).subarray(0, real));
-    const out = await trainer.evaluate({
-      [INPUT.images]: f32([batchSize, cfg.channels, cfg.imageSize, cfg.imageSize], images),
-      [INPUT.labels]: { dtype: "int64", shape: [batchSize], data: labels },
-    });
-    const logits = out.outputs.logits!.data as Float32Array;
-    const k = cfg.numClasses;
-    for (let r = 0; r < real; r++) {
-      const row = logits.subarray(r * k, (r + 1) * k);
-      let best = 0;
-      let max = -Infinity;
-      for (let c = 0; c < k; c++) if (row[c]! > max) [max, best] = [row[c]!, c];
-      const y = Number(labels[r]);
-      if (best === y) correct++;
-      let sum = 0;
-      for (let c = 0; c < k; c++) sum += Math.exp(row[c]! - max);
-      lossSum += Math.log(sum) + max - row[y]!;
-    }
-    seen += real;
-  }
-  return { accuracy: correct / seen, loss: lossSum / seen, images: seen };
 }

@@ -9,8 +9,11 @@
  *
  * A job checkpoints every `checkpointEvery` steps (parameters, optimizer state, step, RNG and
  * data-loader state), so a job restarted with `resumeFrom` continues exactly where it stopped.
- * The steps themselves are in job-steps.ts.
+ * With held-out data and the recipe's `evalEvery`, every job (PT's meta model, MT's hybrid,
+ * FT's and E2E's target: each a classifier with its head) records an accuracy curve as
+ * `evalPoint` events (job-eval.ts). The steps themselves are in job-steps.ts.
  */
+import { openCurve } from "./job-eval.ts";
 import type { JobResult, JobSpec, RunJobOptions } from "./job-spec.ts";
 import {
   assembleModules,
@@ -24,6 +27,7 @@ import {
   resumeFromCheckpoint,
   saveFinalWeights,
   startTrainer,
+  trainingNormalization,
   trainLoop,
 } from "./job-steps.ts";
 import { phaseSettings } from "./recipe.ts";
@@ -40,6 +44,14 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
   const model = buildModel(assembled ? { ...spec, initWeights: assembled.path } : spec, settings);
   const job = { spec, settings, model, files, emit };
   const data = await openData(job);
+  const curve = await openCurve({
+    spec,
+    cfg: model.cfg,
+    batchSize: settings.batchSize,
+    normalize: trainingNormalization(spec, settings),
+    emit,
+    started,
+  });
   const state = await startTrainer(job, data.loader);
   try {
     resumeFromCheckpoint(state, spec.resumeFrom);
@@ -52,7 +64,7 @@ export async function runJob(spec: JobSpec, options: RunJobOptions = {}): Promis
       trainImages: data.train.length,
       data: data.stats,
     });
-    const finalLoss = await trainLoop(job, state, options);
+    const finalLoss = await trainLoop(job, state, options, curve);
     const weights = saveFinalWeights(job, state.trainer);
     const evaluation = await evaluateFinal(job, state.trainer);
     const onnxPath = spec.exportOnnx ? exportModel(files.onnx, model.cfg, weights) : undefined;

@@ -44,6 +44,15 @@ export const recipeSchema = z
     /** Optimizer steps per phase. */
     steps: perPhase(z.number().int().min(0)),
     /**
+     * The accuracy curve: every job scores its model on a fixed held-out subset every
+     * `evalEvery` steps (and at its first and last step); 0 turns it off. Defaults cost about
+     * 1 % of a job: `evalSubset` images are a few forward batches, a train step is forward and
+     * backward.
+     */
+    evalEvery: z.number().int().min(0).default(100),
+    /** The held-out images each curve point scores: the first `evalSubset` of the eval data. */
+    evalSubset: z.number().int().min(1).default(256),
+    /**
      * Activation recomputation: each transformer block's activations are rebuilt in the backward
      * pass from the block's input instead of kept from the forward pass — lower peak memory for
      * deep models, about one more forward pass per step (bench/RESULTS.md). Off by default;
@@ -83,6 +92,8 @@ const DEIT: Recipe = {
   dropPath: { pretrain: 0, modular: 0.1, finetune: 0.1, e2e: 0.1 },
   clipGradNorm: { pretrain: 0, modular: 0, finetune: 1, e2e: 0 },
   steps: { pretrain: 1000, modular: 1000, finetune: 1000, e2e: 3000 },
+  evalEvery: 100,
+  evalSubset: 256,
   recomputeActivations: false,
 };
 

@@ -16,8 +16,9 @@ import type { TrainSpec } from "../engine/train/spec.ts";
 import { compileTrainer, Trainer } from "../engine/train/trainer.ts";
 import { assembleTarget } from "./assemble.ts";
 import type { IncubationResult } from "./incubate.ts";
+import { evaluate } from "./job-eval.ts";
 import type { JobSpec } from "./job-spec.ts";
-import { buildModel, evaluate, jobFiles, type PhaseModel, trainingNormalization } from "./job-steps.ts";
+import { buildModel, jobFiles, type PhaseModel, trainingNormalization } from "./job-steps.ts";
 import { type Phase, phaseSettings } from "./recipe.ts";
 import { parseRecordedConfig, type RecordedConfig } from "./recorded-config.ts";
 

@@ -25,6 +25,7 @@ export const EVENT_FIELDS = `seq type moduleIndex createdAt
   ... on JobStarted { stage totalSteps startStep trainImages dataStats { cache bytesRead bytesFetched cachedBytes records } }
   ... on TrainingProgress { stage step totalSteps loss lr imagesPerSecond etaSeconds }
   ... on EvaluationResult { stage accuracy loss images }
+  ... on EvaluationPoint { stage step seconds accuracy loss images }
   ... on ArtifactProduced { kind sha256 step }
   ... on LogMessage { level message }`;
 

@@ -81,7 +81,16 @@ describe("an incubation run through the API with two workers", () => {
     const stored = await readRunEvents(t.db, rawId, 0, { limit: 10_000 });
     expect(events.map((e) => e.seq)).toEqual(stored.map((e) => e.seq));
     expect(new Set(stored.map((e) => e.type))).toEqual(
-      new Set(["RUN_STATE", "JOB_STATE", "MODULE_STATE", "JOB_STARTED", "PROGRESS", "METRIC", "ARTIFACT"]),
+      new Set([
+        "RUN_STATE",
+        "JOB_STATE",
+        "MODULE_STATE",
+        "JOB_STARTED",
+        "PROGRESS",
+        "METRIC",
+        "EVAL_POINT",
+        "ARTIFACT",
+      ]),
     );
     expect(events.at(-1)).toMatchObject({ type: "RUN_STATE", moduleIndex: null, state: "SUCCEEDED" });
     expect(events.at(-1)!["finalAccuracy"]).toEqual(expect.any(Number));

@@ -20,6 +20,7 @@ const TYPE_NAMES = {
   JOB_STARTED: "JobStarted",
   PROGRESS: "TrainingProgress",
   METRIC: "EvaluationResult",
+  EVAL_POINT: "EvaluationPoint",
   ARTIFACT: "ArtifactProduced",
   LOG: "LogMessage",
 } as const satisfies Record<RunEvent["type"], keyof ResolversTypes>;

@@ -1,4 +1,4 @@
-/** Run's fields: its rows (architecture, dataset, meta model, modules, jobs, artifacts), stages, events. */
+/** Run's fields: its rows (architecture, dataset, meta model, modules, jobs, artifacts), stages, events, accuracy curve. */
 
 import type { RunResolvers } from "../../generated/graphql.ts";
 import type { Artifact, Job, JobState, Prisma, Run, StageKind } from "../../generated/prisma/client.ts";
@@ -10,6 +10,7 @@ import type { ApiContext } from "../context.ts";
 import { toGlobalId } from "../global-id.ts";
 import { badArgument, toConnection } from "../pagination.ts";
 import { lastOfKind, required } from "./relations.ts";
+import { accuracyCurve } from "./run-curve.ts";
 
 const STAGE_ORDER: readonly StageKind[] = ["PRETRAIN", "MODULAR", "ASSEMBLE", "FINETUNE", "EVAL", "E2E"];
 const MAX_EVENTS_PAGE = 1000;
@@ -109,6 +110,7 @@ export const runFields: RunResolvers = {
   },
   finalModel: (r, _, ctx) => finalModel(r, ctx),
   producedMetaModel: (r, _, ctx) => ctx.loaders.metaModelBySourceRun.load(r.id),
+  accuracyCurve: (r, _, ctx) => accuracyCurve(r, ctx),
   /** The event log in `seq` order, after `afterSeq` and the `after` cursor (whichever is later). */
   events: async (r, args, ctx) => {
     if (args.afterSeq < 0) throw badArgument("afterSeq", `must be ≥ 0, got ${args.afterSeq}`);

@@ -22,7 +22,7 @@ export function runPlacement(json: unknown): PlacementEntry[] {
  */
 const storedResult = z.looseObject({
   evalAccuracy: z.number().nullish(),
-  wallSeconds: z.number().optional(),
+  wallSeconds: z.number().nullish(),
   data: dataStats.optional(),
 });
 

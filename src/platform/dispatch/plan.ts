@@ -9,6 +9,7 @@ import type { DatasetSpec } from "../../data/registry.ts";
 import { VIT_DEFAULTS, type VitConfig, validateVitConfig } from "../../engine/models/vit.ts";
 import type { Architecture, Dataset, Run } from "../../generated/prisma/client.ts";
 import type { JobSpec } from "../../incubation/job.ts";
+import { curveEnabled } from "../../incubation/job-eval.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
 import { datasetSpecOf } from "../db/json-columns.ts";
 import { runSplit } from "../run-split.ts";
@@ -79,9 +80,19 @@ function withCheckpoints(spec: StoredJobSpec): StoredJobSpec {
   return { ...spec, checkpointEvery: checkpointInterval(spec.recipe.steps[spec.phase]) };
 }
 
+/**
+ * PT and MT read the held-out data only for their accuracy curve (FT and E2E also score the
+ * final model on it): without a curve (recipe `evalEvery` 0) their specs leave it out.
+ */
+function curveBase(ctx: RunContext): Omit<StoredJobSpec, "phase"> {
+  const base = baseSpec(ctx);
+  if (curveEnabled(base)) return base;
+  const { evalDataset: _eval, ...rest } = base;
+  return rest;
+}
+
 export function pretrainSpec(ctx: RunContext): StoredJobSpec {
-  const { evalDataset: _eval, ...base } = baseSpec(ctx);
-  return withCheckpoints({ ...base, phase: "pretrain" });
+  return withCheckpoints({ ...curveBase(ctx), phase: "pretrain" });
 }
 
 /** MT job `moduleIndex`; `meta` is the meta model's architecture when it is not the default one. */
@@ -91,7 +102,7 @@ export function modularSpec(
   metaWeightsSha: string,
   meta?: VitConfig,
 ): StoredJobSpec {
-  const { evalDataset: _eval, ...base } = baseSpec(ctx);
+  const base = curveBase(ctx);
   const k = base.split.length;
   return withCheckpoints({
     ...base,

@@ -94,6 +94,18 @@ const metric = z.object({
   images: count,
 });
 
+/** A point of a job's accuracy curve: its model after `step` steps on the fixed held-out subset. */
+export const evalPointFields = {
+  step: count,
+  /** Since this attempt of the job started (a retry's clock starts again; accuracy-curve.ts joins them). */
+  seconds: z.number().finite().min(0),
+  accuracy: finite,
+  loss: finite,
+  images: count,
+};
+
+const evalPoint = z.object({ type: z.literal(RunEventType.EVAL_POINT), stage, ...evalPointFields });
+
 const artifact = z.object({
   type: z.literal(RunEventType.ARTIFACT),
   kind: z.enum(ArtifactKind),
@@ -115,6 +127,7 @@ export const runEventBody = z.discriminatedUnion("type", [
   jobStarted,
   progress,
   metric,
+  evalPoint,
   artifact,
   log,
 ]);

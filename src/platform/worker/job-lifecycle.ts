@@ -282,6 +282,11 @@ export class JobLifecycle {
             images: event.images,
           });
           break;
+        case "evalPoint": {
+          const { type: _, ...fields } = event;
+          rows.push({ type: RunEventType.EVAL_POINT, moduleIndex, stage, ...fields });
+          break;
+        }
       }
     }
     try {

@@ -4,7 +4,7 @@
  * so they are parsed here, once, before the lifecycle turns them into run events.
  */
 import { z } from "zod";
-import { dataStats, progressFields } from "../events/run-event.ts";
+import { dataStats, evalPointFields, progressFields } from "../events/run-event.ts";
 
 const count = z.number().int().min(0);
 const finite = z.number().finite();
@@ -21,6 +21,7 @@ export const workerEvent = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("progress"), ...progressFields }),
   z.object({ type: z.literal("eval"), accuracy: finite, loss: finite, images: count }),
+  z.object({ type: z.literal("evalPoint"), ...evalPointFields }),
   z.object({
     type: z.literal("checkpoint"),
     step: count,

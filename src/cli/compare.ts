@@ -1,0 +1,71 @@
+/**
+ * `incubator compare <a> <b>`: two runs' final accuracies and the speed-up at equal accuracy,
+ * on the critical path and in total compute (src/incubation/time-to-accuracy.ts).
+ */
+import { Command } from "commander";
+import {
+  type Clock,
+  type ComparedRun,
+  type Comparison,
+  compareRuns,
+  curveFinalAccuracy,
+  loadComparedRun,
+} from "../incubation/time-to-accuracy.ts";
+
+const percent = (x: number | null) => (x === null ? "n/a" : `${(x * 100).toFixed(2)} %`);
+const seconds = (x: number) => `${x.toFixed(1)} s`;
+const CLOCK_NAMES: Record<Clock, string> = {
+  criticalPathSeconds: "critical path",
+  computeSeconds: "compute",
+};
+
+/** The comparison as JSON: both runs (without their curves) and the speed-ups. */
+export function comparisonJson(c: Comparison) {
+  const run = (r: ComparedRun) => ({
+    path: r.label,
+    kind: r.kind,
+    accuracy: r.accuracy,
+    curveFinalAccuracy: curveFinalAccuracy(r),
+    criticalPathSeconds: r.criticalPathSeconds,
+  });
+  return {
+    reference: run(c.reference),
+    candidate: run(c.candidate),
+    targetAccuracy: c.targetAccuracy,
+    speedUps: c.speedUps,
+  };
+}
+
+export function comparisonText(c: Comparison): string {
+  const row = (r: ComparedRun, role: string) =>
+    `  ${role.padEnd(9)} ${r.kind.padEnd(10)} final ${percent(r.accuracy).padStart(8)} (subset ${percent(curveFinalAccuracy(r))})` +
+    `  critical path ${seconds(r.criticalPathSeconds)}  ${r.label}`;
+  const lines = [
+    row(c.candidate, "candidate"),
+    row(c.reference, "reference"),
+    `Speed-up at equal accuracy (the reference's final ${percent(c.targetAccuracy)} on the curve's held-out subset):`,
+    ...c.speedUps.map((s) => {
+      const name = CLOCK_NAMES[s.clock].padEnd(13);
+      if (s.candidateSeconds === null || s.speedUp === null)
+        return `  ${name} not reached (the reference reaches it at ${seconds(s.referenceSeconds)})`;
+      return `  ${name} ${s.speedUp.toFixed(2)}×  (candidate ${seconds(s.candidateSeconds)}, reference ${seconds(s.referenceSeconds)})`;
+    }),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+export function compareCommand(): Command {
+  return new Command("compare")
+    .description(
+      "compare two runs (results.json or output folders): final accuracies and the speed-up at equal accuracy",
+    )
+    .argument("<a>", "a results.json or a run's output folder (the candidate, e.g. incubation)")
+    .argument("<b>", "another one (the reference whose final accuracy is the target; the E2E run if one is)")
+    .option("--json", "print the comparison as JSON")
+    .action((a: string, b: string, flags: { json?: boolean }) => {
+      const comparison = compareRuns(loadComparedRun(a, "<a>"), loadComparedRun(b, "<b>"));
+      process.stdout.write(
+        flags.json ? `${JSON.stringify(comparisonJson(comparison), null, 2)}\n` : comparisonText(comparison),
+      );
+    });
+}
