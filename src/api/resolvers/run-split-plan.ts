@@ -1,13 +1,14 @@
 /**
  * startRun's `split`: ARCHITECTURE (the architecture's split), BALANCED (its K, boundaries from
- * the split planner) or AUTO (K and boundaries from the planner). The plan is measured here, in
- * the API process, on this machine (`incubation/cost-model.ts`: small real hybrids of the
- * target with the run's recipe, a few seconds, cached per process); workers elsewhere may be
+ * the split planner) or AUTO (K and boundaries from the planner). The plan is measured here, on
+ * the API's machine, in a worker thread so the API keeps answering meanwhile
+ * (`incubation/cost-model-thread.ts`: small real hybrids of the target with the run's recipe,
+ * seconds, one at a time, cached per process); workers elsewhere may be
  * faster or slower, but what the plan balances — the ratios between the pieces — moves less.
  */
 import type { SplitPlanning } from "../../generated/graphql.ts";
 import type { Architecture, MetaModel } from "../../generated/prisma/client.ts";
-import { planFromMeasurement } from "../../incubation/cost-model.ts";
+import { planFromMeasurementInThread } from "../../incubation/cost-model-thread.ts";
 import { type RecipeOverrides, resolveRecipe } from "../../incubation/recipe.ts";
 import type { SplitPlan } from "../../incubation/split-planner.ts";
 import { targetConfig } from "../../platform/dispatch/plan.ts";
@@ -58,7 +59,7 @@ export async function planRunSplit(
   const split = input.split ?? "ARCHITECTURE";
   if (split === "ARCHITECTURE") return null;
   const metaConfig = meta ? metaModelConfig(meta) : null;
-  const { plan } = await planFromMeasurement({
+  const { plan } = await planFromMeasurementInThread({
     target: targetConfig(arch),
     ...(metaConfig ? { metaOverrides: { width: metaConfig.width, mlpRatio: metaConfig.mlpRatio } } : {}),
     recipe: resolveRecipe(input.recipe, (input.overrides ?? {}) as RecipeOverrides),
