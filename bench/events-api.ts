@@ -58,6 +58,7 @@ process.once("message", async (start: Start) => {
   const snapshot = () =>
     JSON.parse(JSON.stringify(eventStats())) as Record<string, Record<string, number>> | null;
   let before = snapshot();
+  let cpuAtReset = process.cpuUsage();
 
   // The connect phase, observable: sockets and subscriptions every few seconds while they change.
   const progress = () => {
@@ -92,10 +93,13 @@ process.once("message", async (start: Start) => {
         live.transport.maxBufferedBytes = 0;
       }
       before = snapshot();
+      cpuAtReset = process.cpuUsage();
       send({ type: "reset" });
     } else if (request.type === "stats") {
+      const cpu = process.cpuUsage(cpuAtReset);
       send({
         type: "stats",
+        cpuMs: (cpu.user + cpu.system) / 1000,
         gc,
         loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
         loopDelayMaxMs: loopDelay.max / 1e6,

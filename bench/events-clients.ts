@@ -61,6 +61,8 @@ process.once("message", async (start: Start) => {
   const histogram = new Map<number, number>();
   let deliveries = 0;
   let timing = false;
+  let cpuAtTiming = process.cpuUsage();
+  let cpuTimed = { user: 0, system: 0 };
   let errors = 0;
   let ready = 0;
   const record = (latency: number) => {
@@ -182,9 +184,12 @@ process.once("message", async (start: Start) => {
       waiting.delete(key);
     } else if (request.type === "timing") {
       timing = request.on;
+      if (timing) cpuAtTiming = process.cpuUsage();
+      else cpuTimed = process.cpuUsage(cpuAtTiming);
     } else if (request.type === "collect") {
       send({
         type: "collected",
+        cpuMs: (cpuTimed.user + cpuTimed.system) / 1000,
         deliveries,
         errors,
         reconnects: progress.reconnects,

@@ -79,6 +79,12 @@ export interface Breakdown {
   ws_flush_avg_ms: number | null;
   ws_flush_max_ms: number | null;
   ws_max_buffered_bytes: number | null;
+  /** CPU time (user + system) of the API processes in the timed window, summed, and per delivery made. */
+  api_cpu_ms: number;
+  api_cpu_us_per_delivery: number | null;
+  /** The same for the subscriber processes (they share the machine's cores with the API). */
+  client_cpu_ms: number;
+  client_cpu_us_per_delivery: number | null;
 }
 
 export interface EventBenchReport {
@@ -204,9 +210,20 @@ function ask<T>(child: ChildProcess, message: unknown, reply: string, timeoutMs 
   });
 }
 
+/**
+ * `BENCH_EVENTS_CPU_PROF=<dir>`: every child (API and subscriber processes) writes a V8 CPU
+ * profile there when it exits (`--cpu-prof`, which NODE_OPTIONS does not accept).
+ */
+const PROFILE_DIR = process.env.BENCH_EVENTS_CPU_PROF;
+
 function forkTs(script: string): ChildProcess {
   const child = fork(join(HERE, script), [], {
-    execArgv: ["--import", "tsx", "--expose-gc"],
+    execArgv: [
+      "--import",
+      "tsx",
+      "--expose-gc",
+      ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${resolve(PROFILE_DIR)}`] : []),
+    ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   // A child gone mid-point (crashed, killed for memory) must be named, not crash this process with EPIPE.
@@ -437,7 +454,7 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         client_errors: clientErrors,
         client_reconnects: reconnects,
         ...percentilesOf(histogram),
-        breakdown: breakdownOf(stats, writes, opts.events),
+        breakdown: breakdownOf(stats, writes, opts.events, collected, deliveries),
         heap_bytes_per_subscription: perSubscription("heapUsed"),
         rss_bytes_per_subscription: perSubscription("rss"),
       };
@@ -486,6 +503,8 @@ interface Memory {
 }
 
 interface Collected {
+  /** CPU time of the subscriber process while timing was on. */
+  cpuMs?: number;
   deliveries: number;
   errors: number;
   reconnects: number;
@@ -495,6 +514,8 @@ interface Collected {
 type Counters = Record<string, Record<string, number>>;
 
 interface ApiStats {
+  /** CPU time of the API process since the reset (absent in older harness builds). */
+  cpuMs?: number;
   gc: { count: number; totalMs: number; maxMs: number };
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
@@ -504,7 +525,15 @@ interface ApiStats {
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-function breakdownOf(stats: ApiStats[], writes: number[], events: number): Breakdown {
+function breakdownOf(
+  stats: ApiStats[],
+  writes: number[],
+  events: number,
+  collected: Collected[],
+  deliveries: number,
+): Breakdown {
+  const apiCpu = stats.reduce((n, s) => n + (s.cpuMs ?? 0), 0);
+  const clientCpu = collected.reduce((n, c) => n + (c.cpuMs ?? 0), 0);
   const sum = (pick: (s: ApiStats) => number) => stats.reduce((n, s) => n + pick(s), 0);
   const max = (pick: (s: ApiStats) => number) => Math.max(...stats.map(pick));
   const reported = stats.every((s) => s.before && s.after);
@@ -529,5 +558,9 @@ function breakdownOf(stats: ApiStats[], writes: number[], events: number): Break
     ws_flush_avg_ms: reported && sends ? round2(sum((s) => delta(s, "transport", "flushMs")) / sends) : null,
     ws_flush_max_ms: reported ? round2(max((s) => s.after!.transport!.maxFlushMs!)) : null,
     ws_max_buffered_bytes: reported ? max((s) => s.after!.transport!.maxBufferedBytes!) : null,
+    api_cpu_ms: Math.round(apiCpu),
+    api_cpu_us_per_delivery: deliveries ? round2((apiCpu * 1000) / deliveries) : null,
+    client_cpu_ms: Math.round(clientCpu),
+    client_cpu_us_per_delivery: deliveries ? round2((clientCpu * 1000) / deliveries) : null,
   };
 }
