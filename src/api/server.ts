@@ -135,7 +135,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     logger,
     maxQueuedEvents: limits.maxQueuedEventsPerSubscription,
   });
-  const fanout = createRunEventFanout();
+  const fanout = createRunEventFanout({ maxQueuedEvents: limits.maxQueuedEventsPerSubscription });
   await events.start();
   // Revocations close the token's WebSocket connections at once (auth/revocations.ts).
   await events.listen(API_TOKEN_REVOKED_CHANNEL, (tokenId) => {

@@ -3,7 +3,9 @@
  * of one run with the same selection and authority share one execution per event, module
  * filters still apply per subscriber, another project's subscriber is a sharing group of its own
  * and never sees this project's run, and a slow connection ends with RESUBSCRIBE_WITH_AFTER_SEQ
- * without holding up a fast one. Real server, real tokens, real graphql-ws and ws clients.
+ * without holding up a fast one. Events go out in one pass per event (the fan-out's groups):
+ * per-subscriber cursors and filters, a client's `complete` mid-stream, and `complete` after the
+ * data still hold. Real server, real tokens, real graphql-ws and ws clients.
  */
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -186,6 +188,108 @@ describe("runEvents fan-out", () => {
     }
   });
 
+  it("written in one pass: subscribers with different moduleIndex filters and afterSeq cursors each get exactly their events, in order", async () => {
+    const { run } = await createRunRows(t.db);
+    const runId = toGlobalId("Run", run.id);
+    // Ten events before anyone subscribes (replayed from each cursor), then live ones.
+    const modules: (number | null)[] = [];
+    for (let step = 1; step <= 10; step++) {
+      modules.push(step % 3);
+      await appendRunEvents(t.db, run.id, [progressEvent(step % 3, step)]);
+    }
+    const cases: { moduleIndex: number | null; afterSeq: number }[] = [];
+    for (const moduleIndex of [null, 0, 1, 2])
+      for (const afterSeq of [0, 4, 10]) cases.push({ moduleIndex, afterSeq });
+    const clients: Client[] = [];
+    const subscribersBefore = server.eventStats().subscribers;
+    const before = server.eventStats().fanout;
+    const [executionsBefore, directBefore] = [before.executions, before.directDeliveries];
+    const streams = cases.map((c) => {
+      const client = wsClient(server.wsUrl, { token: viewer });
+      clients.push(client);
+      return collectSubscription<EventMessage>(client, SUBSCRIPTION, { runId, ...c });
+    });
+    try {
+      await until(
+        () => server.eventStats().subscribers === subscribersBefore + cases.length,
+        `${cases.length} live subscribers`,
+      );
+      // Live events in batches of several rows (one hub read, one pass per event), modules mixed.
+      for (let step = 11; step <= 40; step += 3) {
+        const batch = [step, step + 1, step + 2].map((s) => {
+          modules.push(s % 3);
+          return progressEvent(s % 3, s);
+        });
+        await appendRunEvents(t.db, run.id, batch);
+      }
+      await appendRunEvents(t.db, run.id, [runFinished]);
+      const terminalSeq = modules.length + 1;
+      let expectedDeliveries = 0;
+      for (const [i, stream] of streams.entries()) {
+        const { moduleIndex, afterSeq } = cases[i]!;
+        const { results, error } = await stream;
+        expect(error).toBeUndefined();
+        const expected = [
+          ...modules
+            .map((m, k) => ({ seq: k + 1, m }))
+            .filter(({ seq, m }) => seq > afterSeq && (moduleIndex === null || m === moduleIndex))
+            .map(({ seq }) => seq),
+          terminalSeq, // the terminal event reaches every filter, then `complete`
+        ];
+        expect(seqs(results), `moduleIndex ${moduleIndex}, afterSeq ${afterSeq}`).toEqual(expected);
+        expect(results.at(-1)?.data?.runEvents.type).toBe("RUN_STATE");
+        expectedDeliveries += expected.length;
+      }
+      const after = server.eventStats().fanout;
+      // Every delivery went out in a group's pass, none through graphql-ws's per-subscription loop.
+      expect(after.directDeliveries - directBefore).toBe(expectedDeliveries);
+      // Executions per event, not per subscriber: each live event once (31) and each replay page's
+      // rows once (pages from seq 0 and 4: 10 + 6; a page re-read under load adds its rows again).
+      expect(after.executions - executionsBefore).toBeGreaterThanOrEqual(31 + 16);
+      expect(after.executions - executionsBefore).toBeLessThan(expectedDeliveries / 3);
+    } finally {
+      await Promise.all(clients.map((c) => c.dispose()));
+    }
+  });
+
+  it("a subscription completed mid-stream gets nothing after its complete; another on the same socket goes on", async () => {
+    const { run } = await createRunRows(t.db);
+    const runId = toGlobalId("Run", run.id);
+    const socket = new WebSocket(server.wsUrl, "graphql-transport-ws");
+    const messages: { id?: string; type: string; payload?: { data?: EventMessage } }[] = [];
+    socket.on("message", (data) => messages.push(JSON.parse(String(data))));
+    await new Promise((resolve) => socket.once("open", resolve));
+    socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${viewer}` } }));
+    await until(() => messages.some((m) => m.type === "connection_ack"), "connection_ack");
+    const subscribersBefore = server.eventStats().subscribers;
+    for (const id of ["leaves", "stays"])
+      socket.send(
+        JSON.stringify({ id, type: "subscribe", payload: { query: SUBSCRIPTION, variables: { runId } } }),
+      );
+    const seqsOf = (id: string) =>
+      messages.filter((m) => m.id === id && m.type === "next").map((m) => m.payload?.data?.runEvents.seq);
+    try {
+      await until(() => server.eventStats().subscribers === subscribersBefore + 2, "two live subscribers");
+      for (let step = 1; step <= 5; step++) await appendRunEvents(t.db, run.id, [progressEvent(0, step)]);
+      await until(() => seqsOf("leaves").length === 5 && seqsOf("stays").length === 5, "five events each");
+      socket.send(JSON.stringify({ id: "leaves", type: "complete" }));
+      await until(() => server.eventStats().subscribers === subscribersBefore + 1, "the completed one gone");
+      for (let step = 6; step <= 10; step++) await appendRunEvents(t.db, run.id, [progressEvent(0, step)]);
+      await appendRunEvents(t.db, run.id, [runFinished]);
+      await until(() => messages.some((m) => m.id === "stays" && m.type === "complete"), "the other's end");
+      expect(seqsOf("stays")).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+      expect(seqsOf("leaves")).toEqual([1, 2, 3, 4, 5]);
+      // The client ended it: the server sends no `complete` of its own, nor anything else for it.
+      expect(messages.filter((m) => m.id === "leaves").map((m) => m.type)).toEqual(Array(5).fill("next"));
+      // `complete` follows the data: the terminal event is the last `next` before it.
+      const stays = messages.filter((m) => m.id === "stays").map((m) => m.type);
+      expect(stays.at(-1)).toBe("complete");
+      expect(stays.slice(0, -1).every((type) => type === "next")).toBe(true);
+    } finally {
+      socket.terminate();
+    }
+  });
+
   it("a connection that stops reading is cut off with RESUBSCRIBE_WITH_AFTER_SEQ; others are not held up", async () => {
     const { run } = await createRunRows(t.db);
     const runId = toGlobalId("Run", run.id);
@@ -204,6 +308,7 @@ describe("runEvents fan-out", () => {
     try {
       await until(() => server.eventStats().subscribers === 2, "two live subscribers");
       slow.pause(); // stop reading: the kernel buffers fill, then the server's writes wait
+      const behindBefore = server.eventStats().fanout.behind;
 
       // 2,500 events of 4 KiB: far more than the socket buffers and the 1,000-event queue hold.
       const padding = "x".repeat(4096);
@@ -219,6 +324,7 @@ describe("runEvents fan-out", () => {
       await appendRunEvents(t.db, run.id, [runFinished]);
       const fastResult = await fastStream; // the fast one finishes while the slow one still stalls
       expect(fastResult.error).toBeUndefined();
+      expect(server.eventStats().fanout.behind - behindBefore).toBe(1);
       expect(seqs(fastResult.results)).toEqual(Array.from({ length: TOTAL + 1 }, (_, i) => i + 1));
 
       slow.resume();

@@ -12,6 +12,7 @@ import {
   type GraphQLObjectType,
   type GraphQLSchema,
 } from "graphql";
+import { canPush, PUSH, type Pushable, type RunEventSink } from "../../platform/events/event-hub.ts";
 import type { ApiContext } from "../context.ts";
 import { decide, FIELD_POLICIES, type Policy, type RootType, TYPE_POLICIES } from "./policy.ts";
 import { type Refusal, recheck } from "./principal.ts";
@@ -139,7 +140,7 @@ export function whileAuthorized<T>(
   stream: AsyncIterable<T>,
   check: () => Promise<Refusal | null>,
   everyMs: number,
-): AsyncIterableIterator<T> {
+): AsyncIterableIterator<T> & Pushable<T> {
   const source = stream[Symbol.asyncIterator]();
   let refusal: GraphQLError | null = null;
   let checking = false;
@@ -151,6 +152,7 @@ export function whileAuthorized<T>(
         if (!found || refusal) return;
         refusal = refusalError(found);
         stop();
+        sink?.end(refusal);
       })
       .catch(() => {}) // a database hiccup is not a revocation; the next tick checks again
       .finally(() => {
@@ -167,7 +169,21 @@ export function whileAuthorized<T>(
     void Promise.resolve(source.return?.()).catch(() => {});
   };
   const done = { value: undefined, done: true } as const;
+  /** The push consumer (event-hub.ts `PUSH`), when one is attached: a refusal ends it. */
+  let sink: RunEventSink<T> | null = null;
   return {
+    [PUSH](pushTo: RunEventSink<T>) {
+      if (!canPush<T>(source)) return false;
+      sink = pushTo;
+      return source[PUSH]({
+        next: (item) => pushTo.next(item),
+        end: (error) => {
+          stop();
+          pushTo.end(error);
+        },
+        ...(pushTo.room ? { room: () => pushTo.room!() } : {}),
+      });
+    },
     async next() {
       if (refusal) throw refusal;
       let item: IteratorResult<T>;

@@ -1,5 +1,6 @@
 import { GraphQLError } from "graphql";
 import type { SubscriptionResolvers } from "../../generated/graphql.ts";
+import { canPush, PUSH, type Pushable } from "../../platform/events/event-hub.ts";
 import type { RunEvent } from "../../platform/events/run-event.ts";
 import type { ApiContext } from "../context.ts";
 import { fromGlobalId } from "../global-id.ts";
@@ -15,10 +16,21 @@ interface RunEventsArgs {
  * `await events.next()` queues `return()` behind it, so a closed socket would leave its hub
  * subscriber waiting for the run's next event (forever on a quiet run, and on shutdown until
  * the hub fails it, as an unhandled rejection). This forwards `return()` at once.
+ * It also forwards the hub's push mode (event-hub.ts `PUSH`), which the fan-out uses.
  */
-function asPayloads(events: AsyncIterableIterator<RunEvent>): AsyncIterableIterator<{ runEvents: RunEvent }> {
+function asPayloads(
+  events: AsyncIterableIterator<RunEvent>,
+): AsyncIterableIterator<{ runEvents: RunEvent }> & Pushable<{ runEvents: RunEvent }> {
   const done = { value: undefined, done: true } as const;
   return {
+    [PUSH](sink) {
+      if (!canPush<RunEvent>(events)) return false;
+      return events[PUSH]({
+        next: (event) => sink.next({ runEvents: event }),
+        end: (error) => sink.end(error),
+        ...(sink.room ? { room: () => sink.room!() } : {}),
+      });
+    },
     async next() {
       const result = await events.next();
       return result.done ? done : { value: { runEvents: result.value }, done: false };

@@ -59,6 +59,35 @@ export interface HubStats {
   replayReads: number;
 }
 
+/**
+ * A push consumer of a run's events (api/run-event-fanout.ts): instead of pulling each event
+ * through an async iterator — a Promise and a microtask chain per event per subscriber — it is
+ * handed every event synchronously, in seq order, as the hub reads it, and told once when the
+ * stream ends. The consumer then bounds its own backlog (its socket's), so the hub's queue is
+ * not used while a sink is attached.
+ */
+export interface RunEventSink<T = RunEvent> {
+  next(event: T): void;
+  /** The stream ended: `error` set (cut off, hub closing, refused), or done (terminal event). Not called after the consumer's own `return()`. */
+  end(error?: Error): void;
+  /** Resolves once the consumer can take another replay page (its writes drained). */
+  room?(): Promise<void>;
+}
+
+/**
+ * Streams that can push (the hub's, and wrappers that forward it): `stream[PUSH](sink)` attaches
+ * a sink and returns the seq the stream starts after, or `false` when the stream cannot push
+ * (then the consumer iterates as usual). Call it before the first `next()`.
+ */
+export const PUSH: unique symbol = Symbol("incubator.runEventPush");
+export interface Pushable<T> {
+  [PUSH](sink: RunEventSink<T>): number | false;
+}
+export const canPush = <T>(stream: unknown): stream is Pushable<T> =>
+  typeof stream === "object" &&
+  stream !== null &&
+  typeof (stream as Partial<Pushable<T>>)[PUSH] === "function";
+
 export interface SubscribeOptions {
   afterSeq?: number;
   moduleIndex?: number | null;
@@ -66,8 +95,12 @@ export interface SubscribeOptions {
   completeOnTerminal?: boolean;
 }
 
-class Subscriber implements AsyncIterableIterator<RunEvent> {
+class Subscriber implements AsyncIterableIterator<RunEvent>, Pushable<RunEvent> {
   private queue: RunEvent[] = [];
+  /** The push consumer, once attached; then `push` hands rows to it instead of the queue. */
+  private sink: RunEventSink | null = null;
+  /** The consumer ended the stream itself (`return()`): it is not told `end`. */
+  private returned = false;
   private waiting: ((result: IteratorResult<RunEvent> | Promise<IteratorResult<RunEvent>>) => void) | null =
     null;
   private failure: Error | null = null;
@@ -89,8 +122,19 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
     this.taken = cursor;
   }
 
+  [PUSH](sink: RunEventSink): number {
+    this.sink = sink;
+    // Rows queued before the sink came (the replay may have started) go first, in order.
+    const queued = this.queue;
+    this.queue = [];
+    for (const row of queued) sink.next(row);
+    if (this.done && !this.returned) this.endSink();
+    return this.taken;
+  }
+
   /** Resolves once the consumer has taken enough that another replay page fits. */
   whenRoom(): Promise<void> {
+    if (this.sink) return this.done ? Promise.resolve() : (this.sink.room?.() ?? Promise.resolve());
     if (this.done || this.queue.length + FETCH_PAGE <= this.maxQueued) return Promise.resolve();
     return new Promise((resolve) => {
       this.room = resolve;
@@ -127,6 +171,10 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
 
   private push(row: RunEvent): void {
     recordEventDelivery(row.createdAt, this.replaying);
+    if (this.sink) {
+      this.sink.next(row);
+      return;
+    }
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = null;
@@ -150,6 +198,10 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
     this.done = true;
     this.onClose(this);
     this.room?.();
+    if (this.sink) {
+      if (!this.returned) this.endSink();
+      return;
+    }
     if (this.waiting && this.queue.length === 0) {
       // Settle the waiting `next()` as a fresh one would: done, or the failure that ended it.
       const settle = this.waiting;
@@ -180,7 +232,14 @@ class Subscriber implements AsyncIterableIterator<RunEvent> {
     });
   }
 
+  private endSink(): void {
+    const failure = this.failure;
+    this.failure = null;
+    this.sink?.end(failure ?? undefined);
+  }
+
   return(): Promise<IteratorResult<RunEvent>> {
+    this.returned = true;
     this.queue = [];
     this.finish();
     return Promise.resolve({ value: undefined, done: true });
