@@ -522,6 +522,52 @@ describe("an open subscription", () => {
   });
 });
 
+describe("an open subscription, re-check alone", () => {
+  it("ends with FORBIDDEN from the token re-check when no revocation notice comes; nothing after the error", async () => {
+    const secret = await mintToken(t.db, "VIEWER", { name: "authz-watcher-recheck" });
+    const { run } = await createRunRows(t.db);
+    await appendRunEvents(t.db, run.id, [progressEvent(0, 1)]);
+    const client = wsClient(server.wsUrl, { token: secret });
+    const seen: unknown[] = [];
+    let after = 0;
+    let errorAt = -1;
+    const ended = new Promise<unknown>((resolve) => {
+      client.subscribe(
+        {
+          query: `subscription ($id: ID!) { runEvents(runId: $id) { seq } }`,
+          variables: { id: toGlobalId("Run", run.id) },
+        },
+        {
+          next: (v) => {
+            seen.push(v);
+            if (errorAt >= 0) after++;
+          },
+          error: (e) => {
+            errorAt = seen.length;
+            resolve(e);
+          },
+          complete: () => resolve("complete"),
+        },
+      );
+    });
+    try {
+      await expect.poll(() => seen.length).toBe(1);
+      // Revoked behind the API's back (no NOTIFY): only the re-check (every 100 ms here) sees it.
+      await t.db.apiToken.update({
+        where: { name: "authz-watcher-recheck" },
+        data: { revokedAt: new Date() },
+      });
+      const error = await ended;
+      expect((error as { extensions?: { code?: string } }[])[0]?.extensions?.code).toBe("FORBIDDEN");
+      await appendRunEvents(t.db, run.id, [{ type: "LOG", level: "INFO", message: "after the refusal" }]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(after).toBe(0);
+    } finally {
+      await client.dispose();
+    }
+  });
+});
+
 describe("cross-project inputs", () => {
   const callerNamed = (name: string) => callers.find((c) => c.name === name)!;
   const vit = { imageSize: 16, patchSize: 4, width: 32, depth: 4, heads: 4, numClasses: 10 };
