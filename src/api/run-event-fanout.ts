@@ -66,6 +66,7 @@ import {
   DEFAULT_MAX_QUEUED_EVENTS,
   PUSH,
   type Pushable,
+  REPLAY_PAGE_EVENTS,
   SubscriberBehindError,
 } from "../platform/events/event-hub.ts";
 import type { RunEvent } from "../platform/events/run-event.ts";
@@ -104,7 +105,8 @@ export interface RunEventFanoutOptions {
 }
 
 export function createRunEventFanout(options: RunEventFanoutOptions = {}): RunEventFanout {
-  const maxBehind = options.maxQueuedEvents ?? DEFAULT_MAX_QUEUED_EVENTS;
+  // As the hub's queue: a whole replay page is written in one pass, so the bound must hold one.
+  const maxBehind = Math.max(options.maxQueuedEvents ?? DEFAULT_MAX_QUEUED_EVENTS, REPLAY_PAGE_EVENTS);
   const stats: FanoutStats = {
     executions: 0,
     executionMs: 0,

@@ -25,6 +25,8 @@ import { RUN_EVENTS_CHANNEL, type RunEventNotice, readRunEvents } from "./event-
 import { isTerminalRunEvent, type RunEvent } from "./run-event.ts";
 
 const FETCH_PAGE = 1000;
+/** Rows in one replay page: a backlog bound must hold at least this many (a page is handed over at once). */
+export const REPLAY_PAGE_EVENTS = FETCH_PAGE;
 /**
  * How long a replay page stays shared after it was read. Dashboards opened together (a connect
  * storm: a wall of screens after a deploy, every tab after a network blip) mostly replay from the
