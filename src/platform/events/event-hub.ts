@@ -16,6 +16,11 @@
  * (`maxQueuedEvents`): a consumer that falls that far behind — a slow socket — ends with a
  * `SubscriberBehindError` naming the seq to resume after, and never holds up the others, whose
  * queues are their own. The replay reads its next page only once the queue has room.
+ *
+ * A consumer may instead take the events pushed (`PUSH`, a `RunEventSink`): the same filtered,
+ * ordered stream handed over synchronously as rows are read, with no queue, Promise or iterator
+ * step per event. The API's fan-out does so (it writes each event to all its sockets in one pass)
+ * and bounds the backlog at the socket; the replay then waits for the sink's `room()`.
  */
 import pg from "pg";
 import type { Db } from "../db/client.ts";
