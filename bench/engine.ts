@@ -96,6 +96,8 @@ export interface EngineVariant {
   contribOps?: boolean;
   /** skipLayerNorm as com.microsoft SkipLayerNormalization (else Add + LayerNormalization) */
   skipLayerNorm?: boolean;
+  /** each block's second residual add + the next block's norm1 as one skipLayerNorm (ForwardOptions) */
+  residualNorm?: boolean;
   /** ORT CPU memory arena */
   memArena?: boolean;
   /** ORT memory-pattern planner */
@@ -106,7 +108,14 @@ export interface EngineVariant {
   optLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
-const BOOLEAN_KEYS = ["contribOps", "skipLayerNorm", "memArena", "memPattern", "spinning"] as const;
+const BOOLEAN_KEYS = [
+  "contribOps",
+  "skipLayerNorm",
+  "residualNorm",
+  "memArena",
+  "memPattern",
+  "spinning",
+] as const;
 const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
 
 /** Parses "key=value,key=value" (e.g. "memArena=false,contribOps=true"); "" is the default engine. */
@@ -173,6 +182,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     batch,
     optimizer: { kind: "adamw", weightDecay: 0.05 },
     labelSmoothing: 0.1,
+    fuseResidualNorm: variant.residualNorm,
   });
   // Uncached on purpose: this is the cost a cache miss pays (and PyTorch's eager mode does not).
   let started = performance.now();
