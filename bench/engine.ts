@@ -98,6 +98,8 @@ export interface EngineVariant {
   skipLayerNorm?: boolean;
   /** each block's second residual add + the next block's norm1 as one skipLayerNorm (ForwardOptions) */
   residualNorm?: boolean;
+  /** GELU's backward in nine elementwise passes (else ten; the same bits) */
+  geluGrad?: boolean;
   /** ORT CPU memory arena */
   memArena?: boolean;
   /** ORT memory-pattern planner */
@@ -112,6 +114,7 @@ const BOOLEAN_KEYS = [
   "contribOps",
   "skipLayerNorm",
   "residualNorm",
+  "geluGrad",
   "memArena",
   "memPattern",
   "spinning",
@@ -191,6 +194,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     loopSteps: opts.loop > 1 ? [opts.loop] : [],
     contribOps: variant.contribOps,
     fusedSkipLayerNorm: variant.skipLayerNorm,
+    compactGeluGrad: variant.geluGrad,
   });
   const graphBuildS = (performance.now() - started) / 1000;
   started = performance.now();

@@ -6,7 +6,7 @@
  *     [--variant key=value,…]
  *
  * --no-contrib lowers without com.microsoft kernels (as the `contribOps=false` engine variant);
- * --variant takes the graph keys of `bench engine --compare` (contribOps, skipLayerNorm, residualNorm).
+ * --variant takes the graph keys of `bench engine --compare` (contribOps, skipLayerNorm, residualNorm, geluGrad).
  *
  * Timing (steps/s median over repeats) runs without profiling; the profile run is separate.
  */
@@ -48,6 +48,7 @@ const spec = vitClassifierSpec(cfg, {
 const compiled = compileTrainStep(spec, {
   contribOps: args.includes("--no-contrib") ? false : variant.contribOps,
   fusedSkipLayerNorm: variant.skipLayerNorm,
+  compactGeluGrad: variant.geluGrad,
 });
 
 // ---- IR node counts --------------------------------------------------------------------------
