@@ -39,7 +39,9 @@ export interface ClassifierOptions {
   recomputeActivations?: boolean;
   /**
    * Fuse each block's second residual add with the next block's norm1 (ForwardOptions; default
-   * true, always off with recomputeActivations). A switch for A/B runs: the same function.
+   * false, always off with recomputeActivations). The same function either way; off by default
+   * because ORT's CPU SkipLayerNormalization measured slower than Add + Add + LayerNormalization
+   * (bench/RESULTS.md, "Engine speed levers").
    */
   fuseResidualNorm?: boolean;
 }
@@ -68,7 +70,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
   const plan = opts.plan ?? vitPlan(cfg);
   const depth = plan.blocks.length;
   const useDropPath = (opts.dropPathRate ?? cfg.dropPathRate) > 0;
-  const fuseResidualNorm = !opts.recomputeActivations && (opts.fuseResidualNorm ?? true);
+  const fuseResidualNorm = !opts.recomputeActivations && (opts.fuseResidualNorm ?? false);
   const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
   if (useDropPath)
     inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: dropMaskShape(depth, batch) });

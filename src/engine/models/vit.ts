@@ -461,8 +461,9 @@ export function vitPlan(cfg: VitConfig, prefix = ""): ForwardPlan {
 export interface ForwardOptions {
   /**
    * Each block's MLP bias add, second residual add and the next block's norm1 as one
-   * skipLayerNorm (default true; false keeps them apart, for A/B runs and recomputation, whose
-   * segments must not read the next block's normalised rows).
+   * skipLayerNorm (default false: it adds SkipLayerNormalization kernels, which measured slower
+   * than the Add + Add + LayerNormalization they replace; recomputation always keeps them apart,
+   * since its segments must not read the next block's normalised rows).
    */
   fuseResidualNorm?: boolean;
 }
@@ -478,7 +479,7 @@ export function forwardPlan(
   opts: ForwardOptions = {},
 ): Value {
   const widths = plan.widths;
-  const fuse = opts.fuseResidualNorm ?? true;
+  const fuse = opts.fuseResidualNorm ?? false;
   const adapt = (t: Tokens, before: number): Tokens => {
     for (const adapter of widths?.adapters ?? []) {
       if (adapter.before === before)
