@@ -83,11 +83,14 @@ export function compareCommand(): Command {
           target ??= apiTarget(flags);
           return target;
         };
-        const [runA, runB] = await Promise.all([
+        // Both at once; when both fail, <a>'s error is the one reported.
+        const [runA, runB] = await Promise.allSettled([
           loadComparedArgument(a, "<a>", api),
           loadComparedArgument(b, "<b>", api),
         ]);
-        const comparison = compareRuns(runA, runB);
+        if (runA.status === "rejected") throw runA.reason;
+        if (runB.status === "rejected") throw runB.reason;
+        const comparison = compareRuns(runA.value, runB.value);
         process.stdout.write(
           flags.json
             ? `${JSON.stringify(comparisonJson(comparison), null, 2)}\n`
