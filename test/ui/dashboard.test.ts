@@ -115,9 +115,10 @@ async function pageCurveLines(page: Page): Promise<Record<string, number>> {
 const accuracyPoints = async (page: Page) =>
   Number((await page.locator("[data-accuracy-points]").getAttribute("data-accuracy-points")) ?? 0);
 
-async function startRunFromForm(page: Page, overrides: unknown): Promise<string> {
+async function startRunFromForm(page: Page, overrides: unknown, split = "ARCHITECTURE"): Promise<string> {
   await page.goto(`${local.api.dashboardUrl}#/start`);
   await page.getByLabel("Architecture").selectOption({ label: "ui-tiny (K = 4)" });
+  await page.getByLabel("Module split").selectOption(split);
   await page.getByLabel("Dataset").selectOption({ label: "ui-tiny-data" });
   await page.getByLabel("Recipe overrides (JSON)").fill(JSON.stringify(overrides));
   await page.getByRole("button", { name: "Start run" }).click();
@@ -188,11 +189,12 @@ describe.skipIf(missing !== null)("the dashboard", () => {
     await page.getByLabel("Kind").selectOption("INCUBATION");
     await page.getByLabel("Module split").selectOption("ARCHITECTURE");
 
-    const runId = await startRunFromForm(page, {
-      ...tinyOverrides({ pretrain: 20, modular: 40, finetune: 20 }),
-      evalEvery: 10,
-      evalSubset: 24,
-    });
+    // BALANCED: the planner's plan is on the run page, then beside what the MT jobs took.
+    const runId = await startRunFromForm(
+      page,
+      { ...tinyOverrides({ pretrain: 20, modular: 40, finetune: 20 }), evalEvery: 10, evalSubset: 24 },
+      "BALANCED",
+    );
     const rows = page.locator("table.modules tbody tr");
     await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(4);
     // Modules advance: some row reports steps before the run ends.
@@ -227,6 +229,20 @@ describe.skipIf(missing !== null)("the dashboard", () => {
       .poll(() => page.locator("figure.accuracy-curve").getAttribute("data-clock"))
       .toBe("computeSeconds");
     expect(await pageCurveLines(page)).toEqual(lines);
+    const plan = await postGraphQL<{ run: { splitPlan: { measuredSeconds: number[] } } }>(
+      local.api.url,
+      `query ($id: ID!) { run(id: $id) { splitPlan { measuredSeconds } } }`,
+      { id: runId },
+    );
+    const measured = plan.data!.run.splitPlan.measuredSeconds;
+    expect(measured).toHaveLength(4);
+    await expect
+      .poll(() =>
+        page
+          .locator("table.split-plan td[data-measured]")
+          .evaluateAll((tds) => tds.map((td) => Number(td.getAttribute("data-measured")))),
+      )
+      .toEqual(measured);
     // Lineage of the final model: every stage, each a download link of an artifact of this run.
     await expect.poll(() => page.locator('[data-node="ONNX export"] a').count(), { timeout: 30_000 }).toBe(1);
     for (const node of ["Meta model", "Module weights", "Assembled", "Fine-tuned"])

@@ -26,10 +26,24 @@ export function seriesColor(key: string): string {
   return `hsl(${(i * 137.508) % 360} 70% 42%)`;
 }
 
-/** Both axes, the y axis's top and bottom values and the x axis's end, in a chart's <svg>. */
-export function ChartAxes(props: { top: string; bottom: string; end: string }) {
+/**
+ * A chart's <svg>: both axes, the y axis's top and bottom values and the x axis's end, and one
+ * path per series (`data-key`, `data-points` and any other `data-*` for the browser tests).
+ */
+export function ChartSvg(props: {
+  label: string;
+  top: string;
+  bottom: string;
+  end: string;
+  paths: readonly {
+    key: string;
+    d: string;
+    title: string;
+    data: Record<`data-${string}`, string | number>;
+  }[];
+}) {
   return (
-    <>
+    <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={props.label} preserveAspectRatio="none">
       <line class="axis" x1={M.left} y1={HEIGHT - M.bottom} x2={WIDTH - M.right} y2={HEIGHT - M.bottom} />
       <line class="axis" x1={M.left} y1={M.top} x2={M.left} y2={HEIGHT - M.bottom} />
       <text class="tick" x={M.left - 4} y={M.top + 8} text-anchor="end">
@@ -41,7 +55,12 @@ export function ChartAxes(props: { top: string; bottom: string; end: string }) {
       <text class="tick" x={WIDTH - M.right} y={HEIGHT - 6} text-anchor="end">
         {props.end}
       </text>
-    </>
+      {props.paths.map((p) => (
+        <path key={p.key} d={p.d} stroke={seriesColor(p.key)} class="series" data-key={p.key} {...p.data}>
+          <title>{p.title}</title>
+        </path>
+      ))}
+    </svg>
   );
 }
 
@@ -87,23 +106,22 @@ export function LineChart(props: { title: string; field: "loss" | "lr"; series: 
   return (
     <figure class="chart" data-field={props.field} data-points={drawn.total}>
       <figcaption>{props.title}</figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={summary} preserveAspectRatio="none">
-        <ChartAxes top={fmt(drawn.yMax)} bottom={fmt(drawn.yMin)} end={`step ${drawn.xMax}`} />
-        {drawn.paths.map((p) => (
-          <path
-            key={p.key}
-            d={p.d}
-            stroke={seriesColor(p.key)}
-            class="series"
-            data-key={p.key}
-            data-points={p.points.length}
-            data-drawn={p.drawnPoints}
-            data-seqs={p.points.map((q) => q[0]).join(",")}
-          >
-            <title>{p.label}</title>
-          </path>
-        ))}
-      </svg>
+      <ChartSvg
+        label={summary}
+        top={fmt(drawn.yMax)}
+        bottom={fmt(drawn.yMin)}
+        end={`step ${drawn.xMax}`}
+        paths={drawn.paths.map((p) => ({
+          key: p.key,
+          d: p.d,
+          title: p.label,
+          data: {
+            "data-points": p.points.length,
+            "data-drawn": p.drawnPoints,
+            "data-seqs": p.points.map((q) => q[0]).join(","),
+          },
+        }))}
+      />
     </figure>
   );
 }

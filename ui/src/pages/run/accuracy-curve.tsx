@@ -6,7 +6,7 @@
  */
 import { useMemo, useState } from "preact/hooks";
 import type { AccuracyPointView, SplitPlanView } from "../../api/types.ts";
-import { ChartAxes, HEIGHT, M, seriesColor, WIDTH } from "../../components/line-chart.tsx";
+import { ChartSvg, HEIGHT, M, WIDTH } from "../../components/line-chart.tsx";
 import { percent } from "../../format.ts";
 
 type Clock = "criticalPathSeconds" | "computeSeconds";
@@ -34,8 +34,10 @@ export function AccuracyCurve({ curve }: { curve: readonly AccuracyPointView[] }
       lines.get(line.key)!.points.push(p);
     }
     const xMax = Math.max(1e-9, ...curve.map((p) => p[clock]));
+    // From 0 % to the next 10 % above the best point, so a run far from 100 % is not a flat line.
+    const yMax = Math.min(1, Math.ceil(Math.max(0.01, ...curve.map((p) => p.accuracy)) * 10) / 10);
     const sx = (x: number) => M.left + (x / xMax) * (WIDTH - M.left - M.right);
-    const sy = (y: number) => HEIGHT - M.bottom - y * (HEIGHT - M.top - M.bottom);
+    const sy = (y: number) => HEIGHT - M.bottom - (y / yMax) * (HEIGHT - M.top - M.bottom);
     const paths = [...lines.values()].map((line) => {
       const pts = [...line.points].sort((a, b) => a[clock] - b[clock] || a.step - b.step);
       const d =
@@ -45,7 +47,7 @@ export function AccuracyCurve({ curve }: { curve: readonly AccuracyPointView[] }
       const last = pts.at(-1)!;
       return { ...line, d, last: `${percent(last.accuracy)} at ${seconds(last[clock])} s` };
     });
-    return { paths, xMax };
+    return { paths, xMax, yMax };
   }, [curve, clock]);
 
   if (curve.length === 0)
@@ -69,23 +71,18 @@ export function AccuracyCurve({ curve }: { curve: readonly AccuracyPointView[] }
           <option value="computeSeconds">compute seconds</option>
         </select>
       </figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={summary} preserveAspectRatio="none">
-        <ChartAxes top="100 %" bottom="0 %" end={`${seconds(drawn.xMax)} s`} />
-        {drawn.paths.map((p) => (
-          <path
-            key={p.key}
-            d={p.d}
-            stroke={seriesColor(p.key)}
-            class="series"
-            data-key={p.key}
-            data-points={p.points.length}
-          >
-            <title>
-              {p.label}: {p.last}
-            </title>
-          </path>
-        ))}
-      </svg>
+      <ChartSvg
+        label={summary}
+        top={`${Math.round(drawn.yMax * 100)} %`}
+        bottom="0 %"
+        end={`${seconds(drawn.xMax)} s`}
+        paths={drawn.paths.map((p) => ({
+          key: p.key,
+          d: p.d,
+          title: `${p.label}: ${p.last}`,
+          data: { "data-points": p.points.length },
+        }))}
+      />
     </figure>
   );
 }
