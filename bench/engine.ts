@@ -96,6 +96,10 @@ export interface EngineVariant {
   contribOps?: boolean;
   /** skipLayerNorm as com.microsoft SkipLayerNormalization (else Add + LayerNormalization) */
   skipLayerNorm?: boolean;
+  /** each block's second residual add + the next block's norm1 as one skipLayerNorm (ForwardOptions) */
+  residualNorm?: boolean;
+  /** GELU's backward in nine elementwise passes (else ten; the same bits) */
+  geluGrad?: boolean;
   /** ORT CPU memory arena */
   memArena?: boolean;
   /** ORT memory-pattern planner */
@@ -106,7 +110,15 @@ export interface EngineVariant {
   optLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
-const BOOLEAN_KEYS = ["contribOps", "skipLayerNorm", "memArena", "memPattern", "spinning"] as const;
+const BOOLEAN_KEYS = [
+  "contribOps",
+  "skipLayerNorm",
+  "residualNorm",
+  "geluGrad",
+  "memArena",
+  "memPattern",
+  "spinning",
+] as const;
 const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
 
 /** Parses "key=value,key=value" (e.g. "memArena=false,contribOps=true"); "" is the default engine. */
@@ -173,6 +185,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     batch,
     optimizer: { kind: "adamw", weightDecay: 0.05 },
     labelSmoothing: 0.1,
+    fuseResidualNorm: variant.residualNorm,
   });
   // Uncached on purpose: this is the cost a cache miss pays (and PyTorch's eager mode does not).
   let started = performance.now();
@@ -181,6 +194,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     loopSteps: opts.loop > 1 ? [opts.loop] : [],
     contribOps: variant.contribOps,
     fusedSkipLayerNorm: variant.skipLayerNorm,
+    compactGeluGrad: variant.geluGrad,
   });
   const graphBuildS = (performance.now() - started) / 1000;
   started = performance.now();

@@ -4,12 +4,13 @@
  * memory-pattern planner switched as asked. Each configuration wants its own process.
  *
  *   npx tsx bench/memory-stages.ts [tiny|deit-t] [--loop N] [--mem-arena true|false] [--mem-pattern true|false]
+ *     [--variant key=value,…]   (graph keys of `bench engine --compare`: residualNorm, geluGrad, skipLayerNorm, contribOps)
  */
 
 import { vitClassifierSpec } from "../src/engine/models/classifier.ts";
 import { Rng } from "../src/engine/rng.ts";
 import { compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
-import { BENCH_MODELS } from "./engine.ts";
+import { BENCH_MODELS, formatVariant, parseVariant } from "./engine.ts";
 import { randomBatch } from "./random-batch.ts";
 
 const args = process.argv.slice(2);
@@ -21,6 +22,7 @@ const model = args.find((a) => BENCH_MODELS[a]) ?? "deit-t";
 const loop = Number(flag("loop", "0"));
 const memArena = flag("mem-arena", "true") === "true";
 const memPattern = flag("mem-pattern", "false") === "true";
+const variant = parseVariant(flag("variant", ""), "--variant");
 const mib = (x: number) => Math.round(x / 2 ** 20);
 const report = (stage: string) => {
   const m = process.memoryUsage();
@@ -30,15 +32,24 @@ const report = (stage: string) => {
   );
 };
 
-console.log(`${model}, loop ${loop || "off"}, memArena ${memArena}, memPattern ${memPattern}`);
+console.log(
+  `${model}, loop ${loop || "off"}, memArena ${memArena}, memPattern ${memPattern}, ${formatVariant(variant)}`,
+);
 report("start");
 const { cfg, batch } = BENCH_MODELS[model]!;
 const spec = vitClassifierSpec(cfg, {
   batch,
   optimizer: { kind: "adamw", weightDecay: 0.05 },
   labelSmoothing: 0.1,
+  fuseResidualNorm: variant.residualNorm,
 });
-const artifacts = compileTrainer(spec, { eval: false, loopSteps: loop > 1 ? [loop] : [] });
+const artifacts = compileTrainer(spec, {
+  eval: false,
+  loopSteps: loop > 1 ? [loop] : [],
+  contribOps: variant.contribOps,
+  fusedSkipLayerNorm: variant.skipLayerNorm,
+  compactGeluGrad: variant.geluGrad,
+});
 report("compiled");
 const trainer = await Trainer.create(artifacts, { intraOpNumThreads: 2, memArena, memPattern });
 report("sessions");

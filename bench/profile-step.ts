@@ -3,8 +3,10 @@
  * Runtime's per-node profile (enableProfiling) aggregated per op type, plus the slowest nodes.
  *
  *   npx tsx bench/profile-step.ts [tiny|deit-t] [--steps N] [--threads T] [--top K] [--no-profile] [--no-contrib]
+ *     [--variant key=value,…]
  *
- * --no-contrib lowers without com.microsoft kernels (as the `contribOps=false` engine variant).
+ * --no-contrib lowers without com.microsoft kernels (as the `contribOps=false` engine variant);
+ * --variant takes the graph keys of `bench engine --compare` (contribOps, skipLayerNorm, residualNorm, geluGrad).
  *
  * Timing (steps/s median over repeats) runs without profiling; the profile run is separate.
  */
@@ -18,7 +20,7 @@ import { Rng } from "../src/engine/rng.ts";
 import { buildTrainStepGraph, compileTrainStep } from "../src/engine/train/compile.ts";
 import { FlatLayout } from "../src/engine/train/params.ts";
 import { NAMES } from "../src/engine/train/spec.ts";
-import { BENCH_MODELS, trainStepFlops } from "./engine.ts";
+import { BENCH_MODELS, parseVariant, trainStepFlops } from "./engine.ts";
 
 const args = process.argv.slice(2);
 const model = args.find((a) => !a.startsWith("--") && BENCH_MODELS[a]) ?? "deit-t";
@@ -31,14 +33,23 @@ const threads = opt("threads", 2);
 const top = opt("top", 25);
 const repeats = opt("repeats", 3);
 const profile = !args.includes("--no-profile");
+const variant = parseVariant(
+  args.includes("--variant") ? args[args.indexOf("--variant") + 1]! : "",
+  "--variant",
+);
 
 const { cfg, batch } = BENCH_MODELS[model]!;
 const spec = vitClassifierSpec(cfg, {
   batch,
   optimizer: { kind: "adamw", weightDecay: 0.05 },
   labelSmoothing: 0.1,
+  fuseResidualNorm: variant.residualNorm,
 });
-const compiled = compileTrainStep(spec, { contribOps: !args.includes("--no-contrib") });
+const compiled = compileTrainStep(spec, {
+  contribOps: args.includes("--no-contrib") ? false : variant.contribOps,
+  fusedSkipLayerNorm: variant.skipLayerNorm,
+  compactGeluGrad: variant.geluGrad,
+});
 
 // ---- IR node counts --------------------------------------------------------------------------
 const irCounts = new Map<string, number>();

@@ -20,8 +20,9 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import pino from "pino";
+import { queryApi } from "../../src/cli/api-client.ts";
 import { type LocalPlatform, startLocalPlatform } from "../../src/cli/local-platform.ts";
-import type { AccuracyPoint } from "../../src/incubation/accuracy-curve.ts";
+import { fetchComparedRun } from "../../src/cli/platform-run.ts";
 import { type ComparedRun, compareRuns } from "../../src/incubation/time-to-accuracy.ts";
 import { openBenchDatabase } from "../scratch-database.ts";
 
@@ -57,16 +58,8 @@ const BIN = resolve(import.meta.dirname, "../../bin/incubator.js");
 type Gql = <T>(query: string, variables?: Record<string, unknown>) => Promise<T>;
 const client =
   (url: string): Gql =>
-  async (query, variables) => {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as { data?: unknown; errors?: unknown };
-    if (body.errors) throw new Error(JSON.stringify(body.errors));
-    return body.data as never;
-  };
+  (query, variables = {}) =>
+    queryApi({ url }, query, variables);
 
 /** The one payload of a mutation, failing on userErrors. */
 async function mutate<T>(gql: Gql, query: string, input: Record<string, unknown>): Promise<T> {
@@ -89,10 +82,6 @@ interface FinishedRun {
   startedAt: string;
   finishedAt: string;
   jobs: JobTimes[];
-  accuracyCurve: (Omit<AccuracyPoint, "stage" | "moduleIndex"> & {
-    stage: string;
-    moduleIndex: number | null;
-  })[];
 }
 
 const seconds = (j: JobTimes) => (Date.parse(j.finishedAt!) - Date.parse(j.startedAt!)) / 1000;
@@ -107,7 +96,7 @@ async function runOnPlatform(
   dataDir: string,
   o: { workers: number; threads: number },
   input: Record<string, unknown>,
-): Promise<{ run: FinishedRun; measuredSeconds: number }> {
+): Promise<{ run: FinishedRun; measuredSeconds: number; compared: ComparedRun }> {
   const local: LocalPlatform = await startLocalPlatform({
     databaseUrl,
     dataDir,
@@ -134,8 +123,7 @@ async function runOnPlatform(
     for (;;) {
       const { node } = await gql<{ node: FinishedRun }>(
         `query ($id: ID!) { node(id: $id) { ... on Run { kind state error accuracy startedAt finishedAt
-          jobs { stage startedAt finishedAt }
-          accuracyCurve { stage moduleIndex step jobSeconds criticalPathSeconds computeSeconds accuracy loss } } } }`,
+          jobs { stage startedAt finishedAt } } } }`,
         { id: run.id },
       );
       if (node.state === "SUCCEEDED") {
@@ -143,7 +131,9 @@ async function runOnPlatform(
         process.stderr.write(
           `${new Date().toISOString()} ${input.kind} done in ${measuredSeconds.toFixed(1)} s, accuracy ${node.accuracy}\n`,
         );
-        return { run: node, measuredSeconds };
+        // The curve as `incubator compare <run-id>` reads it, while this platform still serves it.
+        const compared = await fetchComparedRun({ url: local.api.url }, run.id, String(input.kind));
+        return { run: node, measuredSeconds, compared };
       }
       if (node.state === "FAILED" || node.state === "CANCELLED")
         throw new Error(`${input.kind} run ${node.state}: ${node.error}`);
@@ -153,17 +143,6 @@ async function runOnPlatform(
     await local.close();
   }
 }
-
-const toCompared = (label: string, run: FinishedRun): ComparedRun => ({
-  label,
-  kind: run.kind === "E2E" ? "e2e" : "incubation",
-  accuracy: run.accuracy,
-  criticalPathSeconds: computedCriticalPath(run.jobs),
-  curve: run.accuracyCurve
-    .filter((p) => p.stage === "E2E" || p.stage === "FINETUNE")
-    .map((p) => ({ ...p, stage: p.stage.toLowerCase() }) as unknown as AccuracyPoint)
-    .sort((a, b) => a.criticalPathSeconds - b.criticalPathSeconds),
-});
 
 const dataDir = mkdtempSync(join(tmpdir(), "incubator-platform-tta-"));
 const database = await openBenchDatabase(dataDir, "platform_tta");
@@ -221,7 +200,7 @@ try {
       },
     },
   );
-  const comparison = compareRuns(toCompared("di", di.run), toCompared("e2e", e2e.run));
+  const comparison = compareRuns(di.compared, e2e.compared);
   const result = {
     seed,
     size,

@@ -1,5 +1,6 @@
 /**
- * `incubator compare <a> <b>`: two runs' final accuracies and the speed-up at equal accuracy,
+ * `incubator compare <a> <b>`: two runs (results.json files, run folders, or platform run IDs
+ * read through the GraphQL API; mixed is fine) — their final accuracies and the speed-up at equal accuracy,
  * on the critical path and in total compute (src/incubation/time-to-accuracy.ts).
  */
 import { Command } from "commander";
@@ -9,8 +10,10 @@ import {
   type Comparison,
   compareRuns,
   curveFinalAccuracy,
-  loadComparedRun,
 } from "../incubation/time-to-accuracy.ts";
+import { API_TOKEN_ENV, API_URL_ENV, type ApiTarget, apiTarget } from "./api-client.ts";
+import { exitWithError } from "./errors.ts";
+import { loadComparedArgument } from "./platform-run.ts";
 
 const percent = (x: number | null) => (x === null ? "n/a" : `${(x * 100).toFixed(2)} %`);
 const seconds = (x: number) => `${x.toFixed(1)} s`;
@@ -57,15 +60,44 @@ export function comparisonText(c: Comparison): string {
 export function compareCommand(): Command {
   return new Command("compare")
     .description(
-      "compare two runs (results.json or output folders): final accuracies and the speed-up at equal accuracy",
+      "compare two runs (results.json, output folders, or platform run IDs): final accuracies and the speed-up at equal accuracy",
     )
-    .argument("<a>", "a results.json or a run's output folder (the candidate, e.g. incubation)")
+    .argument(
+      "<a>",
+      "a results.json, a run's output folder, or a platform run's ID (the candidate, e.g. incubation)",
+    )
     .argument("<b>", "another one (the reference whose final accuracy is the target; the E2E run if one is)")
     .option("--json", "print the comparison as JSON")
-    .action((a: string, b: string, flags: { json?: boolean }) => {
-      const comparison = compareRuns(loadComparedRun(a, "<a>"), loadComparedRun(b, "<b>"));
-      process.stdout.write(
-        flags.json ? `${JSON.stringify(comparisonJson(comparison), null, 2)}\n` : comparisonText(comparison),
-      );
+    .option(
+      "--api <url>",
+      `the platform's GraphQL URL, for run IDs (default: ${API_URL_ENV}, else http://127.0.0.1:$PORT/graphql)`,
+    )
+    .option(
+      "--token <token>",
+      `API token (inc_at_…) for run IDs; or ${API_TOKEN_ENV} (a loopback server in local mode needs none)`,
+    )
+    .action(async (a: string, b: string, flags: { json?: boolean; api?: string; token?: string }) => {
+      try {
+        let target: ApiTarget | undefined;
+        const api = () => {
+          target ??= apiTarget(flags);
+          return target;
+        };
+        // Both at once; when both fail, <a>'s error is the one reported.
+        const [runA, runB] = await Promise.allSettled([
+          loadComparedArgument(a, "<a>", api),
+          loadComparedArgument(b, "<b>", api),
+        ]);
+        if (runA.status === "rejected") throw runA.reason;
+        if (runB.status === "rejected") throw runB.reason;
+        const comparison = compareRuns(runA.value, runB.value);
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify(comparisonJson(comparison), null, 2)}\n`
+            : comparisonText(comparison),
+        );
+      } catch (error) {
+        exitWithError(error);
+      }
     });
 }

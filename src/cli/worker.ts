@@ -11,6 +11,7 @@ import { parseLabels, parseShards } from "../platform/queue/placement.ts";
 import { ApiWorkerBackend } from "../platform/worker/api-backend.ts";
 import { startWorker } from "../platform/worker/start.ts";
 import { defaultWorkerId, TrainingWorker } from "../platform/worker/worker.ts";
+import { apiUrlProblem } from "./api-client.ts";
 import { exitWithError, loadConfigOrExit } from "./errors.ts";
 import { BIN_PATH } from "./paths.ts";
 import { onShutdownSignal } from "./shutdown.ts";
@@ -207,15 +208,8 @@ async function startApiWorkers(o: {
       ),
     );
   }
-  try {
-    new URL(o.api);
-  } catch {
-    exitWithError(
-      new Error(
-        `--api: "${o.api}" is not a URL; give the API's GraphQL endpoint, e.g. http://host:4000/graphql`,
-      ),
-    );
-  }
+  const urlProblem = apiUrlProblem(o.api);
+  if (urlProblem) exitWithError(new Error(`--api: ${urlProblem}`));
   const { logger } = o;
   const metrics = await o.startMetrics(logger);
   const dataDir = resolve(o.config.DATA_DIR);

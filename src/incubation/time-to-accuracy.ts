@@ -43,7 +43,7 @@ const comparedResult = z.looseObject({
 });
 
 export interface ComparedRun {
-  /** The argument it came from (a results.json or its folder). */
+  /** The argument it came from (a results.json, its folder, or a platform run's ID). */
   label: string;
   kind: "incubation" | "e2e";
   /** On the whole eval set (results.json `accuracy`). */
@@ -82,16 +82,25 @@ export function loadComparedRun(path: string, argument: string): ComparedRun {
     throw new Error(
       `${argument}: ${file} has no accuracyCurve (written before curves were recorded); run it again`,
     );
-  const curve = result.accuracyCurve.filter((p) => FINAL_MODEL_PHASES.has(p.stage));
-  if (curve.length === 0)
-    throw new Error(
-      `${argument}: ${file} has no curve points of its final model; run it with an evalDataset and recipe.evalEvery > 0`,
-    );
+  return comparedRun({ ...result, label: path, curve: result.accuracyCurve }, `${argument}: ${file}`);
+}
+
+/**
+ * A run to compare from its whole curve (every stage's points), keeping the final model's.
+ * `source` starts the error when it has none (e.g. "<a>: results.json"), `fix` ends it.
+ */
+export function comparedRun(
+  run: ComparedRun,
+  source: string,
+  fix = "run it with an evalDataset and recipe.evalEvery > 0",
+): ComparedRun {
+  const curve = run.curve.filter((p) => FINAL_MODEL_PHASES.has(p.stage));
+  if (curve.length === 0) throw new Error(`${source} has no curve points of its final model; ${fix}`);
   return {
-    label: path,
-    kind: result.kind,
-    accuracy: result.accuracy,
-    criticalPathSeconds: result.criticalPathSeconds,
+    label: run.label,
+    kind: run.kind,
+    accuracy: run.accuracy,
+    criticalPathSeconds: run.criticalPathSeconds,
     curve,
   };
 }

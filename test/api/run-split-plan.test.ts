@@ -9,11 +9,10 @@ import { fromGlobalId } from "../../src/api/global-id.ts";
 import { baseSpec } from "../../src/platform/dispatch/plan.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import {
-  CREATE_ARCHITECTURE,
-  REGISTER_DATASET,
+  createSmallArchitecture,
   recordingDispatcher,
+  registerSmallDataset,
   type UserErrorShape,
-  unique,
   useApiServer,
 } from "./support.ts";
 
@@ -49,24 +48,9 @@ interface Started {
 }
 
 async function fixtures() {
-  const arch = await api.gql<{ createArchitecture: { architecture: { id: string } } }>(CREATE_ARCHITECTURE, {
-    input: {
-      name: unique("arch"),
-      imageSize: 16,
-      patchSize: 4,
-      width: 32,
-      depth: 6,
-      heads: 2,
-      numClasses: 10,
-      modules: 3,
-    },
-  });
-  const data = await api.gql<{ registerDataset: { dataset: { id: string } } }>(REGISTER_DATASET, {
-    input: { name: unique("data"), spec: { format: "synthetic", numClasses: 10, length: 40, imageSize: 16 } },
-  });
   return {
-    architectureId: arch.createArchitecture.architecture.id,
-    datasetId: data.registerDataset.dataset.id,
+    architectureId: await createSmallArchitecture(api.gql, { modules: 3 }),
+    datasetId: await registerSmallDataset(api.gql),
   };
 }
 

@@ -8,9 +8,9 @@ import { useTestDatabase } from "../helpers/database.ts";
 import { progressEvent } from "../helpers/events.ts";
 import { collectSubscription, postGraphQL, wsClient } from "../helpers/graphql.ts";
 import {
-  CREATE_ARCHITECTURE,
-  REGISTER_DATASET,
+  createSmallArchitecture,
   recordingDispatcher,
+  registerSmallDataset,
   START_RUN,
   type UserErrorShape,
   unique,
@@ -38,31 +38,8 @@ interface RunShape {
 }
 type StartPayload = { startRun: { run: RunShape | null; userErrors: UserErrorShape[] } };
 
-async function architecture(input: Record<string, unknown> = {}): Promise<string> {
-  const res = await api.gql<{ createArchitecture: { architecture: { id: string } } }>(CREATE_ARCHITECTURE, {
-    input: {
-      name: unique("arch"),
-      imageSize: 16,
-      patchSize: 4,
-      width: 32,
-      depth: 6,
-      heads: 2,
-      numClasses: 10,
-      ...input,
-    },
-  });
-  return res.createArchitecture.architecture.id;
-}
-
-async function dataset(spec: Record<string, unknown> = {}): Promise<string> {
-  const res = await api.gql<{ registerDataset: { dataset: { id: string } } }>(REGISTER_DATASET, {
-    input: {
-      name: unique("data"),
-      spec: { format: "synthetic", numClasses: 10, length: 40, imageSize: 16, ...spec },
-    },
-  });
-  return res.registerDataset.dataset.id;
-}
+const architecture = (input: Record<string, unknown> = {}) => createSmallArchitecture(api.gql, input);
+const dataset = (spec: Record<string, unknown> = {}) => registerSmallDataset(api.gql, spec);
 
 async function metaModel(
   data: Partial<{

@@ -105,3 +105,36 @@ export const START_RUN = `mutation ($input: StartRunInput!) {
     userErrors { field message code }
   }
 }`;
+
+type Gql = ReturnType<typeof useApiServer>["gql"];
+
+/** The small architecture the API tests start runs on (16 px, width 32, depth 6); `input` adds or overrides fields. */
+export async function createSmallArchitecture(
+  gql: Gql,
+  input: Record<string, unknown> = {},
+): Promise<string> {
+  const res = await gql<{ createArchitecture: { architecture: { id: string } } }>(CREATE_ARCHITECTURE, {
+    input: {
+      name: unique("arch"),
+      imageSize: 16,
+      patchSize: 4,
+      width: 32,
+      depth: 6,
+      heads: 2,
+      numClasses: 10,
+      ...input,
+    },
+  });
+  return res.createArchitecture.architecture.id;
+}
+
+/** A 40-image synthetic dataset matching createSmallArchitecture; `spec` adds or overrides fields. */
+export async function registerSmallDataset(gql: Gql, spec: Record<string, unknown> = {}): Promise<string> {
+  const res = await gql<{ registerDataset: { dataset: { id: string } } }>(REGISTER_DATASET, {
+    input: {
+      name: unique("data"),
+      spec: { format: "synthetic", numClasses: 10, length: 40, imageSize: 16, ...spec },
+    },
+  });
+  return res.registerDataset.dataset.id;
+}

@@ -122,6 +122,8 @@ describe("graph cache", () => {
       ["drop path", key(spec({}, { dropPathRate: 0.1 }))],
       ["contrib ops", key(spec(), { contribOps: false })],
       ["fused skipLayerNorm", key(spec(), { fusedSkipLayerNorm: false })],
+      ["GELU backward passes", key(spec(), { compactGeluGrad: false })],
+      ["residual add with the next norm1", key(spec({}, { fuseResidualNorm: true }))],
       ["graph kind", graphKey(spec(), "loop", 1, {})],
       ["loop steps", graphKey(spec(), "loop", 2, {})],
     ];

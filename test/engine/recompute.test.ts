@@ -155,7 +155,12 @@ describe("activation recomputation", () => {
   it("recomputes a block only after the later block's weight gradients are done", () => {
     // ORT runs nodes in a depth-first order from the outputs; without this dependency it left
     // every weight gradient, and so every recomputed activation, to the end of the step.
-    const spec = vitClassifierSpec(TARGET, { batch: BATCH, optimizer: { kind: "sgd", momentum: 0 } });
+    // recomputeActivations also keeps each block's norm1 in its own segment (fuseResidualNorm off).
+    const spec = vitClassifierSpec(TARGET, {
+      batch: BATCH,
+      optimizer: { kind: "sgd", momentum: 0 },
+      recomputeActivations: true,
+    });
     const { b, forwardNodes } = gradientGraph(true, spec);
     const ancestors = (v: Value): Set<Node> => {
       const seen = new Set<Node>();

@@ -107,13 +107,19 @@ async function runWithGradients(
 }
 
 /**
- * Every check below runs twice: with com.microsoft fused kernels (Gelu, FusedMatMul,
- * SkipLayerNormalization — the default) and with plain opset-17 lowerings, so neither path is
- * assumed equal to the other.
+ * Every check below runs three times: with com.microsoft fused kernels (Gelu, FusedMatMul,
+ * SkipLayerNormalization — the default), with plain opset-17 lowerings, and with each block's
+ * second residual add kept apart from the next block's norm1 (ForwardOptions.fuseResidualNorm
+ * false), so no path is assumed equal to another.
  */
 const LOWERINGS = [
-  { label: "fused kernels", contribOps: true },
-  { label: "unfused", contribOps: false },
+  { label: "fused kernels", contribOps: true, fuseResidualNorm: true },
+  { label: "unfused", contribOps: false, fuseResidualNorm: true },
+  {
+    label: "fused kernels, second residual apart from the next norm1",
+    contribOps: true,
+    fuseResidualNorm: false,
+  },
 ] as const;
 
 describe.each(LOWERINGS)("a ViT block against PyTorch (float64 reference), $label", ({ contribOps }) => {
@@ -164,7 +170,7 @@ describe.each(LOWERINGS)("a ViT block against PyTorch (float64 reference), $labe
 
 describe.each(LOWERINGS)(
   "a whole small ViT against PyTorch (float64 reference), $label",
-  ({ contribOps }) => {
+  ({ contribOps, fuseResidualNorm }) => {
     const fx = fixture("vit_tiny_step");
     const shapes = new Map(fx.json.param_names.map((n) => [n, fx.shape(`param.${n}`)] as const));
     const feeds = (): Record<string, HostTensor> => {
@@ -187,7 +193,8 @@ describe.each(LOWERINGS)(
       const out = await runWithGradients(
         shapes,
         (b, param) => {
-          const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
+          const images = b.input("images", "float32", [4, 3, 8, 8]);
+          const logits = vitForward(b, TINY, param, images, undefined, "", { fuseResidualNorm });
           const labels = b.input("labels", "int64", [4]);
           b.input("targets", "float32", [4, 10]);
           return { loss: b.softmaxCrossEntropy(logits, labels, 0.1), outputs: { logits } };
@@ -204,7 +211,8 @@ describe.each(LOWERINGS)(
       const out = await runWithGradients(
         shapes,
         (b, param) => {
-          const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
+          const images = b.input("images", "float32", [4, 3, 8, 8]);
+          const logits = vitForward(b, TINY, param, images, undefined, "", { fuseResidualNorm });
           b.input("labels", "int64", [4]);
           const targets = b.input("targets", "float32", [4, 10]);
           return { loss: b.softCrossEntropy(logits, targets), outputs: {} };
@@ -218,7 +226,7 @@ describe.each(LOWERINGS)(
   },
 );
 
-describe("fused and unfused lowerings of the whole small ViT", () => {
+describe("fused and unfused lowerings of the whole small ViT (and the residual add apart)", () => {
   it("give the same loss, logits and gradients (float32, to rounding)", async () => {
     const fx = fixture("vit_tiny_step");
     const shapes = new Map(fx.json.param_names.map((n) => [n, fx.shape(`param.${n}`)] as const));
@@ -228,33 +236,40 @@ describe("fused and unfused lowerings of the whole small ViT", () => {
     };
     for (const n of fx.json.param_names)
       feeds[`param.${n}`] = f32(fx.shape(`param.${n}`), fx.f32(`param.${n}`));
-    const run = (contribOps: boolean) =>
+    const run = (contribOps: boolean, fuseResidualNorm = true) =>
       runWithGradients(
         shapes,
         (b, param) => {
-          const logits = vitForward(b, TINY, param, b.input("images", "float32", [4, 3, 8, 8]));
+          const images = b.input("images", "float32", [4, 3, 8, 8]);
+          const logits = vitForward(b, TINY, param, images, undefined, "", { fuseResidualNorm });
           const labels = b.input("labels", "int64", [4]);
           return { loss: b.softmaxCrossEntropy(logits, labels, 0.1), outputs: { logits } };
         },
         feeds,
         contribOps,
       );
-    const [fused, plain] = [await run(true), await run(false)];
-    expect((fused.loss!.data as Float32Array)[0]).toBeCloseTo((plain.loss!.data as Float32Array)[0]!, 6);
+    const fused = await run(true);
     const tol = (key: string) => 1e-5 * fx.json.max_abs[key]! + 1e-7;
-    expectClose(
-      fused.logits!.data as Float32Array,
-      plain.logits!.data as Float32Array,
-      tol("logits"),
-      "logits",
-    );
-    for (const n of fx.json.param_names)
+    // Plain opset-17 lowerings, and the second residual add kept apart from the next norm1.
+    for (const [label, other] of [
+      ["unfused", await run(false)],
+      ["residual apart", await run(true, false)],
+    ] as const) {
+      expect((fused.loss!.data as Float32Array)[0]).toBeCloseTo((other.loss!.data as Float32Array)[0]!, 6);
       expectClose(
-        fused[`grad.${n}`]!.data as Float32Array,
-        plain[`grad.${n}`]!.data as Float32Array,
-        tol(`grad.${n}`),
-        `grad.${n}`,
+        fused.logits!.data as Float32Array,
+        other.logits!.data as Float32Array,
+        tol("logits"),
+        `${label}: logits`,
       );
+      for (const n of fx.json.param_names)
+        expectClose(
+          fused[`grad.${n}`]!.data as Float32Array,
+          other[`grad.${n}`]!.data as Float32Array,
+          tol(`grad.${n}`),
+          `${label}: grad.${n}`,
+        );
+    }
   });
 });
 
@@ -263,7 +278,7 @@ async function trajectory(
   name: string,
   optimizer: OptimizerConfig,
   lr: number,
-  contribOps: boolean,
+  { contribOps, fuseResidualNorm }: { contribOps: boolean; fuseResidualNorm: boolean },
   clipGradNorm?: number,
 ) {
   const fx = fixture(name);
@@ -272,6 +287,7 @@ async function trajectory(
     batch: 4,
     optimizer,
     labelSmoothing: 0.1,
+    fuseResidualNorm,
     ...(clipGradNorm ? { clipGradNorm } : {}),
   });
   // Our decay groups must be the fixture's: no decay on 1-D params and cls/pos embeddings.
@@ -317,13 +333,13 @@ function expectFinalParams(fx: Fixture, final: Map<string, Float32Array>, tol: n
   }
 }
 
-describe.each(LOWERINGS)("optimizer trajectories against PyTorch (float32), $label", ({ contribOps }) => {
+describe.each(LOWERINGS)("optimizer trajectories against PyTorch (float32), $label", (lowering) => {
   it("20 AdamW steps give torch.optim.AdamW's losses and parameters", async () => {
     const { fx, losses, final } = await trajectory(
       "vit_tiny_adamw20",
       { kind: "adamw", weightDecay: 0.05 },
       1e-3,
-      contribOps,
+      lowering,
     );
     expectClose(losses, fx.json.losses as number[], 1e-4, "losses");
     expectFinalParams(fx, final, 1e-4);
@@ -334,7 +350,7 @@ describe.each(LOWERINGS)("optimizer trajectories against PyTorch (float32), $lab
       "vit_tiny_adamw20_clip",
       { kind: "adamw", weightDecay: 0.05 },
       5e-3,
-      contribOps,
+      lowering,
       1.0,
     );
     expectClose(losses, fx.json.losses as number[], 1e-4, "losses");
@@ -346,7 +362,7 @@ describe.each(LOWERINGS)("optimizer trajectories against PyTorch (float32), $lab
       "vit_tiny_lamb",
       { kind: "lamb", weightDecay: 0.05, eps: 1e-6, maxGradNorm: 1.0 },
       1e-2,
-      contribOps,
+      lowering,
     );
     expectClose(losses, fx.json.losses as number[], 1e-4, "losses");
     expectFinalParams(fx, final, 1e-4);

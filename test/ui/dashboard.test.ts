@@ -1,8 +1,9 @@
 /**
  * The web dashboard in headless Chromium against a real platform (API, queue, two local
  * workers, real token typed into the page's settings): start runs from the page's form, watch
- * module rows and the loss curve grow, reload mid-run and find every progress event exactly
- * once in the chart (compared with the API's event log), cancel a run from the page. Screenshots
+ * module rows, the loss curve and the held-out accuracy curve grow, reload mid-run and find every
+ * progress event exactly once in the chart (compared with the API's event log), cancel a run
+ * from the page. Screenshots
  * go to test-artifacts/ui/.
  */
 import { mkdtempSync } from "node:fs";
@@ -86,9 +87,38 @@ async function expectChartMatchesApi(page: Page, runId: string) {
   return { upTo, points: held.length };
 }
 
-async function startRunFromForm(page: Page, overrides: unknown): Promise<string> {
+/** The run's curve points per line (`run:<stage>` or `module:<i>`, as the page keys them), from the API. */
+async function apiCurveLines(runId: string): Promise<Record<string, number>> {
+  const res = await postGraphQL<{ run: { accuracyCurve: { stage: string; moduleIndex: number | null }[] } }>(
+    local.api.url,
+    `query ($id: ID!) { run(id: $id) { accuracyCurve { stage moduleIndex } } }`,
+    { id: runId },
+  );
+  expect(res.errors).toBeUndefined();
+  const lines: Record<string, number> = {};
+  for (const p of res.data!.run.accuracyCurve) {
+    const key = p.stage === "MODULAR" ? `module:${p.moduleIndex}` : `run:${p.stage}`;
+    lines[key] = (lines[key] ?? 0) + 1;
+  }
+  return lines;
+}
+
+/** The accuracy chart's lines and their point counts, as the page draws them. */
+async function pageCurveLines(page: Page): Promise<Record<string, number>> {
+  const paths = page.locator("figure.accuracy-curve path.series");
+  const pairs = await paths.evaluateAll((ps) =>
+    ps.map((p) => [p.getAttribute("data-key"), Number(p.getAttribute("data-points"))]),
+  );
+  return Object.fromEntries(pairs);
+}
+
+const accuracyPoints = async (page: Page) =>
+  Number((await page.locator("[data-accuracy-points]").getAttribute("data-accuracy-points")) ?? 0);
+
+async function startRunFromForm(page: Page, overrides: unknown, split = "ARCHITECTURE"): Promise<string> {
   await page.goto(`${local.api.dashboardUrl}#/start`);
   await page.getByLabel("Architecture").selectOption({ label: "ui-tiny (K = 4)" });
+  await page.getByLabel("Module split").selectOption(split);
   await page.getByLabel("Dataset").selectOption({ label: "ui-tiny-data" });
   await page.getByLabel("Recipe overrides (JSON)").fill(JSON.stringify(overrides));
   await page.getByRole("button", { name: "Start run" }).click();
@@ -149,8 +179,22 @@ describe.skipIf(missing !== null)("the dashboard", () => {
     const error = page.locator(".user-errors li").first();
     await expect.poll(() => error.getAttribute("data-code")).toBe("INVALID");
     expect(await error.textContent()).toContain("batchSize");
+    // A planned split on an E2E run: refused on `split`, shown like the other userErrors.
+    await page.getByLabel("Recipe overrides (JSON)").fill("");
+    await page.getByLabel("Kind").selectOption("E2E");
+    await page.getByLabel("Module split").selectOption("BALANCED");
+    await page.getByRole("button", { name: "Start run" }).click();
+    await expect.poll(() => error.textContent()).toContain("input.split");
+    expect(await error.textContent()).toContain("has no modules to plan");
+    await page.getByLabel("Kind").selectOption("INCUBATION");
+    await page.getByLabel("Module split").selectOption("ARCHITECTURE");
 
-    const runId = await startRunFromForm(page, tinyOverrides({ pretrain: 20, modular: 40, finetune: 20 }));
+    // BALANCED: the planner's plan is on the run page, then beside what the MT jobs took.
+    const runId = await startRunFromForm(
+      page,
+      { ...tinyOverrides({ pretrain: 20, modular: 40, finetune: 20 }), evalEvery: 10, evalSubset: 24 },
+      "BALANCED",
+    );
     const rows = page.locator("table.modules tbody tr");
     await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(4);
     // Modules advance: some row reports steps before the run ends.
@@ -168,6 +212,37 @@ describe.skipIf(missing !== null)("the dashboard", () => {
     const { points } = await expectChartMatchesApi(page, runId);
     expect(points).toBeGreaterThan(0);
     expect(await page.locator("[data-accuracy]").getAttribute("data-accuracy")).toMatch(/^0?\.\d+|^1$/);
+    // The accuracy curve: one line per stage and MT job, each with every point the API has.
+    const lines = await apiCurveLines(runId);
+    expect(Object.keys(lines).sort()).toEqual([
+      "module:0",
+      "module:1",
+      "module:2",
+      "module:3",
+      "run:FINETUNE",
+      "run:PRETRAIN",
+    ]);
+    await expect.poll(() => pageCurveLines(page), { timeout: 30_000 }).toEqual(lines);
+    expect(await accuracyPoints(page)).toBe(Object.values(lines).reduce((a, b) => a + b, 0));
+    await page.getByLabel("clock").selectOption("computeSeconds");
+    await expect
+      .poll(() => page.locator("figure.accuracy-curve").getAttribute("data-clock"))
+      .toBe("computeSeconds");
+    expect(await pageCurveLines(page)).toEqual(lines);
+    const plan = await postGraphQL<{ run: { splitPlan: { measuredSeconds: number[] } } }>(
+      local.api.url,
+      `query ($id: ID!) { run(id: $id) { splitPlan { measuredSeconds } } }`,
+      { id: runId },
+    );
+    const measured = plan.data!.run.splitPlan.measuredSeconds;
+    expect(measured).toHaveLength(4);
+    await expect
+      .poll(() =>
+        page
+          .locator("table.split-plan td[data-measured]")
+          .evaluateAll((tds) => tds.map((td) => Number(td.getAttribute("data-measured")))),
+      )
+      .toEqual(measured);
     // Lineage of the final model: every stage, each a download link of an artifact of this run.
     await expect.poll(() => page.locator('[data-node="ONNX export"] a').count(), { timeout: 30_000 }).toBe(1);
     for (const node of ["Meta model", "Module weights", "Assembled", "Fine-tuned"])
@@ -218,10 +293,11 @@ describe.skipIf(missing !== null)("the dashboard", () => {
         if (m) subscribed.push(Number(m[1]));
       }),
     );
-    const runId = await startRunFromForm(
-      page,
-      tinyOverrides({ pretrain: 20, modular: 100_000, finetune: 20 }),
-    );
+    const runId = await startRunFromForm(page, {
+      ...tinyOverrides({ pretrain: 20, modular: 100_000, finetune: 20 }),
+      evalEvery: 50,
+      evalSubset: 16,
+    });
     const rows = page.locator("table.modules tbody tr");
     await expect
       .poll(async () => rows.evaluateAll((tr) => tr.some((r) => Number(r.getAttribute("data-step")) > 0)), {
@@ -232,6 +308,12 @@ describe.skipIf(missing !== null)("the dashboard", () => {
     // The loss curve gains points while modules train.
     const before = await chartPoints(page);
     await expect.poll(() => chartPoints(page), { timeout: 60_000 }).toBeGreaterThan(before);
+    // So does the accuracy curve, as EVAL_POINT events arrive: the page matches the API's curve.
+    const accuracyBefore = await accuracyPoints(page);
+    await expect.poll(() => accuracyPoints(page), { timeout: 60_000 }).toBeGreaterThan(accuracyBefore);
+    const seen = await pageCurveLines(page);
+    const api = await apiCurveLines(runId);
+    for (const [key, n] of Object.entries(seen)) expect(api[key], key).toBeGreaterThanOrEqual(n);
     await page.screenshot({ path: artifactPath("run-live.png"), fullPage: true });
     await expectChartMatchesApi(page, runId);
 

@@ -208,6 +208,10 @@ export class GraphBuilder {
   gelu(x: Value): Value {
     return this.one("gelu", [x], {});
   }
+  /** g·GELU'(x): the gradient of gelu, one op so that its lowering can choose its passes. */
+  geluGrad(x: Value, g: Value): Value {
+    return this.one("geluGrad", [x, g], {});
+  }
   identity(x: Value): Value {
     return this.one("identity", [x], {});
   }

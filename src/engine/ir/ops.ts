@@ -69,6 +69,8 @@ export interface OpAttrs<Body extends LoopBody = LoopBody> {
   sign: NoAttrs;
   /** exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)) */
   gelu: NoAttrs;
+  /** GELU's derivative times the incoming gradient: geluGrad(x, g) = g·GELU'(x) (gelu's VJP) */
+  geluGrad: NoAttrs;
   identity: NoAttrs;
   /** identity in the forward pass; blocks gradients */
   stopGradient: NoAttrs;
@@ -236,6 +238,7 @@ export const OPS: { [K in OpName]: OpDef<K> } = {
   abs: { arity: [1, 1], infer: unaryFloat },
   sign: { arity: [1, 1], infer: unaryFloat },
   gelu: { arity: [1, 1], infer: unaryFloat },
+  geluGrad: { arity: [2, 2], infer: binaryFloat },
   identity: { arity: [1, 1], infer: (ins) => [{ ...ins[0]! }] },
   stopGradient: { arity: [1, 1], infer: (ins) => [{ ...ins[0]! }] },
   where: {

@@ -37,6 +37,13 @@ export interface ClassifierOptions {
   dropPathRate?: number;
   /** Recompute each block's activations in the backward pass (TrainSpec.recomputeActivations). */
   recomputeActivations?: boolean;
+  /**
+   * Fuse each block's second residual add with the next block's norm1 (ForwardOptions; default
+   * false, always off with recomputeActivations). The same function either way; off by default
+   * because ORT's CPU SkipLayerNormalization measured slower than Add + Add + LayerNormalization
+   * (bench/RESULTS.md, "Engine speed levers").
+   */
+  fuseResidualNorm?: boolean;
 }
 
 export const INPUT = {
@@ -63,6 +70,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
   const plan = opts.plan ?? vitPlan(cfg);
   const depth = plan.blocks.length;
   const useDropPath = (opts.dropPathRate ?? cfg.dropPathRate) > 0;
+  const fuseResidualNorm = !opts.recomputeActivations && (opts.fuseResidualNorm ?? false);
   const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
   if (useDropPath)
     inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: dropMaskShape(depth, batch) });
@@ -81,7 +89,9 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
         mlp: b.reshape(rows[2 * i + 1]!, [batch]),
       }));
     }
-    const logits = forwardPlan(b, cfg, ctx.param, ctx.input(INPUT.images), plan, masks);
+    const logits = forwardPlan(b, cfg, ctx.param, ctx.input(INPUT.images), plan, masks, {
+      fuseResidualNorm,
+    });
     if (ctx.training && opts.softTargets) {
       const soft = ctx.input(INPUT.targets);
       return {
@@ -113,6 +123,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
       plan,
       batch,
       useDropPath,
+      fuseResidualNorm,
       softTargets: opts.softTargets ?? false,
       loss: opts.loss ?? "ce",
       labelSmoothing: opts.labelSmoothing ?? 0,

@@ -202,6 +202,11 @@ export interface Tokens {
   /** Static, or symbolic (e.g. "batch") in inference graphs: reshapes use -1 for it. */
   batch: Dim;
   tokens: number;
+  /**
+   * `x` already normalised by the LayerNorm `by` (e.g. "blocks.3.norm1"): the previous block
+   * computed its second residual add and this norm as one skipLayerNorm (see BlockOptions.nextNorm).
+   */
+  normed?: { by: string; y: Value };
 }
 
 /** images [B,C,H,W] → tokens [B·T, D]: patchify (reshape+matmul = Conv2d k=s=p), cls, pos. */
@@ -263,6 +268,12 @@ export interface BlockOptions {
    * the same function and gradients for about 2/3 less of that block's work.
    */
   clsOnly?: boolean;
+  /**
+   * The next block's first LayerNorm (its parameter prefix and epsilon). Given — and without a
+   * drop-path mask — this block's MLP bias add, its second residual add and that norm are one
+   * skipLayerNorm op, and the tokens it returns carry the normalised rows (`Tokens.normed`).
+   */
+  nextNorm?: { name: string; epsilon: number };
 }
 
 /** One pre-norm transformer block on tokens [B·T, D]; `name` is e.g. "blocks.3" or "meta.blocks.1". */
@@ -294,7 +305,7 @@ export function block(
   if (opts.clsOnly) return clsBlock(b, cfg, param, t, name, opts);
 
   // Attention.
-  const qkv = linear(b, ln(t.x, "norm1"), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
+  const qkv = linear(b, norm1(t, name, ln), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
   const split = b.transpose(b.reshape(qkv, [-1, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]); // [3,B,H,T,hd]
   const [q3, k3, v3] = b.split(split, 0, [1, 1, 1]) as [Value, Value, Value];
   const q = b.mul(b.reshape(q3, [-1, heads, tokens, hd]), hd ** -0.5);
@@ -306,8 +317,26 @@ export function block(
 
   // MLP.
   const hidden = b.gelu(linear(b, normed, param, `${name}.mlp.fc1`));
+  const next = opts.nextNorm;
+  if (next && !opts.dropMask) {
+    const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`, false);
+    const { y, sum } = b.skipLayerNorm(mlpOut, x1, param(`${next.name}.weight`), param(`${next.name}.bias`), {
+      bias: param(`${name}.mlp.fc2.bias`),
+      epsilon: next.epsilon,
+    });
+    return { batch: t.batch, tokens: t.tokens, x: sum, normed: { by: next.name, y } };
+  }
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
-  return { ...t, x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, { ...t, x: x1 }, d)) };
+  return {
+    batch: t.batch,
+    tokens: t.tokens,
+    x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, { ...t, x: x1 }, d)),
+  };
+}
+
+/** A block's norm1 of the tokens: the rows the previous block already normalised, if it did. */
+function norm1(t: Tokens, name: string, ln: (x: Value, which: string) => Value): Value {
+  return t.normed?.by === `${name}.norm1` ? t.normed.y : ln(t.x, "norm1");
 }
 
 /**
@@ -361,7 +390,7 @@ function clsBlock(
 ): Tokens {
   const { d, heads, hd, ln } = blockParts(b, cfg, param, name);
   const { batch, tokens } = t;
-  const xn = ln(t.x, "norm1"); // [B·T, D]
+  const xn = norm1(t, name, ln); // [B·T, D]
   // qkv.weight rows are [q; k; v]: keys and values for every token, the query for the class token.
   const [wq, wkv] = b.split(param(`${name}.attn.qkv.weight`), 0, [d, 2 * d]) as [Value, Value];
   const [bq, bkv] = cfg.qkvBias
@@ -429,6 +458,16 @@ export function vitPlan(cfg: VitConfig, prefix = ""): ForwardPlan {
   };
 }
 
+export interface ForwardOptions {
+  /**
+   * Each block's MLP bias add, second residual add and the next block's norm1 as one
+   * skipLayerNorm (default false: it adds SkipLayerNormalization kernels, which measured slower
+   * than the Add + Add + LayerNormalization they replace; recomputation always keeps them apart,
+   * since its segments must not read the next block's normalised rows).
+   */
+  fuseResidualNorm?: boolean;
+}
+
 /** images → logits along `plan`; `dropMasks[i]` are the i-th block's masks (training only). */
 export function forwardPlan(
   b: GraphBuilder,
@@ -437,11 +476,14 @@ export function forwardPlan(
   images: Value,
   plan: ForwardPlan,
   dropMasks?: readonly (BlockDropMasks | undefined)[],
+  opts: ForwardOptions = {},
 ): Value {
   const widths = plan.widths;
+  const fuse = opts.fuseResidualNorm ?? false;
   const adapt = (t: Tokens, before: number): Tokens => {
     for (const adapter of widths?.adapters ?? []) {
-      if (adapter.before === before) t = { ...t, x: linear(b, t.x, param, adapter.name) };
+      if (adapter.before === before)
+        t = { batch: t.batch, tokens: t.tokens, x: linear(b, t.x, param, adapter.name) };
     }
     return t;
   };
@@ -452,10 +494,22 @@ export function forwardPlan(
     // The head reads only the class token, so the last block computes only that row.
     const clsOnly = i === plan.blocks.length - 1;
     const blockCfg = widths?.blocks[i] ?? cfg;
+    // The next block's norm1 joins this block's second residual add, unless an adapter sits
+    // between them (or the last block, which the head's own norm follows).
+    const nextName = plan.blocks[i + 1];
+    const adapted = widths?.adapters.some((a) => a.before === i + 1) ?? false;
+    const nextNorm =
+      fuse && nextName !== undefined && !adapted
+        ? { name: `${nextName}.norm1`, epsilon: (widths?.blocks[i + 1] ?? cfg).layerNormEps }
+        : undefined;
     // Each block is a recomputable segment (activation recomputation, autodiff/recompute.ts).
     const input = t;
     t = b.segment(input.x, () =>
-      block(b, blockCfg, param, input, name, dropMask ? { dropMask, clsOnly } : { clsOnly }),
+      block(b, blockCfg, param, input, name, {
+        clsOnly,
+        ...(dropMask ? { dropMask } : {}),
+        ...(nextNorm ? { nextNorm } : {}),
+      }),
     );
   });
   t = adapt(t, plan.blocks.length);
@@ -470,6 +524,7 @@ export function vitForward(
   images: Value,
   dropMasks?: readonly (BlockDropMasks | undefined)[],
   prefix = "",
+  opts: ForwardOptions = {},
 ): Value {
-  return forwardPlan(b, cfg, param, images, vitPlan(cfg, prefix), dropMasks);
+  return forwardPlan(b, cfg, param, images, vitPlan(cfg, prefix), dropMasks, opts);
 }

@@ -16,6 +16,8 @@ export interface LowerContext {
   readonly contribOps: boolean;
   /** skipLayerNorm → SkipLayerNormalization (implies contribOps) */
   readonly fusedSkipLayerNorm: boolean;
+  /** geluGrad in nine elementwise passes instead of ten (float32; standard ops) */
+  readonly compactGeluGrad: boolean;
   name(v: Value): string;
   /** Emit one ONNX node; returns its output names (fresh temporaries when `outputs` is a count). */
   emit(

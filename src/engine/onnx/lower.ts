@@ -147,6 +147,24 @@ export const LOWERINGS: { [K in OpName]: Lowering<K> } = {
     const cdf = ctx.op("Mul", [ctx.op("Add", [e, ctx.constScalar(1, dtype)]), ctx.constScalar(0.5, dtype)]);
     ctx.emit("Mul", [x!, cdf], [y!]);
   },
+  // With u = x/√2:  g·GELU'(x) = g·½·(1 + erf(u) + √(2/π)·x/e^{u²})  (x/e^{u²} → 0 correctly
+  // when e^{u²} overflows). Ten elementwise passes; with compactGeluGrad (float32) nine: the
+  // "+1" and "·½" are one Mean(t, 1) = (t+1)/2, the same bits as (t+1)·½ (scaling by ½ is exact).
+  geluGrad: (ctx, n, [x, g], [y]) => {
+    const dtype = n.inputs[0]!.dtype;
+    const u = ctx.op("Mul", [x!, ctx.constScalar(Math.SQRT1_2, dtype)]);
+    const xPdf = ctx.op("Mul", [
+      ctx.op("Div", [x!, ctx.op("Exp", [ctx.op("Mul", [u, u])])]),
+      ctx.constScalar(Math.sqrt(2 / Math.PI), dtype),
+    ]);
+    const t = ctx.op("Add", [erfInto(ctx, u, dtype), xPdf]);
+    if (ctx.compactGeluGrad && dtype === "float32") {
+      ctx.emit("Mul", [g!, ctx.op("Mean", [t, ctx.constScalar(1, dtype)])], [y!]);
+      return;
+    }
+    const one = ctx.constScalar(1, dtype);
+    ctx.emit("Mul", [ctx.op("Mul", [g!, ctx.op("Add", [t, one])]), ctx.constScalar(0.5, dtype)], [y!]);
+  },
   cast: (ctx, n, ins, outs) => ctx.emit("Cast", ins, outs, [attr.int("to", ONNX_DTYPE[n.attrs.to])]),
   matmul: (ctx, n, [a, b], [y]) => {
     const { transA, transB } = n.attrs;

@@ -41,6 +41,11 @@ export interface SerializeOptions {
    */
   fusedSkipLayerNorm?: boolean;
   /**
+   * Lower `geluGrad` (GELU's backward) in nine elementwise passes rather than ten: the same
+   * bits; default true, a switch so the two can be paired (bench engine --compare geluGrad=false).
+   */
+  compactGeluGrad?: boolean;
+  /**
    * Root-graph inputs to bake into the model as initializers, by input name (the weights of an
    * inference export). Such an input is no longer a graph input: ONNX (IR ≥ 4) lets an
    * initializer stand alone, and listing it as an input too would let callers override weights
@@ -63,6 +68,7 @@ export function toOnnxModel(graph: Graph, opts: SerializeOptions = {}): Uint8Arr
   const ctx = new GraphLowering(graph, new Map(), {
     contribOps: opts.contribOps ?? true,
     fusedSkipLayerNorm: opts.fusedSkipLayerNorm ?? true,
+    compactGeluGrad: opts.compactGeluGrad ?? true,
   });
   const proto = ctx.lower();
   if (opts.initializers) bakeInitializers(graph, proto, opts.initializers);
@@ -80,16 +86,18 @@ class GraphLowering implements LowerContext {
   private tmpCounter = 0;
   readonly contribOps: boolean;
   readonly fusedSkipLayerNorm: boolean;
+  readonly compactGeluGrad: boolean;
   private msDomain = { used: false };
 
   constructor(
     private readonly graph: Graph,
     outerNames: Map<Value, string>,
-    private readonly choices: { contribOps: boolean; fusedSkipLayerNorm: boolean },
+    private readonly choices: { contribOps: boolean; fusedSkipLayerNorm: boolean; compactGeluGrad: boolean },
     msDomain?: { used: boolean },
   ) {
     this.contribOps = choices.contribOps;
     this.fusedSkipLayerNorm = choices.contribOps && choices.fusedSkipLayerNorm;
+    this.compactGeluGrad = choices.compactGeluGrad;
     this.names = new Map(outerNames);
     if (msDomain) this.msDomain = msDomain;
   }

@@ -160,7 +160,7 @@ function declareFlat(b: GraphBuilder, layout: FlatLayout) {
 }
 
 /** How a compiled graph is lowered to ONNX (the same function either way; speed differs). */
-export type LoweringOptions = Pick<SerializeOptions, "contribOps" | "fusedSkipLayerNorm">;
+export type LoweringOptions = Pick<SerializeOptions, "contribOps" | "fusedSkipLayerNorm" | "compactGeluGrad">;
 
 function finish(
   kind: CompiledModel["kind"],

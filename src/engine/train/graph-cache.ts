@@ -142,6 +142,7 @@ export function graphKey(
     lowering: {
       contribOps: lowering.contribOps ?? null,
       fusedSkipLayerNorm: lowering.fusedSkipLayerNorm ?? null,
+      compactGeluGrad: lowering.compactGeluGrad ?? null,
     },
   };
   return createHash("sha256").update(canonicalJson(fields)).digest("hex");

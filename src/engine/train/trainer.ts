@@ -45,6 +45,7 @@ export function compileTrainer(spec: TrainSpec, opts: CompileTrainerOptions = {}
   const lowering: LoweringOptions = {
     contribOps: opts.contribOps,
     fusedSkipLayerNorm: opts.fusedSkipLayerNorm,
+    compactGeluGrad: opts.compactGeluGrad,
   };
   const cache = opts.cache;
   const build = (kind: CompiledModel["kind"], steps: number, compile: () => CompiledModel) =>

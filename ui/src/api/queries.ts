@@ -31,6 +31,8 @@ export const RUN_QUERY = `query DashboardRun($id: ID!) {
     }
     artifacts { ${ARTIFACT} }
     finalModel { ${ARTIFACT} }
+    accuracyCurve { stage moduleIndex step criticalPathSeconds computeSeconds accuracy }
+    splitPlan { split predictedSeconds evenSplit evenPredictedSeconds measuredSeconds }
   }
 }`;
 

@@ -13,7 +13,7 @@ import type {
   StageKind,
 } from "../generated/schema.ts";
 
-export type { ArtifactKind, JobState, LogLevel, ModuleState, RunEventType, RunKind, RunState, StageKind };
+export type * from "../generated/schema.ts";
 
 export const RUN_STATES: readonly RunState[] = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
 export const RUN_KINDS: readonly RunKind[] = ["INCUBATION", "E2E", "META_PRETRAIN"];
@@ -100,6 +100,27 @@ export interface RunDetail {
   modules: ModuleView[];
   artifacts: ArtifactRef[];
   finalModel: ArtifactRef | null;
+  accuracyCurve: AccuracyPointView[];
+  splitPlan: SplitPlanView | null;
+}
+
+/** schema.graphql `AccuracyPoint`: one held-out score on the run's two clocks. */
+export interface AccuracyPointView {
+  stage: StageKind;
+  moduleIndex: number | null;
+  step: number;
+  criticalPathSeconds: number;
+  computeSeconds: number;
+  accuracy: number;
+}
+
+/** schema.graphql `SplitPlan`: the planner's seconds per MT job beside what they took. */
+export interface SplitPlanView {
+  split: number[];
+  predictedSeconds: number[];
+  evenSplit: number[];
+  evenPredictedSeconds: number[];
+  measuredSeconds: (number | null)[];
 }
 
 export interface ModuleLineageView {

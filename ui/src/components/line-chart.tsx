@@ -13,9 +13,10 @@ export interface ChartSeries {
   points: readonly SeriesPoint[];
 }
 
-const WIDTH = 640;
-const HEIGHT = 220;
-const M = { left: 56, right: 12, top: 10, bottom: 26 };
+/** The charts' drawing box (viewBox units) and the margins the axes' labels sit in. */
+export const WIDTH = 640;
+export const HEIGHT = 220;
+export const M = { left: 56, right: 12, top: 10, bottom: 26 };
 const BUCKETS = 300;
 
 /** Distinct hues for up to hundreds of series; run-level stages get dark ones. */
@@ -23,6 +24,44 @@ export function seriesColor(key: string): string {
   if (key.startsWith("run:")) return key === "run:FINETUNE" ? "#1f2937" : "#6b7280";
   const i = Number(key.slice("module:".length)) || 0;
   return `hsl(${(i * 137.508) % 360} 70% 42%)`;
+}
+
+/**
+ * A chart's <svg>: both axes, the y axis's top and bottom values and the x axis's end, and one
+ * path per series (`data-key`, `data-points` and any other `data-*` for the browser tests).
+ */
+export function ChartSvg(props: {
+  label: string;
+  top: string;
+  bottom: string;
+  end: string;
+  paths: readonly {
+    key: string;
+    d: string;
+    title: string;
+    data: Record<`data-${string}`, string | number>;
+  }[];
+}) {
+  return (
+    <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={props.label} preserveAspectRatio="none">
+      <line class="axis" x1={M.left} y1={HEIGHT - M.bottom} x2={WIDTH - M.right} y2={HEIGHT - M.bottom} />
+      <line class="axis" x1={M.left} y1={M.top} x2={M.left} y2={HEIGHT - M.bottom} />
+      <text class="tick" x={M.left - 4} y={M.top + 8} text-anchor="end">
+        {props.top}
+      </text>
+      <text class="tick" x={M.left - 4} y={HEIGHT - M.bottom} text-anchor="end">
+        {props.bottom}
+      </text>
+      <text class="tick" x={WIDTH - M.right} y={HEIGHT - 6} text-anchor="end">
+        {props.end}
+      </text>
+      {props.paths.map((p) => (
+        <path key={p.key} d={p.d} stroke={seriesColor(p.key)} class="series" data-key={p.key} {...p.data}>
+          <title>{p.title}</title>
+        </path>
+      ))}
+    </svg>
+  );
 }
 
 export function LineChart(props: { title: string; field: "loss" | "lr"; series: readonly ChartSeries[] }) {
@@ -67,33 +106,22 @@ export function LineChart(props: { title: string; field: "loss" | "lr"; series: 
   return (
     <figure class="chart" data-field={props.field} data-points={drawn.total}>
       <figcaption>{props.title}</figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={summary} preserveAspectRatio="none">
-        <line class="axis" x1={M.left} y1={HEIGHT - M.bottom} x2={WIDTH - M.right} y2={HEIGHT - M.bottom} />
-        <line class="axis" x1={M.left} y1={M.top} x2={M.left} y2={HEIGHT - M.bottom} />
-        <text class="tick" x={M.left - 4} y={M.top + 8} text-anchor="end">
-          {fmt(drawn.yMax)}
-        </text>
-        <text class="tick" x={M.left - 4} y={HEIGHT - M.bottom} text-anchor="end">
-          {fmt(drawn.yMin)}
-        </text>
-        <text class="tick" x={WIDTH - M.right} y={HEIGHT - 6} text-anchor="end">
-          step {drawn.xMax}
-        </text>
-        {drawn.paths.map((p) => (
-          <path
-            key={p.key}
-            d={p.d}
-            stroke={seriesColor(p.key)}
-            class="series"
-            data-key={p.key}
-            data-points={p.points.length}
-            data-drawn={p.drawnPoints}
-            data-seqs={p.points.map((q) => q[0]).join(",")}
-          >
-            <title>{p.label}</title>
-          </path>
-        ))}
-      </svg>
+      <ChartSvg
+        label={summary}
+        top={fmt(drawn.yMax)}
+        bottom={fmt(drawn.yMin)}
+        end={`step ${drawn.xMax}`}
+        paths={drawn.paths.map((p) => ({
+          key: p.key,
+          d: p.d,
+          title: p.label,
+          data: {
+            "data-points": p.points.length,
+            "data-drawn": p.drawnPoints,
+            "data-seqs": p.points.map((q) => q[0]).join(","),
+          },
+        }))}
+      />
     </figure>
   );
 }

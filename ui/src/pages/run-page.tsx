@@ -10,6 +10,7 @@ import { type ModuleView, type RunDetail, TERMINAL_RUN_STATES } from "../api/typ
 import { ArtifactLink } from "../components/artifact-link.tsx";
 import { ErrorNote, StateBadge, UserErrors } from "../components/status.tsx";
 import { between, dateTime, duration, percent, shortId } from "../format.ts";
+import { AccuracyCurve, SplitPlanTable } from "./run/accuracy-curve.tsx";
 import { Curves } from "./run/curves.tsx";
 import { Lineage } from "./run/lineage.tsx";
 import { ModulesTable, moduleRow } from "./run/modules-table.tsx";
@@ -203,6 +204,16 @@ export function RunPage({ id }: { id: string }) {
           />
         </>
       )}
+
+      {run.splitPlan && (
+        <>
+          <h2>Split plan</h2>
+          <SplitPlanTable plan={run.splitPlan} />
+        </>
+      )}
+
+      <h2>Accuracy</h2>
+      <AccuracyCurve curve={run.accuracyCurve} />
 
       <h2>Curves</h2>
       {fold && <Curves fold={fold} version={version} />}

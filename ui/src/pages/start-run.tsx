@@ -2,7 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { gql, type Payload, type UserError } from "../api/graphql.ts";
 import { START_FORM_QUERY, START_RUN_MUTATION } from "../api/queries.ts";
-import { RUN_KINDS, type RunKind } from "../api/types.ts";
+import { RUN_KINDS, type RunKind, type SplitPlanning } from "../api/types.ts";
 import { ErrorNote, UserErrors } from "../components/status.tsx";
 import { href } from "../router.ts";
 
@@ -22,6 +22,13 @@ function parseIndexes(text: string): number[] | null {
 }
 
 const RECIPES = ["deit", "deit3"] as const;
+
+/** StartRunInput.split (schema.graphql `SplitPlanning`), the default first. */
+const SPLITS: readonly [SplitPlanning, string][] = [
+  ["ARCHITECTURE", "the architecture's modules"],
+  ["BALANCED", "balanced: same K, boundaries so the MT jobs finish together"],
+  ["AUTO", "auto: K and boundaries from the planner"],
+];
 
 /** A labelled <select> of [value, text] options, with optional help text tied to it. */
 function Choice(props: { name: string; label: string; options: readonly [string, string][]; help?: string }) {
@@ -88,6 +95,7 @@ export function StartRunPage() {
       architectureId: f.get("architectureId"),
       datasetId: f.get("datasetId"),
       ...(f.get("metaModelId") ? { metaModelId: f.get("metaModelId") } : {}),
+      split: f.get("split") as SplitPlanning,
       ...(f.get("reuseModulesFrom") ? { reuseModulesFrom: f.get("reuseModulesFrom"), retrain } : {}),
       ...(!f.get("reuseModulesFrom") && retrain.length ? { retrain } : {}),
       recipe: f.get("recipe"),
@@ -157,6 +165,12 @@ export function StartRunPage() {
               .filter((r) => r.kind === "INCUBATION")
               .map((r): [string, string] => [r.id, `${r.architecture.name}, ${r.createdAt}`]) ?? []),
           ]}
+        />
+        <Choice
+          name="split"
+          label="Module split"
+          help="Incubation runs only: BALANCED and AUTO measure this machine first and show the plan on the run page."
+          options={SPLITS}
         />
         <label for="retrain">Modules to retrain</label>
         <input id="retrain" name="retrain" type="text" inputMode="numeric" placeholder="e.g. 2 or 1, 3" />

@@ -45,7 +45,10 @@ export interface FoldData {
   finalAccuracy: number | null;
   evaluations: { stage: StageKind; moduleIndex: number | null; accuracy: number; at: string }[];
   logs: LogLine[];
-  /** Events that change rows the API serves (states, artifacts): the page refetches on them. */
+  /**
+   * Events that change what the run query returns (states, artifacts, a curve point for
+   * `Run.accuracyCurve`): the page refetches on them.
+   */
   rowChanges: number;
 }
 
@@ -123,6 +126,9 @@ const ROW_CHANGES: ReadonlySet<RunEventView["type"]> = new Set([
   "JOB_STATE",
   "MODULE_STATE",
   "ARTIFACT",
+  // The point's place on the critical-path and compute clocks needs the other jobs' wall
+  // times, which the API has: the page refetches `Run.accuracyCurve` rather than placing it here.
+  "EVAL_POINT",
 ]);
 
 function applyOne(fold: FoldData, e: RunEventView): void {
