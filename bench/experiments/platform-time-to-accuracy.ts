@@ -23,6 +23,7 @@ import pino from "pino";
 import { queryApi } from "../../src/cli/api-client.ts";
 import { type LocalPlatform, startLocalPlatform } from "../../src/cli/local-platform.ts";
 import { fetchComparedRun } from "../../src/cli/platform-run.ts";
+import { RUN_PRESETS } from "../../src/incubation/config.ts";
 import { type ComparedRun, compareRuns } from "../../src/incubation/time-to-accuracy.ts";
 import { openBenchDatabase } from "../scratch-database.ts";
 
@@ -170,13 +171,17 @@ try {
     { name: "fashion-mnist", spec: { format: "idx", path: args.data } },
   );
   await setup.close();
+  // The fashion-mnist preset's recipe, as time-to-accuracy.sh trains with it (the platform's
+  // plain "deit" recipe has DeiT's Mixup/CutMix and learning rate, made for ImageNet epochs).
+  const preset = RUN_PRESETS["fashion-mnist"]!.recipe as Record<string, unknown> & { name?: string };
+  const { name: recipeName, steps: _steps, ...presetRecipe } = preset;
   const common = {
     architectureId: architecture.id,
     datasetId: dataset.id,
     seed,
-    recipe: "deit",
+    recipe: recipeName ?? "deit",
   };
-  const recipe = { evalEvery: size.evalEvery, evalSubset: size.evalSubset, batchSize: 64 };
+  const recipe = { ...presetRecipe, evalEvery: size.evalEvery, evalSubset: size.evalSubset };
   const e2e = await runOnPlatform(
     database.url,
     dataDir,
