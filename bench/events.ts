@@ -357,7 +357,15 @@ export async function measureEventLatency(opts: EventBenchOptions): Promise<Even
         gaveUp = answers.reduce((n, a) => n + a.gaveUp, 0);
         return true;
       });
-      const connected = await Promise.race([allReady, sleep(deadlineMs).then(() => false)]);
+      // The deadline's timer is cleared once everyone is in: left running, it kept the bench
+      // alive for up to deadlineMs (9+ minutes at 10,000) after it had printed its results.
+      let deadline: NodeJS.Timeout | undefined;
+      const connected = await Promise.race([
+        allReady,
+        new Promise<false>((r) => {
+          deadline = setTimeout(() => r(false), deadlineMs);
+        }),
+      ]).finally(() => clearTimeout(deadline));
       if (!connected) {
         const apiProgress = await Promise.all(
           apis.map((api) =>
