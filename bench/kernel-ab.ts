@@ -15,12 +15,10 @@ import { type SerializeOptions, toOnnxModel } from "../src/engine/onnx/serialize
 import { Rng } from "../src/engine/rng.ts";
 import { EngineSession } from "../src/engine/runtime/session.ts";
 import { f32, type HostTensor } from "../src/engine/runtime/tensor.ts";
+import { numberFlag } from "./number-flag.ts";
 
 const args = process.argv.slice(2);
-const opt = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
+const opt = (name: string, fallback: number) => numberFlag(args, name, fallback);
 const rounds = opt("rounds", 15);
 const runs = opt("runs", 10);
 const threads = opt("threads", 1);

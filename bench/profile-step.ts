@@ -21,13 +21,11 @@ import { buildTrainStepGraph, compileTrainStep } from "../src/engine/train/compi
 import { FlatLayout } from "../src/engine/train/params.ts";
 import { NAMES } from "../src/engine/train/spec.ts";
 import { BENCH_MODELS, parseVariant, trainStepFlops } from "./engine.ts";
+import { numberFlag } from "./number-flag.ts";
 
 const args = process.argv.slice(2);
 const model = args.find((a) => !a.startsWith("--") && BENCH_MODELS[a]) ?? "deit-t";
-const opt = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
+const opt = (name: string, fallback: number) => numberFlag(args, name, fallback);
 const steps = opt("steps", 20);
 const threads = opt("threads", 2);
 const top = opt("top", 25);
