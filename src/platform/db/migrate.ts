@@ -12,11 +12,9 @@ import { createHash, randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pg from "pg";
+import { ADVISORY_LOCK, withAdvisoryLock } from "./advisory-lock.ts";
 
 export const DEFAULT_MIGRATIONS_DIR = resolve(import.meta.dirname, "../../../prisma/migrations");
-
-/** Arbitrary constant: serialises concurrent migrators (API replicas, workers, test files). */
-const MIGRATION_LOCK_KEY = 7_245_019_331;
 
 const CREATE_HISTORY_TABLE = `
 CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
@@ -55,10 +53,8 @@ export interface MigrateResult {
 /** Apply every migration not yet recorded; each in its own transaction. */
 export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR): Promise<MigrateResult> {
   const migrations = readMigrations(dir);
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    await client.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+  // One migrator at a time: API replicas, workers and test files start together.
+  return withAdvisoryLock(databaseUrl, ADVISORY_LOCK.MIGRATIONS, async (client) => {
     await client.query(CREATE_HISTORY_TABLE);
     const { rows } = await client.query<{
       migration_name: string;
@@ -101,10 +97,7 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
       applied.push(migration.name);
     }
     return { applied, alreadyApplied: migrations.length - applied.length };
-  } finally {
-    await client.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => {});
-    await client.end();
-  }
+  });
 }
 
 export interface MigrationStatus {

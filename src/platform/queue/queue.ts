@@ -9,6 +9,7 @@
  * for a retry — which resumes from the job's last checkpoint.
  */
 import PgBoss from "pg-boss";
+import { ADVISORY_LOCK, withAdvisoryLock } from "../db/advisory-lock.ts";
 
 export const TRAIN_QUEUE = "train-job";
 export const DEAD_LETTER_QUEUE = "train-job-dead";
@@ -38,7 +39,8 @@ function trainQueuePolicy(opts: QueueOptions) {
   };
 }
 
-const policies = new WeakMap<PgBoss, QueueOptions>();
+/** What `ensureTrainQueue` needs about each open queue client: its policy and its database. */
+const settings = new WeakMap<PgBoss, { opts: QueueOptions; databaseUrl: string }>();
 
 export async function openQueue(databaseUrl: string, opts: QueueOptions = {}): Promise<PgBoss> {
   const boss = new PgBoss({ connectionString: databaseUrl, max: 4, schema: "pgboss" });
@@ -46,19 +48,31 @@ export async function openQueue(databaseUrl: string, opts: QueueOptions = {}): P
     // pg-boss reports transient maintenance errors here; the callers' own calls still throw.
   });
   await boss.start();
-  policies.set(boss, opts);
-  if (!(await boss.getQueue(DEAD_LETTER_QUEUE))) await boss.createQueue(DEAD_LETTER_QUEUE);
+  settings.set(boss, { opts, databaseUrl });
+  await ensureQueue(boss, DEAD_LETTER_QUEUE, () => boss.createQueue(DEAD_LETTER_QUEUE));
   await ensureTrainQueue(boss, TRAIN_QUEUE);
   return boss;
 }
 
-/**
- * Create a training queue (one per placement, see placement.ts) unless it exists. pg-boss's
- * create is `insert … on conflict do nothing`, so concurrent creators are safe.
- */
+/** Create a training queue (one per placement, see placement.ts) unless it exists. */
 export async function ensureTrainQueue(boss: PgBoss, name: string): Promise<void> {
+  const opts = settings.get(boss)?.opts ?? {};
+  await ensureQueue(boss, name, () => boss.createQueue(name, { name, ...trainQueuePolicy(opts) }));
+}
+
+/**
+ * Queues are created rarely (first start, a new placement) but by every process at once: API
+ * replicas and workers start together. pg-boss's `create_queue` is `insert … on conflict do
+ * nothing` followed by foreign keys on the queue table, and two of those at once deadlock, so
+ * creators take turns under one advisory lock and look again once it is theirs.
+ */
+async function ensureQueue(boss: PgBoss, name: string, create: () => Promise<void>): Promise<void> {
   if (await boss.getQueue(name)) return;
-  await boss.createQueue(name, { name, ...trainQueuePolicy(policies.get(boss) ?? {}) });
+  const databaseUrl = settings.get(boss)?.databaseUrl;
+  if (!databaseUrl) throw new Error("ensureTrainQueue: the queue client was not opened with openQueue");
+  await withAdvisoryLock(databaseUrl, ADVISORY_LOCK.QUEUE_CREATION, async () => {
+    if (!(await boss.getQueue(name))) await create();
+  });
 }
 
 /** Names of the training queues that exist now (placement.ts reads what each one needs). */
