@@ -17,6 +17,7 @@ import { dropMaskShape, dropPathMasks, vitClassifierSpec } from "../src/engine/m
 import { mlpHidden, numTokens, VIT_DEFAULTS, type VitConfig, vitPreset } from "../src/engine/models/vit.ts";
 import { toOnnxModel } from "../src/engine/onnx/serialize.ts";
 import { Rng } from "../src/engine/rng.ts";
+import { defaultMallocEnv, trainingEnv } from "../src/engine/runtime/malloc-tuning.ts";
 import { EngineSession } from "../src/engine/runtime/session.ts";
 import { f32 } from "../src/engine/runtime/tensor.ts";
 import { type Batch, compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
@@ -106,12 +107,18 @@ export interface EngineVariant {
   memPattern?: boolean;
   /** idle ORT intra-op threads spin (default) or sleep */
   spinning?: boolean;
+  /**
+   * The process runs with glibc.malloc.hugetlb=1, as training jobs do (default), or with glibc's
+   * default (false); the PyTorch side gets the same as our --base side.
+   */
+  hugePages?: boolean;
   /** ORT graph optimisation level */
   optLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
 const BOOLEAN_KEYS = [
   "contribOps",
+  "hugePages",
   "skipLayerNorm",
   "residualNorm",
   "geluGrad",
@@ -288,9 +295,15 @@ export function torchAvailable(): string | null {
   return null;
 }
 
-/** `spinning: false` makes OpenMP's idle threads sleep (OMP_WAIT_POLICY=PASSIVE), as --no-spin does for ORT. */
-export function measureTorch(model: string, opts: TimingOptions & { spinning?: boolean }) {
-  const env = { ...process.env };
+/**
+ * `spinning: false` makes OpenMP's idle threads sleep (OMP_WAIT_POLICY=PASSIVE), as --no-spin does
+ * for ORT; `hugePages` is glibc's setting for the process, as for ours (EngineVariant.hugePages).
+ */
+export function measureTorch(
+  model: string,
+  opts: TimingOptions & { spinning?: boolean; hugePages?: boolean },
+) {
+  const env = opts.hugePages === false ? defaultMallocEnv() : trainingEnv();
   if (existsSync(OPENBLAS_OPENMP))
     env.LD_LIBRARY_PATH = [OPENBLAS_OPENMP, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
   env.OMP_NUM_THREADS = String(opts.threads);

@@ -30,6 +30,7 @@ import {
   type SideRun,
   spread,
 } from "../../bench/pairs.ts";
+import { defaultMallocEnv, trainingEnv } from "../engine/runtime/malloc-tuning.ts";
 import { BIN_PATH, SRC_DIR } from "./paths.ts";
 
 interface EngineBenchOptions {
@@ -73,7 +74,7 @@ function engineCommand(): Command {
     .option(
       "--compare <variant>",
       "instead of PyTorch, pair the --base engine (A) against this variant (B): " +
-        "contribOps|skipLayerNorm|memArena|memPattern|spinning=true|false, optLevel=disabled|basic|extended|all",
+        "contribOps|skipLayerNorm|residualNorm|geluGrad|hugePages|memArena|memPattern|spinning=true|false, optLevel=disabled|basic|extended|all",
     )
     .option("--no-torch", "only our engine, no pairs (a quick smoke run)")
     .option(
@@ -156,7 +157,7 @@ function engineCommand(): Command {
           });
         } else {
           const torchSide = (): SideRun => {
-            const t = measureTorch(model, { ...timing, spinning: o.spin });
+            const t = measureTorch(model, { ...timing, spinning: o.spin, hugePages: base.hugePages });
             return { steps_per_s: t.torch_steps_per_s, peak_rss_mb: t.torch_peak_rss_mb };
           };
           const done = alternate<EngineRun, SideRun>(pairs, ours(model, base), torchSide, (p, i) =>
@@ -259,7 +260,8 @@ function summary<A extends string, B extends string>(
 /** Each engine measurement in a fresh process, so its peak RSS is its own. */
 function runEngineChild(model: string, opts: EngineChildOptions): EngineRun {
   const args = [BIN_PATH, "bench", "engine-child", model, JSON.stringify(opts)];
-  const result = spawnSync(process.execPath, args, { encoding: "utf8" });
+  const env = opts.variant?.hugePages === false ? defaultMallocEnv() : trainingEnv();
+  const result = spawnSync(process.execPath, args, { encoding: "utf8", env });
   if (result.status !== 0) throw new Error(`engine benchmark for ${model} failed:\n${result.stderr}`);
   return JSON.parse(result.stdout.trim().split("\n").at(-1)!) as EngineRun;
 }

@@ -2,6 +2,7 @@
  * `incubator incubate`, `incubator train` and `incubator job`: Deep Incubation and the E2E
  * baseline on this machine, with per-job progress bars on a terminal or one JSON line per event.
  */
+
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import cliProgress from "cli-progress";
@@ -21,6 +22,7 @@ import {
 import type { SplitPlan } from "../incubation/split-planner.ts";
 import { graphCacheDir, loadConfig } from "../platform/config/config.ts";
 import { BIN_PATH } from "./paths.ts";
+import { ensureTrainingProcess } from "./training-process.ts";
 
 interface RunFlags {
   config: string;
@@ -219,6 +221,7 @@ export function incubateCommand(): Command {
     .option("--meta <weights>", "use this meta model (safetensors) instead of pre-training one")
     .option("--plan-only", 'print the split planner\'s plan (modules "auto" or {"auto": K}) and stop')
     .action(async (flags: RunFlags & { planOnly?: boolean }) => {
+      await ensureTrainingProcess();
       const config = await incubationConfigFrom(flags);
       if (config.plan && flags.json)
         process.stdout.write(`${JSON.stringify({ type: "plan", plan: config.plan })}\n`);
@@ -262,6 +265,7 @@ export function trainCommand(): Command {
     .description("train the target end to end (the E2E baseline)")
     .option("--phase <phase>", "only e2e for now", "e2e")
     .action(async (flags: RunFlags & { phase: string }) => {
+      await ensureTrainingProcess();
       if (flags.phase !== "e2e")
         throw new Error(`--phase: only "e2e" runs standalone; use \`incubator incubate\` for the rest`);
       // E2E trains the whole target: no modules, so a planned split is not measured.
@@ -283,6 +287,7 @@ export function jobCommand(): Command {
     .description("run one training job from a job spec (JSON or @file), printing JSON-line events")
     .requiredOption("--spec <json|@file>", "the job spec")
     .action(async (flags: { spec: string }) => {
+      await ensureTrainingProcess();
       const text = flags.spec.startsWith("@") ? readFileSync(flags.spec.slice(1), "utf8") : flags.spec;
       const spec = JSON.parse(text) as JobSpec;
       // SIGTERM (a worker passing on a cancellation) stops at the next step with a checkpoint.

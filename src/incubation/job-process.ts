@@ -4,13 +4,17 @@
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import type { Readable } from "node:stream";
+import { trainingEnv } from "../engine/runtime/malloc-tuning.ts";
 import type { JobEvent } from "./job.ts";
 
 export type JobProcess = ChildProcessByStdio<null, Readable, Readable>;
 
 /** `specArg` is the spec as JSON, or `@path` to a file holding it. */
 export function spawnJobProcess(bin: string, specArg: string): JobProcess {
-  return spawn(process.execPath, [bin, "job", "--spec", specArg], { stdio: ["ignore", "pipe", "pipe"] });
+  return spawn(process.execPath, [bin, "job", "--spec", specArg], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: trainingEnv(), // glibc's huge pages: engine/runtime/malloc-tuning.ts
+  });
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
