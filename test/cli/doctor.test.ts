@@ -3,8 +3,10 @@
  * server): a healthy configuration exits 0; an unreachable database or a missing bucket exits 1
  * with a line that says which and why.
  */
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hugePagesCheck } from "../../src/cli/doctor-checks.ts";
 import { useTestDatabase } from "../helpers/database.ts";
 import { spawnIncubator } from "../helpers/process.ts";
 import { startTestS3, type TestS3 } from "../helpers/s3.ts";
@@ -45,7 +47,7 @@ describe("incubator doctor", () => {
     );
     expect(statusOf(report, "provider cpu")).toBe("ok");
     expect(report.checks.map((c) => c.check)).toEqual(
-      expect.arrayContaining(["provider cuda", "provider webgpu", "threads", "gpu"]),
+      expect.arrayContaining(["provider cuda", "provider webgpu", "threads", "huge pages", "gpu"]),
     );
     expect(statusOf(report, "database")).toBe("ok");
     expect(report.checks.find((c) => c.check === "migrations")).toMatchObject({
@@ -103,4 +105,18 @@ describe("start-up with a bucket that is not there", () => {
       );
     }
   }, 120_000);
+
+  it("huge pages: ok when the kernel gives them on request, a warning with the fix when it never does", () => {
+    const file = (content: string) => {
+      const path = join(dir, `thp-${content.replace(/\W+/g, "-")}`);
+      writeFileSync(path, `${content}\n`);
+      return path;
+    };
+    expect(hugePagesCheck(file("always [madvise] never"))).toMatchObject({ status: "ok" });
+    expect(hugePagesCheck(file("[always] madvise never"))).toMatchObject({ status: "ok" });
+    const never = hugePagesCheck(file("always madvise [never]"));
+    expect(never.status).toBe("warn");
+    expect(never.detail).toMatch(/"never".*echo madvise > /);
+    expect(hugePagesCheck(join(dir, "no-such-file")).status).toBe("off");
+  });
 });
