@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import { vitClassifierSpec } from "../src/engine/models/classifier.ts";
 import { VIT_DEFAULTS, type VitConfig } from "../src/engine/models/vit.ts";
 import { Rng } from "../src/engine/rng.ts";
+import { trainingEnv } from "../src/engine/runtime/malloc-tuning.ts";
 import { compileTrainer, Trainer } from "../src/engine/train/trainer.ts";
 import { BENCH_MODELS } from "./engine.ts";
 import { alternate, endLoad, pairRatios, round3, runContext, type SideRun, spread } from "./pairs.ts";
@@ -77,7 +78,8 @@ function child(recompute: boolean): Side {
   const run = spawnSync(
     process.execPath,
     [...process.execArgv, import.meta.filename, ...passed, "--child", recompute ? "on" : "off"],
-    { encoding: "utf8", maxBuffer: 1 << 20 },
+    // The glibc setting training jobs run with (engine/runtime/malloc-tuning.ts).
+    { encoding: "utf8", maxBuffer: 1 << 20, env: trainingEnv() },
   );
   if (run.status !== 0) throw new Error(`recompute=${recompute} run failed: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as Side;
