@@ -12,11 +12,14 @@ import { hasTrainingTunables, trainingEnv } from "../engine/runtime/malloc-tunin
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
 /**
- * Resolves only when this process already has the setting (or is not on Linux); otherwise it runs
- * the same command line in a child with the setting and exits as the child did.
+ * Resolves only when this process already has the setting (or is not on Linux, or runs under a
+ * debugger); otherwise it runs the same command line in a child with the setting and exits as
+ * the child did.
  */
 export async function ensureTrainingProcess(): Promise<void> {
   if (process.platform !== "linux" || hasTrainingTunables(process.env)) return;
+  // Under a debugger the work must stay in this process (a child would also want the inspector port).
+  if (process.execArgv.some((a) => a.startsWith("--inspect"))) return;
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: "inherit",
     env: trainingEnv(process.env),
