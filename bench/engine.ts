@@ -99,6 +99,8 @@ export interface EngineVariant {
   skipLayerNorm?: boolean;
   /** each block's second residual add + the next block's norm1 as one skipLayerNorm (ForwardOptions) */
   residualNorm?: boolean;
+  /** each LayerNorm's affine folded into the linear layer reading it (ForwardOptions.foldNormAffine) */
+  foldNorm?: boolean;
   /** GELU's backward in nine elementwise passes (else ten; the same bits) */
   geluGrad?: boolean;
   /** ORT CPU memory arena */
@@ -116,17 +118,18 @@ export interface EngineVariant {
   optLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
-const BOOLEAN_KEYS = [
+export const BOOLEAN_KEYS = [
   "contribOps",
   "hugePages",
   "skipLayerNorm",
   "residualNorm",
+  "foldNorm",
   "geluGrad",
   "memArena",
   "memPattern",
   "spinning",
 ] as const;
-const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
+export const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
 
 /** Parses "key=value,key=value" (e.g. "memArena=false,contribOps=true"); "" is the default engine. */
 export function parseVariant(text: string, flag: string): EngineVariant {
@@ -193,6 +196,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     optimizer: { kind: "adamw", weightDecay: 0.05 },
     labelSmoothing: 0.1,
     fuseResidualNorm: variant.residualNorm,
+    foldNormAffine: variant.foldNorm,
   });
   // Uncached on purpose: this is the cost a cache miss pays (and PyTorch's eager mode does not).
   let started = performance.now();

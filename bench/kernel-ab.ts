@@ -46,7 +46,7 @@ const cases: Case[] = [
       const x = b.input("x", "float32", [rows, 192]);
       const skip = b.input("skip", "float32", [rows, 192]);
       const [scale, shift, bias] = ["scale", "shift", "bias"].map((n) => b.input(n, "float32", [192]));
-      const { y, sum } = b.skipLayerNorm(x, skip, scale!, shift!, { bias: bias! });
+      const { y, sum } = b.skipLayerNorm(x, skip, { scale: scale!, shift: shift! }, { bias: bias! });
       const node = y.producer!;
       return [y, node.outputs[1]!, node.outputs[2]!, sum];
     },

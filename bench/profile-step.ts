@@ -6,7 +6,7 @@
  *     [--variant key=value,…]
  *
  * --no-contrib lowers without com.microsoft kernels (as the `contribOps=false` engine variant);
- * --variant takes the graph keys of `bench engine --compare` (contribOps, skipLayerNorm, residualNorm, geluGrad).
+ * --variant takes the graph keys of `bench engine --compare` (contribOps, skipLayerNorm, residualNorm, foldNorm, geluGrad).
  *
  * Timing (steps/s median over repeats) runs without profiling; the profile run is separate.
  */
@@ -42,6 +42,7 @@ const spec = vitClassifierSpec(cfg, {
   optimizer: { kind: "adamw", weightDecay: 0.05 },
   labelSmoothing: 0.1,
   fuseResidualNorm: variant.residualNorm,
+  foldNormAffine: variant.foldNorm,
 });
 const compiled = compileTrainStep(spec, {
   contribOps: args.includes("--no-contrib") ? false : variant.contribOps,

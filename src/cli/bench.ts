@@ -7,6 +7,7 @@ import { cpus } from "node:os";
 import { Command } from "commander";
 import {
   BENCH_MODELS,
+  BOOLEAN_KEYS,
   type EngineChildOptions,
   type EngineRun,
   type EngineVariant,
@@ -14,6 +15,7 @@ import {
   measureEngine,
   measureMatmulPeak,
   measureTorch,
+  OPT_LEVELS,
   parseVariant,
   type TimingOptions,
   torchAvailable,
@@ -74,7 +76,7 @@ function engineCommand(): Command {
     .option(
       "--compare <variant>",
       "instead of PyTorch, pair the --base engine (A) against this variant (B): " +
-        "contribOps|skipLayerNorm|residualNorm|geluGrad|hugePages|memArena|memPattern|spinning=true|false, optLevel=disabled|basic|extended|all",
+        `${BOOLEAN_KEYS.join("|")}=true|false, optLevel=${OPT_LEVELS.join("|")}`,
     )
     .option("--no-torch", "only our engine, no pairs (a quick smoke run)")
     .option(

@@ -10,8 +10,6 @@
  * and not the backward too, and a fused kernel may round the last bit differently.
  */
 import { describe, expect, it } from "vitest";
-import { gradients } from "../../src/engine/autodiff/gradients.ts";
-import { GraphBuilder } from "../../src/engine/ir/builder.ts";
 import type { Node, Value } from "../../src/engine/ir/graph.ts";
 import { dropMaskShape, INPUT, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
 import { vitParamSpecs } from "../../src/engine/models/vit.ts";
@@ -24,6 +22,7 @@ import { type Batch, compileTrainer, Trainer } from "../../src/engine/train/trai
 import { buildHybrid, hybridInitialValues } from "../../src/incubation/hybrid.ts";
 import { metaConfigFor } from "../../src/incubation/modules.ts";
 import { SMALL_SPLIT, SMALL_TARGET } from "../helpers/incubation.ts";
+import { specGradientGraph } from "./spec-gradients.ts";
 
 const TARGET = SMALL_TARGET;
 const META = metaConfigFor(TARGET, SMALL_SPLIT.length);
@@ -79,28 +78,7 @@ const metaWeights = (() => {
  * parameter its own graph input, then `gradients` with recomputation on or off.
  */
 function gradientGraph(recompute: boolean, spec = hybridSpec(recompute, { kind: "sgd", momentum: 0 })) {
-  const b = new GraphBuilder("grads");
-  const params = new Map(spec.params.map((p) => [p.name, b.input(`p.${p.name}`, "float32", p.shape)]));
-  const batch = new Map(spec.inputs.map((i) => [i.name, b.input(i.name, i.dtype, i.shape)]));
-  const result = spec.forward({
-    b,
-    training: true,
-    param: (name) => params.get(name)!,
-    input: (name) => batch.get(name)!,
-  });
-  const forwardNodes = b.graph.nodes.length;
-  const trainable = spec.params.filter((p) => p.trainable !== false).map((p) => p.name);
-  const grads = gradients(
-    b,
-    result.loss,
-    trainable.map((n) => params.get(n)!),
-    { recompute },
-  );
-  b.output("loss", result.loss);
-  grads.forEach((g, i) => {
-    b.output(`grad.${trainable[i]}`, g!);
-  });
-  return { b, spec, forwardNodes, trainable };
+  return { spec, ...specGradientGraph(spec, { recompute }) };
 }
 
 async function runGradients(recompute: boolean, batch: Batch): Promise<Record<string, HostTensor>> {
@@ -176,10 +154,12 @@ describe("activation recomputation", () => {
     };
     const output = (name: string) => b.graph.outputs.find((o) => o.name === name)!.value;
     const backward = new Set(b.graph.nodes.slice(forwardNodes));
+    // Block i is segment i; the recomputed copy of its norm1 reads the segment's input (as
+    // input + 0·a, see recompute.ts).
     for (let k = 1; k < TARGET.depth; k++) {
+      const blockInput = b.graph.segments[k - 1]!.input;
       const copyNorm = b.graph.nodes.find(
-        (n) =>
-          backward.has(n) && n.op === "layerNorm" && n.inputs[1]?.name === `p.blocks.${k - 1}.norm1.weight`,
+        (n) => backward.has(n) && n.op === "layerNorm" && n.inputs[0]!.producer?.inputs[0] === blockInput,
       )!;
       expect(copyNorm).toBeDefined();
       const waitsFor = ancestors(copyNorm.outputs[0]!);

@@ -162,7 +162,7 @@ const CASES: Case[] = [
     name: "skipLayerNorm with bias (float64, Add + primitive LayerNorm lowering)",
     inputs: [inp("x", [2, 3, 6]), inp("skip", [2, 3, 6]), inp("s", [6]), inp("c", [6]), inp("bias", [6])],
     build: (b, [x, k, s, c, bias]) => {
-      const { y, sum } = b.skipLayerNorm(x!, k!, s!, c!, { bias: bias!, epsilon: 1e-6 });
+      const { y, sum } = b.skipLayerNorm(x!, k!, { scale: s!, shift: c! }, { bias: bias!, epsilon: 1e-6 });
       return b.add(y, b.mul(sum, 0.5));
     },
   },
@@ -171,7 +171,7 @@ const CASES: Case[] = [
     dtype: "float32",
     inputs: [inp("x", [6, 8]), inp("skip", [6, 8]), inp("s", [8]), inp("c", [8]), inp("bias", [8])],
     build: (b, [x, k, s, c, bias]) => {
-      const { y, sum } = b.skipLayerNorm(x!, k!, s!, c!, { bias: bias!, epsilon: 1e-6 });
+      const { y, sum } = b.skipLayerNorm(x!, k!, { scale: s!, shift: c! }, { bias: bias!, epsilon: 1e-6 });
       return b.add(y, b.mul(sum, 0.5));
     },
   },
@@ -179,7 +179,48 @@ const CASES: Case[] = [
     name: "skipLayerNorm without bias, only the normalised output used (float32)",
     dtype: "float32",
     inputs: [inp("x", [2, 3, 8]), inp("skip", [2, 3, 8]), inp("s", [8]), inp("c", [8])],
-    build: (b, [x, k, s, c]) => b.skipLayerNorm(x!, k!, s!, c!).y,
+    build: (b, [x, k, s, c]) => b.skipLayerNorm(x!, k!, { scale: s!, shift: c! }).y,
+  },
+  // without the affine (a model folds it into the next linear layer): y = x̂, whose backward
+  // reads x̂ from the op's own output
+  {
+    name: "layerNorm without affine (float64, primitive lowering)",
+    inputs: [inp("x", [2, 3, 6])],
+    build: (b, [x]) => b.layerNorm(x!, undefined, undefined),
+  },
+  {
+    name: "layerNorm without affine over two axes",
+    inputs: [inp("x", [2, 3, 4])],
+    build: (b, [x]) => b.layerNorm(x!, undefined, undefined, { axis: 1 }),
+  },
+  {
+    name: "layerNorm without affine (float32, LayerNormalization op)",
+    dtype: "float32",
+    inputs: [inp("x", [2, 3, 8])],
+    build: (b, [x]) => b.layerNorm(x!, undefined, undefined, { epsilon: 1e-6 }),
+  },
+  {
+    name: "skipLayerNorm without affine, with bias (float64)",
+    inputs: [inp("x", [2, 3, 6]), inp("skip", [2, 3, 6]), inp("bias", [6])],
+    build: (b, [x, k, bias]) => {
+      const { y, sum } = b.skipLayerNorm(x!, k!, undefined, { bias: bias!, epsilon: 1e-6 });
+      return b.add(y, b.mul(sum, 0.5));
+    },
+  },
+  {
+    name: "skipLayerNorm without affine, with bias (float32, com.microsoft SkipLayerNormalization)",
+    dtype: "float32",
+    inputs: [inp("x", [6, 8]), inp("skip", [6, 8]), inp("bias", [8])],
+    build: (b, [x, k, bias]) => {
+      const { y, sum } = b.skipLayerNorm(x!, k!, undefined, { bias: bias!, epsilon: 1e-6 });
+      return b.add(y, b.mul(sum, 0.5));
+    },
+  },
+  {
+    name: "skipLayerNorm without affine or bias, only the normalised output used (float32)",
+    dtype: "float32",
+    inputs: [inp("x", [2, 3, 8]), inp("skip", [2, 3, 8])],
+    build: (b, [x, k]) => b.skipLayerNorm(x!, k!, undefined).y,
   },
   // reductions
   {

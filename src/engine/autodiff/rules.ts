@@ -12,7 +12,7 @@
  */
 import type { GraphBuilder } from "../ir/builder.ts";
 import type { Node, Value } from "../ir/graph.ts";
-import type { OpName } from "../ir/ops.ts";
+import { type OpName, skipLayerNormInputs } from "../ir/ops.ts";
 import { isStaticDim, normAxis } from "../ir/shape.ts";
 import { keepDimsShape, sumToShape, unreduce } from "./broadcast.ts";
 
@@ -65,13 +65,13 @@ function when(need: boolean | undefined, f: () => Value): Value | undefined {
 // Over the last axis alone (every transformer LayerNorm) the two row means are matrix-vector
 // products with the scale — mean(g⊙scale) = g·scale/D, mean(g⊙scale⊙x̂) = (g⊙x̂)·scale/D — which
 // read their operand once and write only [.., 1]; g⊙x̂ is shared with the scale's gradient.
+// Without the affine (`scale` undefined) ĝ = g and x̂ is the op's own output `y`, so neither is
+// recomputed: 7 passes over the rows instead of 12 (the scale's and shift's gradients then come
+// from the linear layer they were folded into, on [out, in]-sized tensors).
 // Returns [dx, dscale, dshift] for the inputs `needs` asks for.
 function layerNormVjp(
   b: GraphBuilder,
-  x: Value,
-  scale: Value,
-  mean: Value,
-  invStd: Value,
+  { x, scale, mean, invStd, y }: { x: Value; scale: Value | undefined; mean: Value; invStd: Value; y: Value },
   g: Value,
   axisAttr: number,
   needs: readonly (boolean | undefined)[],
@@ -79,16 +79,17 @@ function layerNormVjp(
   const axis = normAxis(axisAttr, x.rank);
   const normAxes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
   const batchAxes = Array.from({ length: axis }, (_, i) => i);
-  const xhat = b.mul(b.sub(x, mean), invStd);
-  const needGX = needs[1] || (needs[0] && axis === x.rank - 1);
+  const xhat = scale ? b.mul(b.sub(x, mean), invStd) : y;
+  const lastAxis = axis === x.rank - 1 && isStaticDim(x.shape[axis]!) && x.rank >= 2;
+  const needGX = needs[1] || (needs[0] && lastAxis);
   const gx = needGX ? b.mul(g, xhat) : undefined;
   const dx = when(needs[0], () => {
-    const gh = b.mul(g, scale);
+    const gh = scale ? b.mul(g, scale) : g;
     let meanG: Value;
     let meanGX: Value;
-    const d = x.shape[axis]!;
-    if (axis === x.rank - 1 && isStaticDim(d) && x.rank >= 2) {
-      const col = b.reshape(scale, [d, 1]);
+    if (lastAxis) {
+      const d = x.shape[axis] as number;
+      const col = scale ? b.reshape(scale, [d, 1]) : b.full([d, 1], 1, x.dtype);
       meanG = b.mul(b.matmul(g, col), 1 / d);
       meanGX = b.mul(b.matmul(gx!, col), 1 / d);
     } else {
@@ -219,28 +220,40 @@ export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
   logSoftmax: ({ b, node, y: [y], dy: [g] }) => [
     b.sub(g!, b.mul(b.exp(y!), b.reduceSum(g!, [node.attrs.axis], true))),
   ],
-  layerNorm: ({ b, node, x: [x, scale], y: [, mean, invStd], dy, needs }) =>
-    layerNormVjp(b, x!, scale!, mean!, invStd!, only(dy, "layerNorm"), node.attrs.axis, needs),
+  layerNorm: ({ b, node, x: [x, scale], y: [y, mean, invStd], dy, needs }) =>
+    layerNormVjp(
+      b,
+      { x: x!, scale, mean: mean!, invStd: invStd!, y: y! },
+      only(dy, "layerNorm"),
+      node.attrs.axis,
+      needs,
+    ),
   // sum = x + skip (+ bias), y = LayerNorm(sum): the gradient reaching `sum` is what comes in
   // through the residual stream (dy[3]) plus LayerNorm's dx; x, skip and bias all receive it.
-  skipLayerNorm: ({ b, x: [x, , scale, , bias], y: [, mean, invStd, sum], dy, needs }) => {
+  skipLayerNorm: ({ b, x: ins, y: [y, mean, invStd, sum], dy, needs }) => {
     if (dy[1] || dy[2]) throw new Error("skipLayerNorm: gradients through mean/invStd are not supported");
+    const { x, scale, bias } = skipLayerNormInputs(ins);
+    const need = skipLayerNormInputs(needs);
     const [gy, gSum] = [dy[0], dy[3]];
     const [dNorm, dScale, dShift] = gy
-      ? layerNormVjp(b, sum!, scale!, mean!, invStd!, gy, -1, [
-          needs[0] || needs[1] || !!needs[4],
-          needs[2],
-          needs[3],
+      ? layerNormVjp(b, { x: sum!, scale, mean: mean!, invStd: invStd!, y: y! }, gy, -1, [
+          need.x || need.skip || !!need.bias,
+          need.scale,
+          need.shift,
         ])
       : [undefined, undefined, undefined];
     const dSum = dNorm && gSum ? b.add(dNorm, gSum) : (dNorm ?? gSum);
-    const rows = Array.from({ length: x!.rank - 1 }, (_, i) => i);
+    const rows = Array.from({ length: x.rank - 1 }, (_, i) => i);
+    const dBias = when(bias !== undefined && need.bias, () => b.reduceSum(dSum!, rows));
+    const dx = when(need.x, () => dSum!);
+    const dSkip = when(need.skip, () => dSum!);
+    if (!scale) return [dx, dSkip, dBias];
     return [
-      when(needs[0], () => dSum!),
-      when(needs[1], () => dSum!),
-      dScale ?? (needs[2] ? b.zeros(scale!.shape, scale!.dtype) : undefined),
-      dShift ?? (needs[3] ? b.zeros(scale!.shape, scale!.dtype) : undefined),
-      when(bias !== undefined && needs[4], () => b.reduceSum(dSum!, rows)),
+      dx,
+      dSkip,
+      dScale ?? (need.scale ? b.zeros(scale.shape, scale.dtype) : undefined),
+      dShift ?? (need.shift ? b.zeros(scale.shape, scale.dtype) : undefined),
+      dBias,
     ];
   },
 

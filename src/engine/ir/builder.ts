@@ -255,23 +255,37 @@ export class GraphBuilder {
   logSoftmax(x: Value, axis = -1): Value {
     return this.one("logSoftmax", [x], { axis });
   }
-  /** LayerNorm over axes [axis, rank) with elementwise affine (scale, bias of the normalised shape). */
-  layerNorm(x: Value, scale: Value, bias: Value, opts: { axis?: number; epsilon?: number } = {}): Value {
-    return this.one("layerNorm", [x, scale, bias], { axis: opts.axis ?? -1, epsilon: opts.epsilon ?? 1e-5 });
+  /**
+   * LayerNorm over axes [axis, rank) with elementwise affine (scale, bias of the normalised shape);
+   * with `scale` and `bias` both undefined, the normalised rows x̂ alone.
+   */
+  layerNorm(
+    x: Value,
+    scale: Value | undefined,
+    bias: Value | undefined,
+    opts: { axis?: number; epsilon?: number } = {},
+  ): Value {
+    if ((scale === undefined) !== (bias === undefined))
+      throw new Error("layerNorm: give both scale and bias, or neither");
+    return this.one("layerNorm", scale && bias ? [x, scale, bias] : [x], {
+      axis: opts.axis ?? -1,
+      epsilon: opts.epsilon ?? 1e-5,
+    });
   }
 
   /**
    * sum = x + skip (+ bias); y = LayerNorm(sum) over the last axis. Returns both: `sum` is the
-   * residual stream a pre-norm block carries on, `y` what the next sub-layer reads.
+   * residual stream a pre-norm block carries on, `y` what the next sub-layer reads. Without
+   * `affine`, y is the normalised rows x̂ (see layerNorm).
    */
   skipLayerNorm(
     x: Value,
     skip: Value,
-    scale: Value,
-    shift: Value,
+    affine: { scale: Value; shift: Value } | undefined,
     opts: { bias?: Value; epsilon?: number } = {},
   ): { y: Value; sum: Value } {
-    const ins = [x, skip, scale, shift, ...(opts.bias ? [opts.bias] : [])];
+    const bias = opts.bias ? [opts.bias] : [];
+    const ins = affine ? [x, skip, affine.scale, affine.shift, ...bias] : [x, skip, ...bias];
     const [y, , , sum] = this.apply("skipLayerNorm", ins, { epsilon: opts.epsilon ?? 1e-5 });
     return { y: y!, sum: sum! };
   }

@@ -83,12 +83,18 @@ export interface OpAttrs<Body extends LoopBody = LoopBody> {
   // normalisation
   softmax: { axis: number };
   logSoftmax: { axis: number };
-  /** normalises over axes [axis, rank); outputs y, mean, invStd (the latter two keep dims) */
+  /**
+   * normalises over axes [axis, rank); outputs y, mean, invStd (the latter two keep dims).
+   * Inputs [x, scale, shift], or [x] alone for the normalised rows without the affine (y = x̂; a
+   * model folds scale and shift into the linear layer that reads them, see models/vit.ts).
+   */
   layerNorm: { axis: number; epsilon: number };
   /**
    * A residual add and the LayerNorm after it, as one op: sum = x + skip (+ bias), then
    * LayerNorm over the last axis. Outputs y, mean, invStd (as layerNorm) and sum (the residual
    * stream, which the block also needs). float32 lowers to com.microsoft SkipLayerNormalization.
+   * Inputs [x, skip, scale, shift, bias?], or without the affine [x, skip, bias?]
+   * (see `skipLayerNormInputs`).
    */
   skipLayerNorm: { epsilon: number };
   // reductions
@@ -136,6 +142,17 @@ export interface OpDef<K extends OpName> {
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
+
+/**
+ * The inputs of a skipLayerNorm node by role: [x, skip, scale, shift, bias?] with the affine,
+ * [x, skip, bias?] without it (2–3 inputs). One place for the layout that shape inference,
+ * autodiff and lowering all read.
+ */
+export function skipLayerNormInputs<T>(ins: readonly T[]): { x: T; skip: T; scale?: T; shift?: T; bias?: T } {
+  const [x, skip] = ins as [T, T];
+  if (ins.length <= 3) return { x, skip, ...(ins[2] !== undefined ? { bias: ins[2] } : {}) };
+  return { x, skip, scale: ins[2], shift: ins[3], ...(ins[4] !== undefined ? { bias: ins[4] } : {}) };
+}
 
 function fail(msg: string): never {
   throw new Error(msg);
@@ -290,13 +307,15 @@ export const OPS: { [K in OpName]: OpDef<K> } = {
     },
   },
   layerNorm: {
-    arity: [3, 3],
-    infer: ([x, scale, bias], a) => {
+    arity: [1, 3],
+    infer: (ins, a) => {
+      if (ins.length === 2) fail("expected [x] or [x, scale, shift], got 2 inputs");
+      const [x, ...affine] = ins;
       requireFloat(x!);
-      sameDType([x!, scale!, bias!]);
+      sameDType([x!, ...affine]);
       const axis = normAxis(a.axis, x!.shape.length);
       const normShape = x!.shape.slice(axis);
-      for (const p of [scale!, bias!])
+      for (const p of affine)
         if (p.shape.length !== normShape.length || !p.shape.every((d, i) => dimsEqual(d, normShape[i]!)))
           fail(
             `scale/bias shape ${formatShape(p.shape)} must equal normalised shape ${formatShape(normShape)}`,
@@ -306,24 +325,21 @@ export const OPS: { [K in OpName]: OpDef<K> } = {
     },
   },
   skipLayerNorm: {
-    arity: [4, 5],
-    infer: ([x, skip, scale, shift, bias]) => {
-      requireFloat(x!);
-      sameDType([x!, skip!, scale!, shift!, ...(bias ? [bias] : [])]);
-      if (x!.shape.length < 2) fail(`input must have rank ≥ 2, got ${formatShape(x!.shape)}`);
-      if (skip!.shape.length !== x!.shape.length || !skip!.shape.every((d, i) => dimsEqual(d, x!.shape[i]!)))
-        fail(`skip ${formatShape(skip!.shape)} must have the input's shape ${formatShape(x!.shape)}`);
-      const d = x!.shape.at(-1)!;
-      for (const p of [scale!, shift!, ...(bias ? [bias] : [])])
+    arity: [2, 5],
+    infer: (ins) => {
+      const { x, skip, scale, shift, bias } = skipLayerNormInputs(ins);
+      const params = [scale, shift, bias].filter((p): p is TensorType => p !== undefined);
+      requireFloat(x);
+      sameDType([x, skip, ...params]);
+      if (x.shape.length < 2) fail(`input must have rank ≥ 2, got ${formatShape(x.shape)}`);
+      if (skip.shape.length !== x.shape.length || !skip.shape.every((d, i) => dimsEqual(d, x.shape[i]!)))
+        fail(`skip ${formatShape(skip.shape)} must have the input's shape ${formatShape(x.shape)}`);
+      const d = x.shape.at(-1)!;
+      for (const p of params)
         if (p.shape.length !== 1 || !dimsEqual(p.shape[0]!, d))
           fail(`scale/shift/bias shape ${formatShape(p.shape)} must be [${d}] (the last axis)`);
-      const statShape = [...x!.shape.slice(0, -1), 1];
-      return [
-        { ...x! },
-        { dtype: x!.dtype, shape: statShape },
-        { dtype: x!.dtype, shape: statShape },
-        { ...x! },
-      ];
+      const statShape = [...x.shape.slice(0, -1), 1];
+      return [{ ...x }, { dtype: x.dtype, shape: statShape }, { dtype: x.dtype, shape: statShape }, { ...x }];
     },
   },
   reduceSum: { arity: [1, 1], infer: reduce },

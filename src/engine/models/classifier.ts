@@ -44,6 +44,11 @@ export interface ClassifierOptions {
    * (bench/RESULTS.md, "Engine speed levers").
    */
   fuseResidualNorm?: boolean;
+  /**
+   * Fold each LayerNorm's scale and shift into the linear layer reading it (ForwardOptions;
+   * default true). The same function; measured faster (bench/RESULTS.md).
+   */
+  foldNormAffine?: boolean;
 }
 
 export const INPUT = {
@@ -71,6 +76,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
   const depth = plan.blocks.length;
   const useDropPath = (opts.dropPathRate ?? cfg.dropPathRate) > 0;
   const fuseResidualNorm = !opts.recomputeActivations && (opts.fuseResidualNorm ?? false);
+  const foldNormAffine = opts.foldNormAffine ?? true;
   const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
   if (useDropPath)
     inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: dropMaskShape(depth, batch) });
@@ -91,6 +97,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
     }
     const logits = forwardPlan(b, cfg, ctx.param, ctx.input(INPUT.images), plan, masks, {
       fuseResidualNorm,
+      foldNormAffine,
     });
     if (ctx.training && opts.softTargets) {
       const soft = ctx.input(INPUT.targets);
@@ -124,6 +131,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
       batch,
       useDropPath,
       fuseResidualNorm,
+      foldNormAffine,
       softTargets: opts.softTargets ?? false,
       loss: opts.loss ?? "ce",
       labelSmoothing: opts.labelSmoothing ?? 0,

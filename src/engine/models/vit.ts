@@ -206,7 +206,7 @@ export interface Tokens {
    * `x` already normalised by the LayerNorm `by` (e.g. "blocks.3.norm1"): the previous block
    * computed its second residual add and this norm as one skipLayerNorm (see BlockOptions.nextNorm).
    */
-  normed?: { by: string; y: Value };
+  normed?: { by: string; y: Normed };
 }
 
 /** images [B,C,H,W] → tokens [B·T, D]: patchify (reshape+matmul = Conv2d k=s=p), cls, pos. */
@@ -243,6 +243,48 @@ function linear(b: GraphBuilder, x: Value, param: ParamReader, name: string, bia
 }
 
 /**
+ * Rows out of a LayerNorm, as a linear layer reads them. With `affine` set, the rows are the
+ * normalised x̂ and that norm's scale and shift (parameters `${affine}.weight`, `.bias`) are still
+ * to be applied — the reading layer folds them into its own weights (`normedLinearWeights`).
+ */
+export interface Normed {
+  rows: Value;
+  affine?: string;
+}
+
+/**
+ * The weight [out, in] and bias [out] a linear layer applies to `normed` rows. With a pending
+ * affine: LN(x)·Wᵀ + b = x̂·(W⊙scale)ᵀ + (b + W·shift) — the same function, computed on
+ * [out, in]-sized tensors instead of [rows, in] ones. Why: x̂ is then what the norm's backward
+ * reads (no recomputing it), the gradient arriving at x̂ is the layer's input gradient as it
+ * comes out of the GEMM (no ⊙scale pass), and the scale's and shift's gradients come from the
+ * small weight-side products instead of two column sums over every row — five fewer passes over
+ * the activations per norm (bench/RESULTS.md, "LayerNorm affine folded into the next layer").
+ */
+function normedLinearWeights(
+  b: GraphBuilder,
+  normed: Normed,
+  param: ParamReader,
+  name: string,
+  bias = true,
+): { weight: Value; bias: Value | undefined } {
+  const weight = param(`${name}.weight`);
+  const ownBias = bias ? param(`${name}.bias`) : undefined;
+  if (!normed.affine) return { weight, bias: ownBias };
+  const d = normed.rows.shape.at(-1)!;
+  const scale = b.reshape(param(`${normed.affine}.weight`), [1, d]);
+  const shift = b.reshape(param(`${normed.affine}.bias`), [1, d]);
+  const shifted = b.reshape(b.gemm(shift, weight, undefined, { transB: true }), [weight.shape[0]!]); // W·shift
+  return { weight: b.mul(weight, scale), bias: ownBias ? b.add(ownBias, shifted) : shifted };
+}
+
+/** A linear layer reading LayerNorm rows (see Normed). */
+function normedLinear(b: GraphBuilder, normed: Normed, param: ParamReader, name: string, bias = true): Value {
+  const w = normedLinearWeights(b, normed, param, name, bias);
+  return b.gemm(normed.rows, w.weight, w.bias, { transB: true });
+}
+
+/**
  * Scale a residual branch per sample by a drop-path mask [B] (0 or 1/keep), fed as an input so
  * the random draw comes from the run's seeded generator.
  */
@@ -274,21 +316,39 @@ export interface BlockOptions {
    * skipLayerNorm op, and the tokens it returns carry the normalised rows (`Tokens.normed`).
    */
   nextNorm?: { name: string; epsilon: number };
+  /** Fold each LayerNorm's affine into the linear layer that reads it (ForwardOptions.foldNormAffine). */
+  foldNormAffine?: boolean;
 }
 
 /** One pre-norm transformer block on tokens [B·T, D]; `name` is e.g. "blocks.3" or "meta.blocks.1". */
 /** Sizes and the LayerNorm reader that both block variants share. */
-function blockParts(b: GraphBuilder, cfg: VitConfig, param: ParamReader, name: string) {
+function blockParts(b: GraphBuilder, cfg: VitConfig, param: ParamReader, name: string, fold: boolean) {
   const d = cfg.width;
   return {
     d,
     heads: cfg.heads,
     hd: d / cfg.heads,
-    ln: (x: Value, which: string) =>
-      b.layerNorm(x, param(`${name}.${which}.weight`), param(`${name}.${which}.bias`), {
-        epsilon: cfg.layerNormEps,
-      }),
+    ln: (x: Value, which: string): Normed =>
+      layerNormRows(b, x, param, `${name}.${which}`, cfg.layerNormEps, fold),
   };
+}
+
+/** LayerNorm `norm` (its parameter prefix) of x, with the affine applied or left to the reader. */
+function layerNormRows(
+  b: GraphBuilder,
+  x: Value,
+  param: ParamReader,
+  norm: string,
+  epsilon: number,
+  fold: boolean,
+): Normed {
+  if (fold) return { rows: b.layerNorm(x, undefined, undefined, { epsilon }), affine: norm };
+  return { rows: b.layerNorm(x, param(`${norm}.weight`), param(`${norm}.bias`), { epsilon }) };
+}
+
+/** The affine a skipLayerNorm applies itself: none when folded into the reader. */
+function skipAffine(param: ParamReader, norm: string, fold: boolean) {
+  return fold ? undefined : { scale: param(`${norm}.weight`), shift: param(`${norm}.bias`) };
 }
 
 export function block(
@@ -299,13 +359,14 @@ export function block(
   name: string,
   opts: BlockOptions = {},
 ): Tokens {
-  const { d, heads, hd, ln } = blockParts(b, cfg, param, name);
+  const fold = opts.foldNormAffine ?? true;
+  const { d, heads, hd, ln } = blockParts(b, cfg, param, name, fold);
   const { tokens } = t;
 
   if (opts.clsOnly) return clsBlock(b, cfg, param, t, name, opts);
 
   // Attention.
-  const qkv = linear(b, norm1(t, name, ln), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
+  const qkv = normedLinear(b, norm1(t, name, ln), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
   const split = b.transpose(b.reshape(qkv, [-1, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]); // [3,B,H,T,hd]
   const [q3, k3, v3] = b.split(split, 0, [1, 1, 1]) as [Value, Value, Value];
   const q = b.mul(b.reshape(q3, [-1, heads, tokens, hd]), hd ** -0.5);
@@ -313,18 +374,19 @@ export function block(
   const v = b.reshape(v3, [-1, heads, tokens, hd]);
   const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
   const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, d]);
-  const { x1, normed } = residualNorm(b, cfg, param, t, mixed, name, opts.dropMask?.attn);
+  const { x1, normed } = residualNorm(b, cfg, param, t, mixed, name, opts.dropMask?.attn, fold);
 
   // MLP.
-  const hidden = b.gelu(linear(b, normed, param, `${name}.mlp.fc1`));
+  const hidden = b.gelu(normedLinear(b, normed, param, `${name}.mlp.fc1`));
   const next = opts.nextNorm;
   if (next && !opts.dropMask) {
     const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`, false);
-    const { y, sum } = b.skipLayerNorm(mlpOut, x1, param(`${next.name}.weight`), param(`${next.name}.bias`), {
+    const { y, sum } = b.skipLayerNorm(mlpOut, x1, skipAffine(param, next.name, fold), {
       bias: param(`${name}.mlp.fc2.bias`),
       epsilon: next.epsilon,
     });
-    return { batch: t.batch, tokens: t.tokens, x: sum, normed: { by: next.name, y } };
+    const rows: Normed = fold ? { rows: y, affine: next.name } : { rows: y };
+    return { batch: t.batch, tokens: t.tokens, x: sum, normed: { by: next.name, y: rows } };
   }
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
   return {
@@ -335,7 +397,7 @@ export function block(
 }
 
 /** A block's norm1 of the tokens: the rows the previous block already normalised, if it did. */
-function norm1(t: Tokens, name: string, ln: (x: Value, which: string) => Value): Value {
+function norm1(t: Tokens, name: string, ln: (x: Value, which: string) => Normed): Normed {
   return t.normed?.by === `${name}.norm1` ? t.normed.y : ln(t.x, "norm1");
 }
 
@@ -352,25 +414,21 @@ function residualNorm(
   mixed: Value,
   name: string,
   dropMask: Value | undefined,
-): { x1: Value; normed: Value } {
-  const { d, ln } = blockParts(b, cfg, param, name);
+  fold: boolean,
+): { x1: Value; normed: Normed } {
+  const { d, ln } = blockParts(b, cfg, param, name, fold);
   if (dropMask) {
     const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
     const x1 = b.add(t.x, dropPath(b, attnOut, dropMask, t, d));
     return { x1, normed: ln(x1, "norm2") };
   }
   const projected = linear(b, mixed, param, `${name}.attn.proj`, false);
-  const { y, sum } = b.skipLayerNorm(
-    projected,
-    t.x,
-    param(`${name}.norm2.weight`),
-    param(`${name}.norm2.bias`),
-    {
-      bias: param(`${name}.attn.proj.bias`),
-      epsilon: cfg.layerNormEps,
-    },
-  );
-  return { x1: sum, normed: y };
+  const norm2 = `${name}.norm2`;
+  const { y, sum } = b.skipLayerNorm(projected, t.x, skipAffine(param, norm2, fold), {
+    bias: param(`${name}.attn.proj.bias`),
+    epsilon: cfg.layerNormEps,
+  });
+  return { x1: sum, normed: fold ? { rows: y, affine: norm2 } : { rows: y } };
 }
 
 /** Rows of the class token: tokens [B·T, D] → [B, D]. */
@@ -388,39 +446,45 @@ function clsBlock(
   name: string,
   opts: BlockOptions,
 ): Tokens {
-  const { d, heads, hd, ln } = blockParts(b, cfg, param, name);
+  const { d, heads, hd, ln } = blockParts(b, cfg, param, name, opts.foldNormAffine ?? true);
   const { batch, tokens } = t;
   const xn = norm1(t, name, ln); // [B·T, D]
   // qkv.weight rows are [q; k; v]: keys and values for every token, the query for the class token.
-  const [wq, wkv] = b.split(param(`${name}.attn.qkv.weight`), 0, [d, 2 * d]) as [Value, Value];
-  const [bq, bkv] = cfg.qkvBias
-    ? (b.split(param(`${name}.attn.qkv.bias`), 0, [d, 2 * d]) as [Value, Value])
+  const qkvW = normedLinearWeights(b, xn, param, `${name}.attn.qkv`, cfg.qkvBias);
+  const [wq, wkv] = b.split(qkvW.weight, 0, [d, 2 * d]) as [Value, Value];
+  const [bq, bkv] = qkvW.bias
+    ? (b.split(qkvW.bias, 0, [d, 2 * d]) as [Value, Value])
     : [undefined, undefined];
-  const kv = b.gemm(xn, wkv, bkv, { transB: true }); // [B·T, 2D]
+  const kv = b.gemm(xn.rows, wkv, bkv, { transB: true }); // [B·T, 2D]
   const kvHeads = b.transpose(b.reshape(kv, [-1, tokens, 2, heads, hd]), [2, 0, 3, 1, 4]); // [2,B,H,T,hd]
   const [k2, v2] = b.split(kvHeads, 0, [1, 1]) as [Value, Value];
   const k = b.reshape(k2, [-1, heads, tokens, hd]);
   const v = b.reshape(v2, [-1, heads, tokens, hd]);
-  const q1 = b.gemm(classRows(b, xn, t, d), wq, bq, { transB: true }); // [B, D]
+  const q1 = b.gemm(classRows(b, xn.rows, t, d), wq, bq, { transB: true }); // [B, D]
   const q = b.mul(b.reshape(q1, [-1, heads, 1, hd]), hd ** -0.5);
   const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,1,T]
   const mixed = b.reshape(b.matmul(attn, v), [-1, d]); // [B,H,1,hd] is [B,1,H,hd] in memory
   const one: Tokens = { x: mixed, batch, tokens: 1 };
   const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
   const x1 = b.add(classRows(b, t.x, t, d), dropPath(b, attnOut, opts.dropMask?.attn, one, d));
-  const hidden = b.gelu(linear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
+  const hidden = b.gelu(normedLinear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
   return { x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, one, d)), batch, tokens: 1 };
 }
 
 /** Final norm on the class token and the classifier: tokens → logits [B, classes]. */
-export function head(b: GraphBuilder, cfg: VitConfig, param: ParamReader, t: Tokens, prefix = ""): Value {
+export function head(
+  b: GraphBuilder,
+  cfg: VitConfig,
+  param: ParamReader,
+  t: Tokens,
+  prefix = "",
+  foldNormAffine = true,
+): Value {
   // LayerNorm is per token, so norm(x)[:, 0] = norm(x[:, 0]): normalise only the class token.
   const cls = classRows(b, t.x, t, cfg.width);
-  const normed = b.layerNorm(cls, param(`${prefix}norm.weight`), param(`${prefix}norm.bias`), {
-    epsilon: cfg.layerNormEps,
-  });
-  return linear(b, normed, param, `${prefix}head`);
+  const normed = layerNormRows(b, cls, param, `${prefix}norm`, cfg.layerNormEps, foldNormAffine);
+  return normedLinear(b, normed, param, `${prefix}head`);
 }
 
 /**
@@ -466,6 +530,11 @@ export interface ForwardOptions {
    * since its segments must not read the next block's normalised rows).
    */
   fuseResidualNorm?: boolean;
+  /**
+   * Fold every LayerNorm's scale and shift into the linear layer that reads its rows (default
+   * true; see normedLinearWeights). The same function; false keeps the affine in the norm op.
+   */
+  foldNormAffine?: boolean;
 }
 
 /** images → logits along `plan`; `dropMasks[i]` are the i-th block's masks (training only). */
@@ -480,6 +549,7 @@ export function forwardPlan(
 ): Value {
   const widths = plan.widths;
   const fuse = opts.fuseResidualNorm ?? false;
+  const foldNormAffine = opts.foldNormAffine ?? true;
   const adapt = (t: Tokens, before: number): Tokens => {
     for (const adapter of widths?.adapters ?? []) {
       if (adapter.before === before)
@@ -507,13 +577,14 @@ export function forwardPlan(
     t = b.segment(input.x, () =>
       block(b, blockCfg, param, input, name, {
         clsOnly,
+        foldNormAffine,
         ...(dropMask ? { dropMask } : {}),
         ...(nextNorm ? { nextNorm } : {}),
       }),
     );
   });
   t = adapt(t, plan.blocks.length);
-  return head(b, widths?.head ?? cfg, param, t, plan.headPrefix);
+  return head(b, widths?.head ?? cfg, param, t, plan.headPrefix, foldNormAffine);
 }
 
 /** The whole model: images → logits. `dropMasks[i]` are block i's masks (training only). */

@@ -18,8 +18,8 @@
 
 import { type DType, isFloatDType } from "../ir/dtype.ts";
 import type { Node } from "../ir/graph.ts";
-import type { OpName } from "../ir/ops.ts";
-import { isStaticDim, normAxis } from "../ir/shape.ts";
+import { type OpName, skipLayerNormInputs } from "../ir/ops.ts";
+import { isStaticDim, normAxis, type Shape } from "../ir/shape.ts";
 import { type LowerContext, MS_DOMAIN } from "./lower-context.ts";
 import { attr, ONNX_DTYPE, tensorProto } from "./proto.ts";
 
@@ -80,21 +80,30 @@ const onesRows = new WeakMap<LowerContext, Map<string, string>>();
 /**
  * LayerNorm over axes [axis, rank): float32 → LayerNormalization (which also returns the mean
  * and 1/σ the backward reuses); float64 → explicit mean/variance ops (ORT has no double stash type).
+ * Without scale and bias (the affine folded into the next linear layer) LayerNormalization gets
+ * a ones scale, which ORT folds into a constant at session start.
  */
 function layerNormInto(
   ctx: LowerContext,
   dtype: DType,
-  rank: number,
+  shape: Shape,
   axisAttr: number,
   epsilon: number,
-  [x, scale, bias]: string[],
+  [x, scale, bias]: (string | undefined)[],
   [y, mean, invStd]: string[],
 ): void {
+  const rank = shape.length;
   const axis = normAxis(axisAttr, rank);
   if (dtype === "float32") {
+    const ones = () =>
+      ctx.op(
+        "ConstantOfShape",
+        [ctx.shapeTensor(shape.slice(axis))],
+        [attr.tensor("value", tensorProto("value", dtype, [1], Float32Array.of(1)))],
+      );
     ctx.emit(
       "LayerNormalization",
-      [x!, scale!, bias!],
+      [x!, scale ?? ones(), ...(bias ? [bias] : [])],
       [y!, mean!, invStd!],
       [attr.int("axis", axis), attr.float("epsilon", epsilon), attr.int("stash_type", 1)],
     );
@@ -106,7 +115,8 @@ function layerNormInto(
   const variance = ctx.op("ReduceMean", [ctx.op("Mul", [centred, centred])], reduceAttrs(axes, true));
   const std = ctx.op("Sqrt", [ctx.op("Add", [variance, ctx.constScalar(epsilon, dtype)])]);
   ctx.emit("Reciprocal", [std], [invStd!]);
-  ctx.emit("Add", [ctx.op("Mul", [ctx.op("Mul", [centred, invStd!]), scale!]), bias!], [y!]);
+  if (!scale || !bias) ctx.emit("Mul", [centred, invStd!], [y!]);
+  else ctx.emit("Add", [ctx.op("Mul", [ctx.op("Mul", [centred, invStd!]), scale]), bias], [y!]);
 }
 
 function reduceAttrs(axes: number[], keepDims: boolean) {
@@ -205,24 +215,33 @@ export const LOWERINGS: { [K in OpName]: Lowering<K> } = {
   softmax: (ctx, n, ins, outs) => ctx.emit("Softmax", ins, outs, [attr.int("axis", n.attrs.axis)]),
   logSoftmax: (ctx, n, ins, outs) => ctx.emit("LogSoftmax", ins, outs, [attr.int("axis", n.attrs.axis)]),
   layerNorm: (ctx, n, ins, outs) =>
-    layerNormInto(ctx, n.inputs[0]!.dtype, n.inputs[0]!.rank, n.attrs.axis, n.attrs.epsilon, ins, outs),
-  skipLayerNorm: (ctx, n, [x, skip, scale, shift, bias], [y, mean, invStd, sum]) => {
+    layerNormInto(ctx, n.inputs[0]!.dtype, n.inputs[0]!.shape, n.attrs.axis, n.attrs.epsilon, ins, outs),
+  skipLayerNorm: (ctx, n, ins, [y, mean, invStd, sum]) => {
     const xv = n.inputs[0]!;
-    // ORT's CPU kernel takes [rows, D] or [B, T, D] and returns mean, 1/σ and the sum too.
+    const { x, skip, scale, shift, bias } = skipLayerNormInputs(ins);
+    // ORT's CPU kernel takes [rows, D] or [B, T, D] and returns mean, 1/σ and the sum too; its
+    // gamma is required (ones when the affine is folded away), beta and bias optional ("" skips).
     if (xv.dtype === "float32" && ctx.fusedSkipLayerNorm && xv.rank <= 3) {
-      const ins = [x!, skip!, scale!, shift!, ...(bias ? [bias] : [])];
+      const gamma =
+        scale ??
+        ctx.op(
+          "ConstantOfShape",
+          [ctx.shapeTensor([xv.shape.at(-1)!])],
+          [attr.tensor("value", tensorProto("value", "float32", [1], Float32Array.of(1)))],
+        );
+      const tail = bias ? [shift ?? "", bias] : shift ? [shift] : [];
       ctx.emit(
         "SkipLayerNormalization",
-        ins,
+        [x, skip, gamma, ...tail],
         [y!, mean!, invStd!, sum!],
         [attr.float("epsilon", n.attrs.epsilon)],
         MS_DOMAIN,
       );
       return;
     }
-    if (bias) ctx.emit("Add", [ctx.op("Add", [x!, bias]), skip!], [sum!]);
-    else ctx.emit("Add", [x!, skip!], [sum!]);
-    layerNormInto(ctx, xv.dtype, xv.rank, -1, n.attrs.epsilon, [sum!, scale!, shift!], [y!, mean!, invStd!]);
+    if (bias) ctx.emit("Add", [ctx.op("Add", [x, bias]), skip], [sum!]);
+    else ctx.emit("Add", [x, skip], [sum!]);
+    layerNormInto(ctx, xv.dtype, xv.shape, -1, n.attrs.epsilon, [sum!, scale, shift], [y!, mean!, invStd!]);
   },
   reduceSum: (ctx, n, [x], [y]) => {
     if (n.attrs.axes.length === 0) ctx.emit("Identity", [x!], [y!]);
