@@ -101,6 +101,8 @@ export interface EngineVariant {
   residualNorm?: boolean;
   /** each LayerNorm's affine folded into the linear layer reading it (ForwardOptions.foldNormAffine) */
   foldNorm?: boolean;
+  /** attention one head at a time, no head transposes (ForwardOptions.attentionPerHead) */
+  perHead?: boolean;
   /** GELU's backward in nine elementwise passes (else ten; the same bits) */
   geluGrad?: boolean;
   /** ORT CPU memory arena */
@@ -124,6 +126,7 @@ export const BOOLEAN_KEYS = [
   "skipLayerNorm",
   "residualNorm",
   "foldNorm",
+  "perHead",
   "geluGrad",
   "memArena",
   "memPattern",
@@ -197,6 +200,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     labelSmoothing: 0.1,
     fuseResidualNorm: variant.residualNorm,
     foldNormAffine: variant.foldNorm,
+    attentionPerHead: variant.perHead,
   });
   // Uncached on purpose: this is the cost a cache miss pays (and PyTorch's eager mode does not).
   let started = performance.now();

@@ -6,7 +6,7 @@
  *     [--variant key=value,…]
  *
  * --no-contrib lowers without com.microsoft kernels (as the `contribOps=false` engine variant);
- * --variant takes the graph keys of `bench engine --compare` (contribOps, skipLayerNorm, residualNorm, foldNorm, geluGrad).
+ * --variant takes the graph keys of `bench engine --compare` (contribOps, skipLayerNorm, residualNorm, foldNorm, perHead, geluGrad).
  *
  * Timing (steps/s median over repeats) runs without profiling; the profile run is separate.
  */
@@ -43,6 +43,7 @@ const spec = vitClassifierSpec(cfg, {
   labelSmoothing: 0.1,
   fuseResidualNorm: variant.residualNorm,
   foldNormAffine: variant.foldNorm,
+  attentionPerHead: variant.perHead,
 });
 const compiled = compileTrainStep(spec, {
   contribOps: args.includes("--no-contrib") ? false : variant.contribOps,

@@ -79,8 +79,31 @@ export function gradients(
     });
   }
   const result = wrt.map((w) => grads.get(w));
-  recomputation?.pruneUnusedCopies(result.filter((g): g is Value => g !== undefined));
+  const kept = result.filter((g): g is Value => g !== undefined);
+  recomputation?.pruneUnusedCopies(kept);
+  pruneUnreadBackward(b, nodes.length, kept);
   return result;
+}
+
+/**
+ * Drops the backward nodes (from index `from` on) that nothing reads: neither a later node, a
+ * graph output nor a returned gradient — e.g. a GEMM a rule replaced by a rescaled one
+ * (rules.ts halvedGemm). The forward graph is left as the caller built it.
+ */
+function pruneUnreadBackward(b: GraphBuilder, from: number, keep: readonly Value[]): void {
+  const nodes = b.graph.nodes;
+  const read = new Set<Value>(keep);
+  for (const o of b.graph.outputs) read.add(o.value);
+  const dead = new Set<Node>();
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (i >= from && !n.outputs.some((v) => read.has(v))) dead.add(n);
+    else for (const v of n.inputs) read.add(v);
+  }
+  if (dead.size === 0) return;
+  const live = nodes.filter((n) => !dead.has(n));
+  nodes.length = 0;
+  nodes.push(...live);
 }
 
 /**

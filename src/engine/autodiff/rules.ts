@@ -102,6 +102,19 @@ function layerNormVjp(
   return [dx, when(needs[1], () => reduceBatch(gx!)), when(needs[2], () => reduceBatch(g))];
 }
 
+/**
+ * ½·g as one GEMM when g is a GEMM's output (in a transformer MLP, g reaching GELU is fc2's input
+ * gradient): the same GEMM with alpha halved — exact, since scaling by ½ is — so that GELU's
+ * backward saves its ½ pass (OpAttrs.geluGrad). The GEMM that made g is left unread and pruned
+ * at the end of `gradients`. Undefined when g comes from anything else.
+ */
+function halvedGemm(b: GraphBuilder, g: Value): Value | undefined {
+  const gemm = g.producer;
+  if (gemm?.op !== "gemm" || gemm.inputs.length !== 2) return undefined;
+  const { transA, transB, alpha } = (gemm as Node<"gemm">).attrs;
+  return b.gemm(gemm.inputs[0]!, gemm.inputs[1]!, undefined, { transA, transB, alpha: alpha * 0.5 });
+}
+
 export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
   // ---- elementwise binary (broadcast gradients are summed back to the operand's shape) ------
   add: ({ b, x: [a, c], dy: [g], needs }) => [
@@ -159,7 +172,10 @@ export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
   sign: ZERO_GRADIENT,
   // GELU(x) = x·Φ(x):  d/dx = Φ(x) + x·φ(x),  Φ = ½(1 + erf(x/√2)),  φ = e^{−x²/2}/√(2π).
   // The product g·GELU'(x) is one op, geluGrad, whose lowering spells out the passes (lower.ts).
-  gelu: ({ b, x: [x], dy: [g] }) => [b.geluGrad(x!, g!)],
+  gelu: ({ b, x: [x], dy: [g] }) => {
+    const halved = halvedGemm(b, g!);
+    return [halved ? b.geluGrad(x!, halved, { halvedGradient: true }) : b.geluGrad(x!, g!)];
+  },
   geluGrad: noRule("second derivatives of GELU are not implemented"),
   identity: ({ dy: [g] }) => [g],
   stopGradient: ZERO_GRADIENT,

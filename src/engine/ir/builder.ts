@@ -208,9 +208,12 @@ export class GraphBuilder {
   gelu(x: Value): Value {
     return this.one("gelu", [x], {});
   }
-  /** g·GELU'(x): the gradient of gelu, one op so that its lowering can choose its passes. */
-  geluGrad(x: Value, g: Value): Value {
-    return this.one("geluGrad", [x, g], {});
+  /**
+   * g·GELU'(x): the gradient of gelu, one op so that its lowering can choose its passes. With
+   * `halvedGradient`, g is already ½ of the incoming gradient (see OpAttrs.geluGrad).
+   */
+  geluGrad(x: Value, g: Value, opts: { halvedGradient?: boolean } = {}): Value {
+    return this.one("geluGrad", [x, g], { halvedGradient: opts.halvedGradient ?? false });
   }
   identity(x: Value): Value {
     return this.one("identity", [x], {});

@@ -69,8 +69,12 @@ export interface OpAttrs<Body extends LoopBody = LoopBody> {
   sign: NoAttrs;
   /** exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)) */
   gelu: NoAttrs;
-  /** GELU's derivative times the incoming gradient: geluGrad(x, g) = g·GELU'(x) (gelu's VJP) */
-  geluGrad: NoAttrs;
+  /**
+   * GELU's derivative times the incoming gradient: geluGrad(x, g) = g·GELU'(x) (gelu's VJP). With
+   * `halvedGradient`, g arrives already multiplied by ½ — the ½ of GELU'(x) = ½·(1 + erf(x/√2) +
+   * x·√(2/π)·e^{−x²/2}), folded into the GEMM that made g — and the op applies the rest.
+   */
+  geluGrad: { halvedGradient: boolean };
   identity: NoAttrs;
   /** identity in the forward pass; blocks gradients */
   stopGradient: NoAttrs;

@@ -49,6 +49,8 @@ export interface ClassifierOptions {
    * default true). The same function; measured faster (bench/RESULTS.md).
    */
   foldNormAffine?: boolean;
+  /** Attention one head at a time (ForwardOptions.attentionPerHead; default false). */
+  attentionPerHead?: boolean;
 }
 
 export const INPUT = {
@@ -77,6 +79,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
   const useDropPath = (opts.dropPathRate ?? cfg.dropPathRate) > 0;
   const fuseResidualNorm = !opts.recomputeActivations && (opts.fuseResidualNorm ?? false);
   const foldNormAffine = opts.foldNormAffine ?? true;
+  const attentionPerHead = opts.attentionPerHead ?? false;
   const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
   if (useDropPath)
     inputs.push({ name: INPUT.dropMask, dtype: "float32", shape: dropMaskShape(depth, batch) });
@@ -98,6 +101,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
     const logits = forwardPlan(b, cfg, ctx.param, ctx.input(INPUT.images), plan, masks, {
       fuseResidualNorm,
       foldNormAffine,
+      attentionPerHead,
     });
     if (ctx.training && opts.softTargets) {
       const soft = ctx.input(INPUT.targets);
@@ -132,6 +136,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
       useDropPath,
       fuseResidualNorm,
       foldNormAffine,
+      attentionPerHead,
       softTargets: opts.softTargets ?? false,
       loss: opts.loss ?? "ce",
       labelSmoothing: opts.labelSmoothing ?? 0,

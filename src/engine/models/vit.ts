@@ -318,6 +318,8 @@ export interface BlockOptions {
   nextNorm?: { name: string; epsilon: number };
   /** Fold each LayerNorm's affine into the linear layer that reads it (ForwardOptions.foldNormAffine). */
   foldNormAffine?: boolean;
+  /** Attention one head at a time, without head transposes (ForwardOptions.attentionPerHead). */
+  attentionPerHead?: boolean;
 }
 
 /** One pre-norm transformer block on tokens [B·T, D]; `name` is e.g. "blocks.3" or "meta.blocks.1". */
@@ -367,13 +369,9 @@ export function block(
 
   // Attention.
   const qkv = normedLinear(b, norm1(t, name, ln), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
-  const split = b.transpose(b.reshape(qkv, [-1, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]); // [3,B,H,T,hd]
-  const [q3, k3, v3] = b.split(split, 0, [1, 1, 1]) as [Value, Value, Value];
-  const q = b.mul(b.reshape(q3, [-1, heads, tokens, hd]), hd ** -0.5);
-  const k = b.reshape(k3, [-1, heads, tokens, hd]);
-  const v = b.reshape(v3, [-1, heads, tokens, hd]);
-  const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
-  const mixed = b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, d]);
+  const mixed = opts.attentionPerHead
+    ? attentionPerHead(b, qkv, tokens, heads, hd)
+    : attentionAllHeads(b, qkv, tokens, heads, hd);
   const { x1, normed } = residualNorm(b, cfg, param, t, mixed, name, opts.dropMask?.attn, fold);
 
   // MLP.
@@ -394,6 +392,36 @@ export function block(
     tokens: t.tokens,
     x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, { ...t, x: x1 }, d)),
   };
+}
+
+/**
+ * Multi-head attention on qkv [B·T, 3D] (columns: q, k, v, each head by head) → [B·T, D]: all heads
+ * as one batch [B, H, T, hd], moved there by a transpose (and back by another).
+ */
+function attentionAllHeads(b: GraphBuilder, qkv: Value, tokens: number, heads: number, hd: number): Value {
+  const split = b.transpose(b.reshape(qkv, [-1, tokens, 3, heads, hd]), [2, 0, 3, 1, 4]); // [3,B,H,T,hd]
+  const [q3, k3, v3] = b.split(split, 0, [1, 1, 1]) as [Value, Value, Value];
+  const q = b.mul(b.reshape(q3, [-1, heads, tokens, hd]), hd ** -0.5);
+  const k = b.reshape(k3, [-1, heads, tokens, hd]);
+  const v = b.reshape(v3, [-1, heads, tokens, hd]);
+  const attn = b.softmax(b.matmul(q, k, { transB: true }), -1); // [B,H,T,T]
+  return b.reshape(b.transpose(b.matmul(attn, v), [0, 2, 1, 3]), [-1, heads * hd]);
+}
+
+/**
+ * The same attention one head at a time: one Split cuts qkv into 3H pieces [B, T, hd] and one
+ * Concat joins the heads' outputs back into rows — no transposes, whose ORT CPU kernel runs on
+ * one thread (bench/RESULTS.md); in exchange H times as many (smaller) attention nodes.
+ */
+function attentionPerHead(b: GraphBuilder, qkv: Value, tokens: number, heads: number, hd: number): Value {
+  const pieces = b.split(b.reshape(qkv, [-1, tokens, 3 * heads, hd]), 2, Array(3 * heads).fill(1));
+  const piece = (i: number) => b.reshape(pieces[i]!, [-1, tokens, hd]);
+  const outs = Array.from({ length: heads }, (_, h) => {
+    const q = b.mul(piece(h), hd ** -0.5);
+    const attn = b.softmax(b.matmul(q, piece(heads + h), { transB: true }), -1); // [B,T,T]
+    return b.matmul(attn, piece(2 * heads + h)); // [B,T,hd]
+  });
+  return b.reshape(b.concat(outs, 2), [-1, heads * hd]);
 }
 
 /** A block's norm1 of the tokens: the rows the previous block already normalised, if it did. */
@@ -535,6 +563,8 @@ export interface ForwardOptions {
    * true; see normedLinearWeights). The same function; false keeps the affine in the norm op.
    */
   foldNormAffine?: boolean;
+  /** Attention one head at a time (see attentionPerHead; default false). The same function. */
+  attentionPerHead?: boolean;
 }
 
 /** images → logits along `plan`; `dropMasks[i]` are the i-th block's masks (training only). */
@@ -578,6 +608,7 @@ export function forwardPlan(
       block(b, blockCfg, param, input, name, {
         clsOnly,
         foldNormAffine,
+        attentionPerHead: opts.attentionPerHead ?? false,
         ...(dropMask ? { dropMask } : {}),
         ...(nextNorm ? { nextNorm } : {}),
       }),

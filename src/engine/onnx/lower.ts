@@ -159,7 +159,9 @@ export const LOWERINGS: { [K in OpName]: Lowering<K> } = {
   },
   // With u = x/√2:  g·GELU'(x) = g·½·(1 + erf(u) + √(2/π)·x/e^{u²})  (x/e^{u²} → 0 correctly
   // when e^{u²} overflows). Ten elementwise passes; with compactGeluGrad (float32) nine: the
-  // "+1" and "·½" are one Mean(t, 1) = (t+1)/2, the same bits as (t+1)·½ (scaling by ½ is exact).
+  // "+1" and "·½" are one Mean(t, 1) = (t+1)/2, the same bits as (t+1)·½ (scaling by ½ is exact);
+  // with the ½ already in g (halvedGradient) eight, and no Mean, whose ORT kernel is slow.
+  // All three give the same bits (test/engine/gelu-grad.test.ts).
   geluGrad: (ctx, n, [x, g], [y]) => {
     const dtype = n.inputs[0]!.dtype;
     const u = ctx.op("Mul", [x!, ctx.constScalar(Math.SQRT1_2, dtype)]);
@@ -168,6 +170,11 @@ export const LOWERINGS: { [K in OpName]: Lowering<K> } = {
       ctx.constScalar(Math.sqrt(2 / Math.PI), dtype),
     ]);
     const t = ctx.op("Add", [erfInto(ctx, u, dtype), xPdf]);
+    // g already halved by the GEMM that made it (OpAttrs.geluGrad): g·(t + 1), eight passes.
+    if (n.attrs.halvedGradient) {
+      ctx.emit("Mul", [g!, ctx.op("Add", [t, ctx.constScalar(1, dtype)])], [y!]);
+      return;
+    }
     if (ctx.compactGeluGrad && dtype === "float32") {
       ctx.emit("Mul", [g!, ctx.op("Mean", [t, ctx.constScalar(1, dtype)])], [y!]);
       return;
