@@ -4,7 +4,8 @@
  * and shift — on the plain ViT (each block's norm2 fused with the projection's residual add, the
  * class-token-only last block, the head), with each block's second residual fused into the next
  * norm1, with drop-path (norms as separate ops), and on an MT hybrid (meta blocks under another
- * prefix) — and a backward with fewer passes over the token rows.
+ * prefix) — and a backward with fewer passes over the token rows. Also attention one head at a
+ * time (ForwardOptions.attentionPerHead), another option that must not change the function.
  */
 import { describe, expect, it } from "vitest";
 import { type ClassifierOptions, INPUT, vitClassifierSpec } from "../../src/engine/models/classifier.ts";
@@ -84,6 +85,15 @@ function worstRelative(a: HostTensor, b: HostTensor): number {
   return worst;
 }
 
+/** The same keys, each within float32 rounding of the other (see worstRelative). */
+function sameFunction(a: Record<string, HostTensor>, b: Record<string, HostTensor>, what: string): void {
+  expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+  for (const key of Object.keys(b)) {
+    const worst = worstRelative(a[key]!, b[key]!);
+    if (worst > 1e-3) throw new Error(`${key}: ${what} differs by ${worst.toExponential(2)} (relative)`);
+  }
+}
+
 const CASES: [string, Options][] = [
   ["plain ViT", {}],
   ["second residual fused into the next norm1", { fuseResidualNorm: true }],
@@ -98,17 +108,23 @@ describe("LayerNorm affine folded into the next linear layer", () => {
         lossAndGradients(true, opts),
         lossAndGradients(false, opts),
       ]);
-      expect(Object.keys(folded).sort()).toEqual(Object.keys(plain).sort());
-      for (const key of Object.keys(plain)) {
-        const worst = worstRelative(folded[key]!, plain[key]!);
-        if (worst > 1e-3) throw new Error(`${key}: folded differs by ${worst.toExponential(2)} (relative)`);
-      }
+      sameFunction(folded, plain, "folded");
       // the norms' own parameters receive gradients through the fold
       const normGrads = Object.keys(folded).filter((k) => /norm[12]?\.(weight|bias)$/.test(k));
       expect(normGrads.length).toBeGreaterThan(0);
       for (const k of normGrads) expect((folded[k]!.data as Float32Array).some((v) => v !== 0)).toBe(true);
     });
   }
+
+  it("attention one head at a time (attentionPerHead) gives the same loss and gradients", async () => {
+    for (const opts of [{}, { params: HYBRID.params, plan: HYBRID.plan }] as Options[]) {
+      const [perHead, allHeads] = await Promise.all([
+        lossAndGradients(true, { ...opts, attentionPerHead: true }),
+        lossAndGradients(true, opts),
+      ]);
+      sameFunction(perHead, allHeads, "per head");
+    }
+  });
 
   it("the backward reads the token rows in fewer nodes: five fewer per norm", () => {
     const rowsWide = (fold: boolean) => {
