@@ -14,7 +14,14 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { GraphBuilder } from "../src/engine/ir/builder.ts";
 import { dropMaskShape, dropPathMasks, vitClassifierSpec } from "../src/engine/models/classifier.ts";
-import { mlpHidden, numTokens, VIT_DEFAULTS, type VitConfig, vitPreset } from "../src/engine/models/vit.ts";
+import {
+  mlpHidden,
+  type NormFold,
+  numTokens,
+  VIT_DEFAULTS,
+  type VitConfig,
+  vitPreset,
+} from "../src/engine/models/vit.ts";
 import { toOnnxModel } from "../src/engine/onnx/serialize.ts";
 import { Rng } from "../src/engine/rng.ts";
 import { defaultMallocEnv, trainingEnv } from "../src/engine/runtime/malloc-tuning.ts";
@@ -99,7 +106,10 @@ export interface EngineVariant {
   skipLayerNorm?: boolean;
   /** each block's second residual add + the next block's norm1 as one skipLayerNorm (ForwardOptions) */
   residualNorm?: boolean;
-  /** each LayerNorm's affine folded into the linear layer reading it (ForwardOptions.foldNormAffine) */
+  /**
+   * LayerNorm affines folded into the linear layers reading them: true "always", false "never";
+   * absent, the engine's default "auto" (ForwardOptions.foldNormAffine)
+   */
   foldNorm?: boolean;
   /** attention one head at a time, no head transposes (ForwardOptions.attentionPerHead) */
   perHead?: boolean;
@@ -133,6 +143,11 @@ export const BOOLEAN_KEYS = [
   "spinning",
 ] as const;
 export const OPT_LEVELS = ["disabled", "basic", "extended", "all"] as const;
+
+/** The model option a `foldNorm` variant value stands for (absent: the engine's default). */
+export function foldMode(foldNorm: boolean | undefined): NormFold | undefined {
+  return foldNorm === undefined ? undefined : foldNorm ? "always" : "never";
+}
 
 /** Parses "key=value,key=value" (e.g. "memArena=false,contribOps=true"); "" is the default engine. */
 export function parseVariant(text: string, flag: string): EngineVariant {
@@ -199,7 +214,7 @@ export async function measureEngine(model: string, opts: EngineChildOptions): Pr
     optimizer: { kind: "adamw", weightDecay: 0.05 },
     labelSmoothing: 0.1,
     fuseResidualNorm: variant.residualNorm,
-    foldNormAffine: variant.foldNorm,
+    foldNormAffine: foldMode(variant.foldNorm),
     attentionPerHead: variant.perHead,
   });
   // Uncached on purpose: this is the cost a cache miss pays (and PyTorch's eager mode does not).

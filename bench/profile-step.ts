@@ -20,7 +20,7 @@ import { Rng } from "../src/engine/rng.ts";
 import { buildTrainStepGraph, compileTrainStep } from "../src/engine/train/compile.ts";
 import { FlatLayout } from "../src/engine/train/params.ts";
 import { NAMES } from "../src/engine/train/spec.ts";
-import { BENCH_MODELS, parseVariant, trainStepFlops } from "./engine.ts";
+import { BENCH_MODELS, foldMode, parseVariant, trainStepFlops } from "./engine.ts";
 import { numberFlag } from "./number-flag.ts";
 
 const args = process.argv.slice(2);
@@ -42,7 +42,7 @@ const spec = vitClassifierSpec(cfg, {
   optimizer: { kind: "adamw", weightDecay: 0.05 },
   labelSmoothing: 0.1,
   fuseResidualNorm: variant.residualNorm,
-  foldNormAffine: variant.foldNorm,
+  foldNormAffine: foldMode(variant.foldNorm),
   attentionPerHead: variant.perHead,
 });
 const compiled = compileTrainStep(spec, {

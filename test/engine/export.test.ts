@@ -124,7 +124,7 @@ describe("ONNX inference export of a trained ViT", () => {
     // each LayerNorm applies timm's own scale and shift, as timm's graph does (no weight products)
     const norms = g.node.filter((n) => n.opType === "LayerNormalization");
     expect(norms.length).toBe(2 * CFG.depth + 1);
-    for (const n of norms) expect(n.input[1]).toMatch(/norm[12]?\.weight$/);
+    for (const n of norms) expect(n.input?.[1]).toMatch(/norm[12]?\.weight$/);
     expect(result.modelBytes).toBe(statSync(path).size);
 
     // A fresh session from the file path, at batch sizes the training never used.

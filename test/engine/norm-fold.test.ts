@@ -31,7 +31,7 @@ function graph(fold: boolean, opts: Options) {
     optimizer: { kind: "sgd", momentum: 0 },
     labelSmoothing: 0.1,
     ...opts,
-    foldNormAffine: fold,
+    foldNormAffine: fold ? "always" : "never",
   });
   return { spec, ...specGradientGraph(spec) };
 }
@@ -115,6 +115,25 @@ describe("LayerNorm affine folded into the next linear layer", () => {
       for (const k of normGrads) expect((folded[k]!.data as Float32Array).some((v) => v !== 0)).toBe(true);
     });
   }
+
+  it('"auto" folds a norm only where 5·rows > 8·(its reader\'s outputs)', () => {
+    // Which norms keep their affine: the param names their ops read (a folded norm reads none).
+    const affineNorms = (batch: number) => {
+      const spec = vitClassifierSpec(TARGET, { batch, optimizer: { kind: "sgd", momentum: 0 } });
+      const { b, forwardNodes } = specGradientGraph(spec);
+      return b.graph.nodes
+        .slice(0, forwardNodes)
+        .filter((n) => n.op === "layerNorm" || n.op === "skipLayerNorm")
+        .map((n) => n.inputs.find((v) => /norm[12]?\.weight$/.test(v.name))?.name ?? "folded");
+    };
+    // batch 4: 20 token rows against qkv's 48 and fc1's 64 outputs — nothing folds
+    expect(affineNorms(4).every((name) => name !== "folded")).toBe(true);
+    // batch 64: 320 token rows fold (5·320 > 8·64); the class-token-only block's norm2 (64 rows,
+    // 5·64 < 8·64) does not; the head's norm (64 rows, 10 classes: 5·64 > 8·10) does
+    const names = affineNorms(64);
+    const last = TARGET.depth - 1;
+    expect(names.filter((n) => n !== "folded")).toEqual([`p.blocks.${last}.norm2.weight`]);
+  });
 
   it("attention one head at a time (attentionPerHead) gives the same loss and gradients", async () => {
     for (const opts of [{}, { params: HYBRID.params, plan: HYBRID.plan }] as Options[]) {

@@ -242,7 +242,7 @@ export function externalDataFor(result: OnnxExportResult): { path: string; data:
 /**
  * The ViT's inference forward: the very forward the trainer compiles (src/engine/models/vit.ts),
  * here with a symbolic batch dimension — one definition of the model for training and export.
- * LayerNorms keep their own affine here (foldNormAffine off): folding only pays in the backward,
+ * LayerNorms keep their own affine here (foldNormAffine "never"): folding only pays in the backward,
  * and an exported graph reads best as timm's, with no per-call products on the weights.
  */
 export function vitInferenceForward(
@@ -251,7 +251,7 @@ export function vitInferenceForward(
   param: (n: string) => Value,
   images: Value,
 ): Value {
-  return forwardPlan(b, cfg, param, images, vitPlan(cfg), undefined, { foldNormAffine: false });
+  return forwardPlan(b, cfg, param, images, vitPlan(cfg), undefined, { foldNormAffine: "never" });
 }
 
 export function vitInferenceSpec(cfg: VitConfig): InferenceSpec {

@@ -14,6 +14,7 @@ import {
   dropPathRates,
   type ForwardPlan,
   forwardPlan,
+  type NormFold,
   type VitConfig,
   vitParamSpecs,
   vitPlan,
@@ -45,10 +46,10 @@ export interface ClassifierOptions {
    */
   fuseResidualNorm?: boolean;
   /**
-   * Fold each LayerNorm's scale and shift into the linear layer reading it (ForwardOptions;
-   * default true). The same function; measured faster (bench/RESULTS.md).
+   * Fold LayerNorms' scale and shift into the linear layer reading them (ForwardOptions; default
+   * "auto": where it saves passes, see NormFold). The same function (bench/RESULTS.md).
    */
-  foldNormAffine?: boolean;
+  foldNormAffine?: NormFold;
   /** Attention one head at a time (ForwardOptions.attentionPerHead; default false). */
   attentionPerHead?: boolean;
 }
@@ -78,7 +79,7 @@ export function vitClassifierSpec(cfg: VitConfig, opts: ClassifierOptions): Trai
   const depth = plan.blocks.length;
   const useDropPath = (opts.dropPathRate ?? cfg.dropPathRate) > 0;
   const fuseResidualNorm = !opts.recomputeActivations && (opts.fuseResidualNorm ?? false);
-  const foldNormAffine = opts.foldNormAffine ?? true;
+  const foldNormAffine = opts.foldNormAffine ?? "auto";
   const attentionPerHead = opts.attentionPerHead ?? false;
   const inputs: InputSpec[] = [images, opts.softTargets ? targets : labels];
   if (useDropPath)

@@ -19,7 +19,7 @@
  */
 import type { GraphBuilder } from "../ir/builder.ts";
 import type { Value } from "../ir/graph.ts";
-import type { Dim } from "../ir/shape.ts";
+import { type Dim, isStaticDim } from "../ir/shape.ts";
 import type { ParamSpec } from "../train/params.ts";
 
 export interface VitConfig {
@@ -278,6 +278,21 @@ function normedLinearWeights(
   return { weight: b.mul(weight, scale), bias: ownBias ? b.add(ownBias, shifted) : shifted };
 }
 
+/**
+ * When a LayerNorm's affine goes into the linear layer reading it: "always", "never", or "auto" —
+ * where it saves passes. Folding saves five passes over the norm's [rows, in] activations in the
+ * backward and costs about eight over the reader's [out, in] weight (W⊙scale, W·shift forward;
+ * the two gradients through them backward), so it pays when 5·rows > 8·out: deit-t at batch 32
+ * (2,080 rows, out 576/768) folds; ViT-B/16 at batch 8 (1,576 rows, out 2,304/3,072) and every
+ * class-token-only norm (batch rows) do not. Rows not known until run time (inference): no fold.
+ */
+export type NormFold = "auto" | "always" | "never";
+
+function foldsNorm(mode: NormFold, rows: Dim, readerOut: number): boolean {
+  if (mode !== "auto") return mode === "always";
+  return isStaticDim(rows) && 5 * rows > 8 * readerOut;
+}
+
 /** A linear layer reading LayerNorm rows (see Normed). */
 function normedLinear(b: GraphBuilder, normed: Normed, param: ParamReader, name: string, bias = true): Value {
   const w = normedLinearWeights(b, normed, param, name, bias);
@@ -315,23 +330,34 @@ export interface BlockOptions {
    * drop-path mask — this block's MLP bias add, its second residual add and that norm are one
    * skipLayerNorm op, and the tokens it returns carry the normalised rows (`Tokens.normed`).
    */
-  nextNorm?: { name: string; epsilon: number };
+  nextNorm?: { name: string; epsilon: number; readerOut: number };
   /** Fold each LayerNorm's affine into the linear layer that reads it (ForwardOptions.foldNormAffine). */
-  foldNormAffine?: boolean;
+  foldNormAffine?: NormFold;
   /** Attention one head at a time, without head transposes (ForwardOptions.attentionPerHead). */
   attentionPerHead?: boolean;
 }
 
 /** One pre-norm transformer block on tokens [B·T, D]; `name` is e.g. "blocks.3" or "meta.blocks.1". */
 /** Sizes and the LayerNorm reader that both block variants share. */
-function blockParts(b: GraphBuilder, cfg: VitConfig, param: ParamReader, name: string, fold: boolean) {
+function blockParts(b: GraphBuilder, cfg: VitConfig, param: ParamReader, name: string, fold: NormFold) {
   const d = cfg.width;
   return {
     d,
     heads: cfg.heads,
     hd: d / cfg.heads,
-    ln: (x: Value, which: string): Normed =>
-      layerNormRows(b, x, param, `${name}.${which}`, cfg.layerNormEps, fold),
+    /** norm `which` of x, read by a linear layer with `readerOut` outputs */
+    ln: (x: Value, which: string, readerOut: number): Normed =>
+      layerNormRows(
+        b,
+        x,
+        param,
+        `${name}.${which}`,
+        cfg.layerNormEps,
+        foldsNorm(fold, x.shape[0]!, readerOut),
+      ),
+    qkvOut: 3 * d,
+    /** the MLP's hidden width (fc1's outputs) */
+    hidden: param(`${name}.mlp.fc1.weight`).shape[0] as number,
   };
 }
 
@@ -361,14 +387,14 @@ export function block(
   name: string,
   opts: BlockOptions = {},
 ): Tokens {
-  const fold = opts.foldNormAffine ?? true;
-  const { d, heads, hd, ln } = blockParts(b, cfg, param, name, fold);
+  const fold = opts.foldNormAffine ?? "auto";
+  const { d, heads, hd, ln, qkvOut } = blockParts(b, cfg, param, name, fold);
   const { tokens } = t;
 
   if (opts.clsOnly) return clsBlock(b, cfg, param, t, name, opts);
 
   // Attention.
-  const qkv = normedLinear(b, norm1(t, name, ln), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
+  const qkv = normedLinear(b, norm1(t, name, ln, qkvOut), param, `${name}.attn.qkv`, cfg.qkvBias); // [B·T, 3D]
   const mixed = opts.attentionPerHead
     ? attentionPerHead(b, qkv, tokens, heads, hd)
     : attentionAllHeads(b, qkv, tokens, heads, hd);
@@ -379,11 +405,12 @@ export function block(
   const next = opts.nextNorm;
   if (next && !opts.dropMask) {
     const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`, false);
-    const { y, sum } = b.skipLayerNorm(mlpOut, x1, skipAffine(param, next.name, fold), {
+    const folds = foldsNorm(fold, x1.shape[0]!, next.readerOut);
+    const { y, sum } = b.skipLayerNorm(mlpOut, x1, skipAffine(param, next.name, folds), {
       bias: param(`${name}.mlp.fc2.bias`),
       epsilon: next.epsilon,
     });
-    const rows: Normed = fold ? { rows: y, affine: next.name } : { rows: y };
+    const rows: Normed = folds ? { rows: y, affine: next.name } : { rows: y };
     return { batch: t.batch, tokens: t.tokens, x: sum, normed: { by: next.name, y: rows } };
   }
   const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
@@ -425,8 +452,13 @@ function attentionPerHead(b: GraphBuilder, qkv: Value, tokens: number, heads: nu
 }
 
 /** A block's norm1 of the tokens: the rows the previous block already normalised, if it did. */
-function norm1(t: Tokens, name: string, ln: (x: Value, which: string) => Normed): Normed {
-  return t.normed?.by === `${name}.norm1` ? t.normed.y : ln(t.x, "norm1");
+function norm1(
+  t: Tokens,
+  name: string,
+  ln: (x: Value, which: string, readerOut: number) => Normed,
+  readerOut: number,
+): Normed {
+  return t.normed?.by === `${name}.norm1` ? t.normed.y : ln(t.x, "norm1", readerOut);
 }
 
 /**
@@ -442,21 +474,22 @@ function residualNorm(
   mixed: Value,
   name: string,
   dropMask: Value | undefined,
-  fold: boolean,
+  fold: NormFold,
 ): { x1: Value; normed: Normed } {
-  const { d, ln } = blockParts(b, cfg, param, name, fold);
+  const { d, ln, hidden } = blockParts(b, cfg, param, name, fold);
   if (dropMask) {
     const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
     const x1 = b.add(t.x, dropPath(b, attnOut, dropMask, t, d));
-    return { x1, normed: ln(x1, "norm2") };
+    return { x1, normed: ln(x1, "norm2", hidden) };
   }
   const projected = linear(b, mixed, param, `${name}.attn.proj`, false);
   const norm2 = `${name}.norm2`;
-  const { y, sum } = b.skipLayerNorm(projected, t.x, skipAffine(param, norm2, fold), {
+  const folds = foldsNorm(fold, t.x.shape[0]!, hidden);
+  const { y, sum } = b.skipLayerNorm(projected, t.x, skipAffine(param, norm2, folds), {
     bias: param(`${name}.attn.proj.bias`),
     epsilon: cfg.layerNormEps,
   });
-  return { x1: sum, normed: fold ? { rows: y, affine: norm2 } : { rows: y } };
+  return { x1: sum, normed: folds ? { rows: y, affine: norm2 } : { rows: y } };
 }
 
 /** Rows of the class token: tokens [B·T, D] → [B, D]. */
@@ -474,9 +507,9 @@ function clsBlock(
   name: string,
   opts: BlockOptions,
 ): Tokens {
-  const { d, heads, hd, ln } = blockParts(b, cfg, param, name, opts.foldNormAffine ?? true);
+  const { d, heads, hd, ln, qkvOut, hidden } = blockParts(b, cfg, param, name, opts.foldNormAffine ?? "auto");
   const { batch, tokens } = t;
-  const xn = norm1(t, name, ln); // [B·T, D]
+  const xn = norm1(t, name, ln, qkvOut); // [B·T, D]
   // qkv.weight rows are [q; k; v]: keys and values for every token, the query for the class token.
   const qkvW = normedLinearWeights(b, xn, param, `${name}.attn.qkv`, cfg.qkvBias);
   const [wq, wkv] = b.split(qkvW.weight, 0, [d, 2 * d]) as [Value, Value];
@@ -495,8 +528,8 @@ function clsBlock(
   const one: Tokens = { x: mixed, batch, tokens: 1 };
   const attnOut = linear(b, mixed, param, `${name}.attn.proj`);
   const x1 = b.add(classRows(b, t.x, t, d), dropPath(b, attnOut, opts.dropMask?.attn, one, d));
-  const hidden = b.gelu(normedLinear(b, ln(x1, "norm2"), param, `${name}.mlp.fc1`));
-  const mlpOut = linear(b, hidden, param, `${name}.mlp.fc2`);
+  const act = b.gelu(normedLinear(b, ln(x1, "norm2", hidden), param, `${name}.mlp.fc1`));
+  const mlpOut = linear(b, act, param, `${name}.mlp.fc2`);
   return { x: b.add(x1, dropPath(b, mlpOut, opts.dropMask?.mlp, one, d)), batch, tokens: 1 };
 }
 
@@ -507,11 +540,12 @@ export function head(
   param: ParamReader,
   t: Tokens,
   prefix = "",
-  foldNormAffine = true,
+  foldNormAffine: NormFold = "auto",
 ): Value {
   // LayerNorm is per token, so norm(x)[:, 0] = norm(x[:, 0]): normalise only the class token.
   const cls = classRows(b, t.x, t, cfg.width);
-  const normed = layerNormRows(b, cls, param, `${prefix}norm`, cfg.layerNormEps, foldNormAffine);
+  const fold = foldsNorm(foldNormAffine, cls.shape[0]!, param(`${prefix}head.weight`).shape[0] as number);
+  const normed = layerNormRows(b, cls, param, `${prefix}norm`, cfg.layerNormEps, fold);
   return normedLinear(b, normed, param, `${prefix}head`);
 }
 
@@ -559,10 +593,10 @@ export interface ForwardOptions {
    */
   fuseResidualNorm?: boolean;
   /**
-   * Fold every LayerNorm's scale and shift into the linear layer that reads its rows (default
-   * true; see normedLinearWeights). The same function; false keeps the affine in the norm op.
+   * Fold LayerNorms' scale and shift into the linear layer that reads their rows (see
+   * normedLinearWeights and NormFold; default "auto": where it saves passes). The same function.
    */
-  foldNormAffine?: boolean;
+  foldNormAffine?: NormFold;
   /** Attention one head at a time (see attentionPerHead; default false). The same function. */
   attentionPerHead?: boolean;
 }
@@ -579,7 +613,7 @@ export function forwardPlan(
 ): Value {
   const widths = plan.widths;
   const fuse = opts.fuseResidualNorm ?? false;
-  const foldNormAffine = opts.foldNormAffine ?? true;
+  const foldNormAffine = opts.foldNormAffine ?? "auto";
   const adapt = (t: Tokens, before: number): Tokens => {
     for (const adapter of widths?.adapters ?? []) {
       if (adapter.before === before)
@@ -600,7 +634,11 @@ export function forwardPlan(
     const adapted = widths?.adapters.some((a) => a.before === i + 1) ?? false;
     const nextNorm =
       fuse && nextName !== undefined && !adapted
-        ? { name: `${nextName}.norm1`, epsilon: (widths?.blocks[i + 1] ?? cfg).layerNormEps }
+        ? {
+            name: `${nextName}.norm1`,
+            epsilon: (widths?.blocks[i + 1] ?? cfg).layerNormEps,
+            readerOut: 3 * (widths?.blocks[i + 1] ?? cfg).width,
+          }
         : undefined;
     // Each block is a recomputable segment (activation recomputation, autodiff/recompute.ts).
     const input = t;
