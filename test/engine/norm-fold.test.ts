@@ -124,7 +124,7 @@ describe("LayerNorm affine folded into the next linear layer", () => {
       return b.graph.nodes
         .slice(0, forwardNodes)
         .filter((n) => n.op === "layerNorm" || n.op === "skipLayerNorm")
-        .map((n) => n.inputs.find((v) => /norm[12]?\.weight$/.test(v.name))?.name ?? "folded");
+        .map((n) => n.inputs.find((v) => /norm[12]?\.weight$/.test(v.name ?? ""))?.name ?? "folded");
     };
     // batch 4: 20 token rows against qkv's 48 and fc1's 64 outputs — nothing folds
     expect(affineNorms(4).every((name) => name !== "folded")).toBe(true);
