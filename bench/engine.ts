@@ -102,7 +102,7 @@ export function trainStepFlops(cfg: VitConfig, batch: number): number {
 export interface EngineVariant {
   /** com.microsoft fused kernels in float32 lowerings (Gelu, FusedMatMul) */
   contribOps?: boolean;
-  /** skipLayerNorm as com.microsoft SkipLayerNormalization (else Add + LayerNormalization) */
+  /** skipLayerNorm as com.microsoft SkipLayerNormalization (default off: Add + LayerNormalization) */
   skipLayerNorm?: boolean;
   /** each block's second residual add + the next block's norm1 as one skipLayerNorm (ForwardOptions) */
   residualNorm?: boolean;

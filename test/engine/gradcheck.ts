@@ -11,7 +11,7 @@ import { GraphBuilder } from "../../src/engine/ir/builder.ts";
 import { allocData, type DType, isFloatDType, type TensorData } from "../../src/engine/ir/dtype.ts";
 import type { Value } from "../../src/engine/ir/graph.ts";
 import { parseDim } from "../../src/engine/ir/shape.ts";
-import { toOnnxModel } from "../../src/engine/onnx/serialize.ts";
+import { type SerializeOptions, toOnnxModel } from "../../src/engine/onnx/serialize.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import { EngineSession } from "../../src/engine/runtime/session.ts";
 import type { HostTensor } from "../../src/engine/runtime/tensor.ts";
@@ -42,6 +42,8 @@ export interface CheckOptions {
   seed?: number;
   /** run-time values of symbolic dims */
   symbols?: Record<string, number>;
+  /** how the graph is lowered to ONNX (default: the engine's defaults) */
+  lowering?: SerializeOptions;
 }
 
 export interface CheckResult {
@@ -101,7 +103,7 @@ export async function gradCheck(opts: CheckOptions): Promise<CheckResult> {
     if (!g) throw new Error(`no gradient reached input ${wrt[i]}`);
     b.output(`grad_${wrt[i]!.name}`, g);
   });
-  const session = await EngineSession.create(toOnnxModel(b.graph));
+  const session = await EngineSession.create(toOnnxModel(b.graph, opts.lowering));
 
   const feeds: Record<string, HostTensor> = {
     __w: { dtype: y.dtype, shape: runtimeShape, data: w } as HostTensor,

@@ -22,6 +22,7 @@ import { toOnnxModel } from "../../src/engine/onnx/serialize.ts";
 import type { OptimizerConfig } from "../../src/engine/optim/types.ts";
 import { EngineSession } from "../../src/engine/runtime/session.ts";
 import { f32, type HostTensor } from "../../src/engine/runtime/tensor.ts";
+import type { LoweringOptions } from "../../src/engine/train/compile.ts";
 import { compileTrainer, Trainer } from "../../src/engine/train/trainer.ts";
 import { tinyVit } from "./models.ts";
 
@@ -81,7 +82,7 @@ async function runWithGradients(
     param: (n: string) => Value,
   ) => { loss: Value; outputs: Record<string, Value>; wrt?: Value[] },
   feeds: Record<string, HostTensor>,
-  contribOps = true,
+  lowering: LoweringOptions = {},
 ): Promise<Record<string, HostTensor>> {
   const b = new GraphBuilder("reference");
   const params = new Map<string, Value>();
@@ -98,7 +99,7 @@ async function runWithGradients(
   for (let i = 0; i < wrt.length; i++) b.output(`grad.wrt${i}`, grads[names.length + i]!);
   b.output("loss", loss);
   for (const [k, v] of Object.entries(outputs)) b.output(k, v);
-  const session = await EngineSession.create(toOnnxModel(b.graph, { contribOps }), { intraOpNumThreads: 1 });
+  const session = await EngineSession.create(toOnnxModel(b.graph, lowering), { intraOpNumThreads: 1 });
   try {
     return await session.run(feeds);
   } finally {
@@ -107,22 +108,27 @@ async function runWithGradients(
 }
 
 /**
- * Every check below runs three times: with com.microsoft fused kernels (Gelu, FusedMatMul,
- * SkipLayerNormalization — the default), with plain opset-17 lowerings, and with each block's
- * second residual add kept apart from the next block's norm1 (ForwardOptions.fuseResidualNorm
- * false), so no path is assumed equal to another.
+ * Every check below runs three times: with every com.microsoft fused kernel (Gelu, FusedMatMul,
+ * SkipLayerNormalization) and each block's second residual add joined to the next block's norm1,
+ * with plain opset-17 lowerings, and as the engine defaults build it (com.microsoft Gelu and
+ * FusedMatMul, skipLayerNorm as Add + LayerNormalization, the second residual add apart:
+ * ForwardOptions.fuseResidualNorm false), so no path is assumed equal to another.
  */
-const LOWERINGS = [
-  { label: "fused kernels", contribOps: true, fuseResidualNorm: true },
-  { label: "unfused", contribOps: false, fuseResidualNorm: true },
+const LOWERINGS: { label: string; lowering: LoweringOptions; fuseResidualNorm: boolean }[] = [
   {
-    label: "fused kernels, second residual apart from the next norm1",
-    contribOps: true,
+    label: "fused kernels",
+    lowering: { contribOps: true, fusedSkipLayerNorm: true },
+    fuseResidualNorm: true,
+  },
+  { label: "unfused", lowering: { contribOps: false }, fuseResidualNorm: true },
+  {
+    label: "engine defaults, second residual apart from the next norm1",
+    lowering: {},
     fuseResidualNorm: false,
   },
-] as const;
+];
 
-describe.each(LOWERINGS)("a ViT block against PyTorch (float64 reference), $label", ({ contribOps }) => {
+describe.each(LOWERINGS)("a ViT block against PyTorch (float64 reference), $label", ({ lowering }) => {
   it("matches y, dx and every parameter gradient", async () => {
     const fx = fixture("vit_block");
     const cfg = fx.json.config as {
@@ -152,7 +158,7 @@ describe.each(LOWERINGS)("a ViT block against PyTorch (float64 reference), $labe
         return { loss: b.sumAll(b.mul(y, dy)), outputs: { y }, wrt: [x] };
       },
       feeds,
-      contribOps,
+      lowering,
     );
     const tol = (key: string) => 1e-4 * fx.json.max_abs[key]! + 1e-6;
     expectClose(out.y!.data as Float32Array, fx.f32("y"), tol("y"), "y");
@@ -170,7 +176,7 @@ describe.each(LOWERINGS)("a ViT block against PyTorch (float64 reference), $labe
 
 describe.each(LOWERINGS)(
   "a whole small ViT against PyTorch (float64 reference), $label",
-  ({ contribOps, fuseResidualNorm }) => {
+  ({ lowering, fuseResidualNorm }) => {
     const fx = fixture("vit_tiny_step");
     const shapes = new Map(fx.json.param_names.map((n) => [n, fx.shape(`param.${n}`)] as const));
     const feeds = (): Record<string, HostTensor> => {
@@ -200,7 +206,7 @@ describe.each(LOWERINGS)(
           return { loss: b.softmaxCrossEntropy(logits, labels, 0.1), outputs: { logits } };
         },
         feeds(),
-        contribOps,
+        lowering,
       );
       expect((out.loss!.data as Float32Array)[0]).toBeCloseTo(fx.json.loss as number, 5);
       expectClose(out.logits!.data as Float32Array, fx.f32("logits"), tol("logits"), "logits");
@@ -218,7 +224,7 @@ describe.each(LOWERINGS)(
           return { loss: b.softCrossEntropy(logits, targets), outputs: {} };
         },
         feeds(),
-        contribOps,
+        lowering,
       );
       expect((out.loss!.data as Float32Array)[0]).toBeCloseTo(fx.json.soft_loss as number, 5);
       expectGradients(out, fx, "soft_grad");
@@ -236,7 +242,7 @@ describe("fused and unfused lowerings of the whole small ViT (and the residual a
     };
     for (const n of fx.json.param_names)
       feeds[`param.${n}`] = f32(fx.shape(`param.${n}`), fx.f32(`param.${n}`));
-    const run = (contribOps: boolean, fuseResidualNorm = true) =>
+    const run = (lowering: LoweringOptions, fuseResidualNorm = true) =>
       runWithGradients(
         shapes,
         (b, param) => {
@@ -246,14 +252,16 @@ describe("fused and unfused lowerings of the whole small ViT (and the residual a
           return { loss: b.softmaxCrossEntropy(logits, labels, 0.1), outputs: { logits } };
         },
         feeds,
-        contribOps,
+        lowering,
       );
-    const fused = await run(true);
+    const fused = await run({ contribOps: true, fusedSkipLayerNorm: true });
     const tol = (key: string) => 1e-5 * fx.json.max_abs[key]! + 1e-7;
-    // Plain opset-17 lowerings, and the second residual add kept apart from the next norm1.
+    // Plain opset-17 lowerings; skipLayerNorm as Add + LayerNormalization (the default); and
+    // the second residual add kept apart from the next norm1.
     for (const [label, other] of [
-      ["unfused", await run(false)],
-      ["residual apart", await run(true, false)],
+      ["unfused", await run({ contribOps: false })],
+      ["Add + LayerNormalization", await run({ contribOps: true, fusedSkipLayerNorm: false })],
+      ["residual apart", await run({ contribOps: true, fusedSkipLayerNorm: true }, false)],
     ] as const) {
       expect((fused.loss!.data as Float32Array)[0]).toBeCloseTo((other.loss!.data as Float32Array)[0]!, 6);
       expectClose(
@@ -278,7 +286,7 @@ async function trajectory(
   name: string,
   optimizer: OptimizerConfig,
   lr: number,
-  { contribOps, fuseResidualNorm }: { contribOps: boolean; fuseResidualNorm: boolean },
+  { lowering, fuseResidualNorm }: { lowering: LoweringOptions; fuseResidualNorm: boolean },
   clipGradNorm?: number,
 ) {
   const fx = fixture(name);
@@ -294,7 +302,7 @@ async function trajectory(
   const decayed = spec.params.filter((p) => p.decay ?? p.shape.length >= 2).map((p) => p.name);
   expect(decayed.sort()).toEqual([...(fx.json.decay_params as string[])].sort());
   const initial = new Map(fx.json.param_names.map((n) => [n, fx.f32(`init.${n}`)] as const));
-  const trainer = await Trainer.create(compileTrainer(spec, { eval: false, contribOps }), {
+  const trainer = await Trainer.create(compileTrainer(spec, { eval: false, ...lowering }), {
     initial,
     intraOpNumThreads: 1,
   });

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { VJP_RULES } from "../../src/engine/autodiff/rules.ts";
 import type { GraphBuilder } from "../../src/engine/ir/builder.ts";
 import type { Value } from "../../src/engine/ir/graph.ts";
+import type { SerializeOptions } from "../../src/engine/onnx/serialize.ts";
 import { type CheckInput, coveredOps, gradCheck } from "./gradcheck.ts";
 
 interface Case {
@@ -17,6 +18,7 @@ interface Case {
   inputs: CheckInput[];
   build: (b: GraphBuilder, xs: Value[]) => Value;
   symbols?: Record<string, number>;
+  lowering?: SerializeOptions;
 }
 
 const inp = (name: string, shape: number[], extra: Partial<CheckInput> = {}): CheckInput => ({
@@ -166,15 +168,23 @@ const CASES: Case[] = [
       return b.add(y, b.mul(sum, 0.5));
     },
   },
-  {
-    name: "skipLayerNorm with bias (float32, com.microsoft SkipLayerNormalization)",
-    dtype: "float32",
-    inputs: [inp("x", [6, 8]), inp("skip", [6, 8]), inp("s", [8]), inp("c", [8]), inp("bias", [8])],
-    build: (b, [x, k, s, c, bias]) => {
-      const { y, sum } = b.skipLayerNorm(x!, k!, { scale: s!, shift: c! }, { bias: bias!, epsilon: 1e-6 });
-      return b.add(y, b.mul(sum, 0.5));
-    },
-  },
+  ...(
+    [
+      ["Add + LayerNormalization", {}],
+      ["com.microsoft SkipLayerNormalization", { fusedSkipLayerNorm: true }],
+    ] as const
+  ).map(
+    ([label, lowering]): Case => ({
+      name: `skipLayerNorm with bias (float32, ${label})`,
+      dtype: "float32",
+      lowering,
+      inputs: [inp("x", [6, 8]), inp("skip", [6, 8]), inp("s", [8]), inp("c", [8]), inp("bias", [8])],
+      build: (b, [x, k, s, c, bias]) => {
+        const { y, sum } = b.skipLayerNorm(x!, k!, { scale: s!, shift: c! }, { bias: bias!, epsilon: 1e-6 });
+        return b.add(y, b.mul(sum, 0.5));
+      },
+    }),
+  ),
   {
     name: "skipLayerNorm without bias, only the normalised output used (float32)",
     dtype: "float32",
@@ -207,15 +217,23 @@ const CASES: Case[] = [
       return b.add(y, b.mul(sum, 0.5));
     },
   },
-  {
-    name: "skipLayerNorm without affine, with bias (float32, com.microsoft SkipLayerNormalization)",
-    dtype: "float32",
-    inputs: [inp("x", [6, 8]), inp("skip", [6, 8]), inp("bias", [8])],
-    build: (b, [x, k, bias]) => {
-      const { y, sum } = b.skipLayerNorm(x!, k!, undefined, { bias: bias!, epsilon: 1e-6 });
-      return b.add(y, b.mul(sum, 0.5));
-    },
-  },
+  ...(
+    [
+      ["Add + LayerNormalization", {}],
+      ["com.microsoft SkipLayerNormalization", { fusedSkipLayerNorm: true }],
+    ] as const
+  ).map(
+    ([label, lowering]): Case => ({
+      name: `skipLayerNorm without affine, with bias (float32, ${label})`,
+      dtype: "float32",
+      lowering,
+      inputs: [inp("x", [6, 8]), inp("skip", [6, 8]), inp("bias", [8])],
+      build: (b, [x, k, bias]) => {
+        const { y, sum } = b.skipLayerNorm(x!, k!, undefined, { bias: bias!, epsilon: 1e-6 });
+        return b.add(y, b.mul(sum, 0.5));
+      },
+    }),
+  ),
   {
     name: "skipLayerNorm without affine or bias, only the normalised output used (float32)",
     dtype: "float32",
@@ -328,6 +346,7 @@ describe("VJP rules vs finite differences (real ORT sessions)", () => {
         inputs: c.inputs,
         build: c.build,
         symbols: c.symbols,
+        lowering: c.lowering,
       });
       expect(r.probed).toBeGreaterThan(0);
       if (process.env.GRADCHECK_VERBOSE) console.log(c.name, r.probed, r.worst);

@@ -6,8 +6,9 @@
  *   cast back (≈1e-7 relative error). Gradient checks of erf/gelu therefore run in float32.
  * - `layerNorm`: float32 → LayerNormalization (which also returns the mean and 1/σ the backward
  *   reuses); float64 → explicit mean/variance ops, since ORT has no double stash type.
- * - `skipLayerNorm`: float32 → com.microsoft SkipLayerNormalization (bias add, residual add and
- *   LayerNorm in one kernel); otherwise Add(s) then the `layerNorm` lowering.
+ * - `skipLayerNorm`: Add(s) then the `layerNorm` lowering; with `fusedSkipLayerNorm` (off by
+ *   default: ORT's CPU kernel is ~3.5× slower than the pair) float32 → com.microsoft
+ *   SkipLayerNormalization (bias add, residual add and LayerNorm in one kernel).
  * - `matmul` with transposed operands: 2-D → Gemm (transA/transB are free there); batched
  *   float32 → com.microsoft FusedMatMul; otherwise explicit Transpose + MatMul.
  * - `gemm` with a 1-D bias: Gemm without C, then Add (ORT fills C into the output on one thread).
