@@ -26,7 +26,9 @@ export function sumToShape(b: GraphBuilder, grad: Value, shape: Shape): Value {
         );
     }
   }
-  const summed = axes.length ? b.reduceSum(grad, axes, true) : grad;
+  // Summing only the extra leading axes gives the operand's shape directly (a bias gradient
+  // [rows, D] → [D]: one kernel, no Reshape after it).
+  const summed = axes.length ? b.reduceSum(grad, axes, axes.length > lead) : grad;
   return shapesEqual(summed.shape, shape) ? summed : b.reshape(summed, shape);
 }
 

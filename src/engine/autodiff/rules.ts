@@ -13,7 +13,7 @@
 import type { GraphBuilder } from "../ir/builder.ts";
 import type { Node, Value } from "../ir/graph.ts";
 import { type OpName, skipLayerNormInputs } from "../ir/ops.ts";
-import { isStaticDim, normAxis } from "../ir/shape.ts";
+import { isStaticDim, normAxis, shapesEqual } from "../ir/shape.ts";
 import { keepDimsShape, sumToShape, unreduce } from "./broadcast.ts";
 
 export interface VjpArgs<K extends OpName> {
@@ -88,10 +88,12 @@ function layerNormVjp(
     let meanG: Value;
     let meanGX: Value;
     if (lastAxis) {
+      // Row means as one GEMV each, with the 1/d in the column so the [rows, 1] results need no
+      // scaling pass of their own (two kernels fewer per norm).
       const d = x.shape[axis] as number;
-      const col = scale ? b.reshape(scale, [d, 1]) : b.full([d, 1], 1, x.dtype);
-      meanG = b.mul(b.matmul(g, col), 1 / d);
-      meanGX = b.mul(b.matmul(gx!, col), 1 / d);
+      const col = scale ? b.reshape(b.mul(scale, 1 / d), [d, 1]) : b.full([d, 1], 1 / d, x.dtype);
+      meanG = b.matmul(g, col);
+      meanGX = b.matmul(gx!, col);
     } else {
       meanG = b.reduceMean(gh, normAxes, true);
       meanGX = b.reduceMean(b.mul(gh, xhat), normAxes, true);
@@ -113,6 +115,25 @@ function halvedGemm(b: GraphBuilder, g: Value): Value | undefined {
   if (gemm?.op !== "gemm" || gemm.inputs.length !== 2) return undefined;
   const { transA, transB, alpha } = (gemm as Node<"gemm">).attrs;
   return b.gemm(gemm.inputs[0]!, gemm.inputs[1]!, undefined, { transA, transB, alpha: alpha * 0.5 });
+}
+
+/**
+ * g reshaped to `shape`, reading through what made g when that saves a kernel: a reshape
+ * (reshape of a reshape is one reshape) or a keepDims reduceSum whose result without the kept
+ * axes already has `shape` (a [1, D] broadcast gradient → a [D] parameter). The producer, then
+ * unread, is pruned at the end of `gradients`.
+ */
+function reshapeGradient(b: GraphBuilder, g: Value, shape: Value["shape"]): Value {
+  const made = g.producer;
+  if (made?.op === "reshape") return reshapeGradient(b, made.inputs[0]!, shape);
+  if (made?.op === "reduceSum") {
+    const { axes, keepDims } = (made as Node<"reduceSum">).attrs;
+    const x = made.inputs[0]!;
+    const reduced = new Set(axes.map((a) => normAxis(a, x.rank)));
+    const squeezed = x.shape.filter((_, i) => !reduced.has(i));
+    if (keepDims && shapesEqual(squeezed, shape)) return b.reduceSum(x, axes, false);
+  }
+  return b.reshape(g, shape);
 }
 
 export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
@@ -295,7 +316,7 @@ export const VJP_RULES: { [K in OpName]: VjpEntry<K> } = {
   cumSum: ({ b, node, dy: [g] }) => [b.cumSum(g!, node.attrs.axis, !node.attrs.reverse)],
 
   // ---- layout ------------------------------------------------------------------------------
-  reshape: ({ b, x: [x], dy: [g] }) => [b.reshape(g!, x!.shape)],
+  reshape: ({ b, x: [x], dy: [g] }) => [reshapeGradient(b, g!, x!.shape)],
   transpose: ({ b, node, dy: [g] }) => {
     const perm = node.attrs.perm;
     return [

@@ -57,20 +57,23 @@ function leadingSumAsMatMul(ctx: LowerContext, n: Node<"reduceSum">, x: string, 
     cache = new Map();
     onesRows.set(ctx, cache);
   }
-  const key = `${xv.dtype}:${lead}`;
+  // ones [lead] · x [lead, rest] is [rest] (a 1-D first operand loses its axis); ones [1, lead]
+  // keeps it, for a keepDims [1, rest] result.
+  const out = n.outputs[0]!.shape as number[];
+  const onesShape = out.length === 2 && out[0] === 1 ? [1, lead] : [lead];
+  const key = `${xv.dtype}:${onesShape}`;
   let ones = cache.get(key);
   if (!ones) {
     const one = xv.dtype === "float64" ? Float64Array.of(1) : Float32Array.of(1);
     ones = ctx.op(
       "ConstantOfShape",
-      [ctx.constInt64([1, lead])],
+      [ctx.constInt64(onesShape)],
       [attr.tensor("value", tensorProto("value", xv.dtype, [1], one))],
     );
     cache.set(key, ones);
   }
   const flat = shape.length === 2 ? x : ctx.op("Reshape", [x, ctx.constInt64([lead, rest])]);
-  const out = n.outputs[0]!.shape as number[];
-  if (out.length === 2 && out[0] === 1) ctx.emit("MatMul", [ones, flat], [y]);
+  if (onesShape.length === 2 || out.length === 1) ctx.emit("MatMul", [ones, flat], [y]);
   else ctx.emit("Reshape", [ctx.op("MatMul", [ones, flat]), ctx.constInt64(out)], [y]);
   return true;
 }
