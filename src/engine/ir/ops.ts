@@ -96,7 +96,8 @@ export interface OpAttrs<Body extends LoopBody = LoopBody> {
   /**
    * A residual add and the LayerNorm after it, as one op: sum = x + skip (+ bias), then
    * LayerNorm over the last axis. Outputs y, mean, invStd (as layerNorm) and sum (the residual
-   * stream, which the block also needs). float32 lowers to com.microsoft SkipLayerNormalization.
+   * stream, which the block also needs). Lowered as Add(s) + LayerNormalization, or with
+   * SerializeOptions.fusedSkipLayerNorm as com.microsoft SkipLayerNormalization (slower on CPU).
    * Inputs [x, skip, scale, shift, bias?], or without the affine [x, skip, bias?]
    * (see `skipLayerNormInputs`).
    */

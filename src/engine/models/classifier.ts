@@ -41,8 +41,9 @@ export interface ClassifierOptions {
   /**
    * Fuse each block's second residual add with the next block's norm1 (ForwardOptions; default
    * false, always off with recomputeActivations). The same function either way; off by default
-   * because ORT's CPU SkipLayerNormalization measured slower than Add + Add + LayerNormalization
-   * (bench/RESULTS.md, "Engine speed levers").
+   * because it was measured with the fused SkipLayerNormalization lowering, which is slower on
+   * CPU than Add + Add + LayerNormalization (bench/RESULTS.md, "Engine speed levers"); with
+   * skipLayerNorm lowered as that pair (the default since), it saves no pass.
    */
   fuseResidualNorm?: boolean;
   /**

@@ -463,7 +463,7 @@ function norm1(
 
 /**
  * x1 = x + proj(mixed) and norm2(x1). Without drop-path the projection's bias add, the residual
- * add and the LayerNorm are one skipLayerNorm op (one fused kernel in float32); with a drop-path
+ * add and the LayerNorm are one skipLayerNorm op (one IR op; see its lowering); with a drop-path
  * mask the branch is scaled per sample first, so they stay separate.
  */
 function residualNorm(
@@ -587,8 +587,9 @@ export function vitPlan(cfg: VitConfig, prefix = ""): ForwardPlan {
 export interface ForwardOptions {
   /**
    * Each block's MLP bias add, second residual add and the next block's norm1 as one
-   * skipLayerNorm (default false: it adds SkipLayerNormalization kernels, which measured slower
-   * than the Add + Add + LayerNormalization they replace; recomputation always keeps them apart,
+   * skipLayerNorm (default false: measured with SkipLayerNormalization kernels, slower than the
+   * Add + Add + LayerNormalization they replace, and with skipLayerNorm now lowered as that pair
+   * it saves nothing; recomputation always keeps them apart,
    * since its segments must not read the next block's normalised rows).
    */
   fuseResidualNorm?: boolean;
